@@ -1,0 +1,113 @@
+# lockservice -- see README.md. `make` builds everything, `make test` runs the
+# suite and ends with "N passed, N failed".
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+PKGS := libmicrohttpd jansson hiredis
+
+CC ?= cc
+OPT ?= -O2 -g
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes
+CFLAGS ?=
+CPPFLAGS += -D_GNU_SOURCE -I. -Iservice -I$(BUILD)/gen
+ALL_CFLAGS = -std=c11 $(OPT) $(WARN) $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
+LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
+LDFLAGS ?=
+
+SERVICE_SRC := $(filter-out service/main.c,$(wildcard service/*.c)) \
+               $(wildcard handlers/*.c) \
+               $(filter-out demo-inventory/oversell-demo.c,$(wildcard demo-inventory/*.c))
+SERVICE_OBJ := $(SERVICE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded.o
+LUA := $(sort $(wildcard service/lua/*.lua demo-inventory/lua/*.lua))
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all tests test check valgrind run demo bench fuzz contract lint \
+        test-docker install uninstall format format-check clean
+
+all: lockservice oversell-demo
+
+lockservice: $(BUILD)/service/main.o $(SERVICE_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+oversell-demo: demo-inventory/oversell-demo.c
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libcurl jansson) -lpthread
+
+$(BUILD)/%.o: %.c $(wildcard service/*.h handlers/*.h demo-inventory/*.h) $(BUILD)/gen/embedded.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/embedded.h $(BUILD)/gen/embedded.c: tools/embed.sh $(LUA) openapi.yaml
+	@mkdir -p $(BUILD)/gen
+	sh tools/embed.sh $(BUILD)/gen $(LUA) openapi.yaml
+
+$(BUILD)/gen/embedded.o: $(BUILD)/gen/embedded.c
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+tests: lockservice oversell-demo $(UNIT_BIN) $(INTEG_BIN)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(SERVICE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs cmocka)
+
+$(BUILD)/tests/integration/%: tests/integration/%.c $(TESTLIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -Itests/lib $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcurl jansson) -lpthread
+
+$(BUILD)/tests/lib/%.o: tests/lib/%.c $(wildcard tests/lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -Itests/lib -c -o $@ $<
+
+# The whole suite: unit + integration against a private redis-server.
+test:
+	sh tests/run
+
+# The same suite against an AddressSanitizer + UndefinedBehaviorSanitizer build.
+check:
+	sh tests/run --sanitize
+
+valgrind:
+	sh tests/run --valgrind
+
+run:
+	sh scripts/run
+
+demo:
+	sh scripts/run --demo-only
+
+bench:
+	sh bench/run
+
+fuzz:
+	sh tests/fuzz/run
+
+contract:
+	sh tests/contract/run
+
+lint:
+	npx --yes @redocly/cli@2.77.0 lint openapi.yaml
+
+test-docker:
+	sh tests/docker/run
+
+install: lockservice oversell-demo
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 lockservice oversell-demo $(DESTDIR)$(PREFIX)/bin/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/lockservice $(DESTDIR)$(PREFIX)/bin/oversell-demo
+
+format:
+	clang-format -i service/*.[ch] handlers/*.[ch] demo-inventory/*.[ch] tests/*/*.[ch]
+
+format-check:
+	clang-format --dry-run -Werror service/*.[ch] handlers/*.[ch] demo-inventory/*.[ch] tests/*/*.[ch]
+
+clean:
+	rm -rf $(BUILD) build-asan lockservice oversell-demo

@@ -1,0 +1,220 @@
+/* locks.c -- /v1/locks/{name}: acquire, renew, release, status. */
+#include "handlers.h"
+
+#include "clock.h"
+#include "http.h"
+#include "lock_engine.h"
+#include "metrics.h"
+#include "request.h"
+
+#include <inttypes.h>
+
+/* How often a waiter may find a release it just missed and try again at
+ * once, before it registers regardless. */
+#define IMMEDIATE_RETRIES 3
+
+static json_t *lease_json(const char *name, const struct lease *l)
+{
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:s}", "name", name, "token",
+                     l->token, "fence", (json_int_t)l->fence, "ttl_ms",
+                     (json_int_t)l->ttl_ms, "count", (json_int_t)l->count,
+                     "owner", l->owner);
+}
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* Writes the reply every engine failure maps to. */
+void reply_lock_error(struct request *req, enum lock_result r)
+{
+    switch (r) {
+    case LOCK_NOT_HELD:
+        reply_problem(req, 409, "not_held",
+                      "lock '%s' is not held: released or expired",
+                      req->param);
+        break;
+    case LOCK_NOT_OWNER:
+        reply_problem(req, 409, "not_owner",
+                      "the token does not hold lock '%s'", req->param);
+        break;
+    case LOCK_HOLD_LIMIT:
+        reply_problem(req, 409, "hold_limit",
+                      "lock '%s' is already held %" PRId64
+                      " times by this token",
+                      req->param, req->cfg->max_hold_count);
+        break;
+    default:
+        reply_problem(req, 503, "backend_unavailable",
+                      "Redis is unreachable or timed out");
+        break;
+    }
+}
+
+static void reply_held(struct request *req, const char *name,
+                       const struct lease *l, int64_t wait_ms)
+{
+    int64_t retry = l->retry_after_ms;
+
+    reply_problem_ex(req, 409, "lock_held",
+                     json_pack("{s:I}", "retry_after_ms", (json_int_t)retry),
+                     retry > 0 ? ceil_div(retry, 1000) : 1,
+                     "lock '%s' is held; waited %" PRId64 " ms", name,
+                     wait_ms);
+}
+
+enum acquire_step acquire_or_wait(struct request *req, const char *name,
+                                  const char *token, int64_t ttl_ms,
+                                  const char *owner, int64_t wait_ms,
+                                  struct lease *lease)
+{
+    struct waiter *w = &req->waiter;
+    uint64_t deadline = req->start_ns + MS_TO_NS(wait_ms);
+    int tries;
+
+    if (w->wake == WAKE_SHUTDOWN) {
+        reply_problem(req, 503, "shutting_down",
+                      "the service is shutting down; retry elsewhere");
+        return STEP_REPLIED;
+    }
+    for (tries = 0; tries <= IMMEDIATE_RETRIES; tries++) {
+        uint64_t now = clock_now_ns();
+        int64_t left_ms =
+            now < deadline ? ceil_div((int64_t)(deadline - now), 1000000) : 0;
+        enum lock_result r;
+
+        r = lock_acquire(name, token, ttl_ms, owner, left_ms, lease);
+        if (r != LOCK_UNAVAILABLE)
+            waiters_release_used(w);
+        if (r == LOCK_OK) {
+            metrics_acquire(ACQUIRE_GRANTED);
+            return STEP_GRANTED;
+        }
+        if (r != LOCK_HELD) {
+            reply_lock_error(req, r);
+            return STEP_REPLIED;
+        }
+        if (left_ms == 0) {
+            metrics_acquire(wait_ms > 0 ? ACQUIRE_TIMEOUT : ACQUIRE_HELD);
+            reply_held(req, name, lease, wait_ms);
+            return STEP_REPLIED;
+        }
+        switch (request_wait_lock(req, name, now,
+                                  now + MS_TO_NS(lease->retry_after_ms + 1),
+                                  deadline)) {
+        case WAIT_OK:
+            return STEP_SUSPENDED;
+        case WAIT_RETRY:
+            continue;
+        case WAIT_FULL:
+            reply_problem_ex(req, 429, "too_many_waiters", NULL, 1,
+                             "this instance already has %u waiters",
+                             req->cfg->max_waiters);
+            return STEP_REPLIED;
+        case WAIT_SHUTTING_DOWN:
+            reply_problem(req, 503, "shutting_down",
+                          "the service is shutting down; retry elsewhere");
+            return STEP_REPLIED;
+        }
+    }
+    /* Releases keep slipping past between attempt and registration. */
+    reply_problem(req, 503, "backend_unavailable",
+                  "lock '%s' changed hands too often to register a waiter",
+                  name);
+    return STEP_REPLIED;
+}
+
+void handle_lock_acquire(struct request *req)
+{
+    static const char *const fields[] = {"ttl_ms", "wait_ms", "owner",
+                                         "token", NULL};
+    const struct config *cfg = req->cfg;
+    struct field_problem prob;
+    const char *owner, *token;
+    int64_t ttl_ms, wait_ms;
+    struct lease lease;
+
+    if (fields_known(req->json, fields, &prob) < 0 ||
+        field_int(req->json, "ttl_ms", 30000, 1, cfg->max_ttl_ms, &ttl_ms,
+                  &prob) < 0 ||
+        field_int(req->json, "wait_ms", 0, 0, cfg->max_wait_ms, &wait_ms,
+                  &prob) < 0 ||
+        field_string(req->json, "owner", false, OWNER_MAX, &owner, &prob) <
+            0 ||
+        field_token(req->json, "token", false, &token, &prob) < 0) {
+        reply_field_problem(req, &prob);
+        return;
+    }
+    if (acquire_or_wait(req, req->param, token, ttl_ms, owner, wait_ms,
+                        &lease) == STEP_GRANTED)
+        reply_json(req, 200, lease_json(req->param, &lease));
+}
+
+void handle_lock_renew(struct request *req)
+{
+    static const char *const fields[] = {"token", "ttl_ms", NULL};
+    struct field_problem prob;
+    const char *token;
+    int64_t ttl_ms;
+    struct lease lease;
+    enum lock_result r;
+
+    if (fields_known(req->json, fields, &prob) < 0 ||
+        field_token(req->json, "token", true, &token, &prob) < 0 ||
+        field_int(req->json, "ttl_ms", 0, 1, req->cfg->max_ttl_ms, &ttl_ms,
+                  &prob) < 0) {
+        reply_field_problem(req, &prob);
+        return;
+    }
+    r = lock_renew(req->param, token, ttl_ms, &lease);
+    if (r != LOCK_OK) {
+        reply_lock_error(req, r);
+        return;
+    }
+    reply_json(req, 200, lease_json(req->param, &lease));
+}
+
+void handle_lock_release(struct request *req)
+{
+    static const char *const fields[] = {"token", NULL};
+    struct field_problem prob;
+    const char *token;
+    int64_t count;
+    enum lock_result r;
+
+    if (fields_known(req->json, fields, &prob) < 0 ||
+        field_token(req->json, "token", true, &token, &prob) < 0) {
+        reply_field_problem(req, &prob);
+        return;
+    }
+    r = lock_release(req->param, token, &count);
+    if (r != LOCK_OK) {
+        reply_lock_error(req, r);
+        return;
+    }
+    reply_json(req, 200,
+               json_pack("{s:s, s:b, s:I}", "name", req->param, "released",
+                         1, "count", (json_int_t)count));
+}
+
+void handle_lock_status(struct request *req)
+{
+    struct lease lease;
+
+    if (lock_status(req->param, &lease) != LOCK_OK) {
+        reply_lock_error(req, LOCK_UNAVAILABLE);
+        return;
+    }
+    if (!lease.held) {
+        reply_json(req, 200,
+                   json_pack("{s:s, s:b}", "name", req->param, "held", 0));
+        return;
+    }
+    reply_json(req, 200,
+               json_pack("{s:s, s:b, s:s, s:I, s:I, s:I}", "name", req->param,
+                         "held", 1, "owner", lease.owner, "fence",
+                         (json_int_t)lease.fence, "ttl_ms",
+                         (json_int_t)lease.ttl_ms, "count",
+                         (json_int_t)lease.count));
+}

@@ -1,0 +1,568 @@
+/* http.c -- the HTTP server; see http.h. The route table lives in routes.c;
+ * this file turns connections into requests, routes them, checks what every
+ * route shares (name, auth, body size, content type, JSON) and writes
+ * responses. */
+#include "http.h"
+
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "request.h"
+#include "token.h"
+
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static struct MHD_Daemon *daemon_handle;
+static const struct config *conf;
+static atomic_uint inflight;
+
+/* ---- responses ----------------------------------------------------------*/
+
+static void queue(struct request *req, struct MHD_Response *resp,
+                  unsigned status)
+{
+    if (req->status != 0) {
+        /* A second reply is a handler bug; the first one stands. */
+        log_error("%s %s: second response %u ignored", req->method,
+                  req->route ? req->route->pattern : "-", status);
+        MHD_destroy_response(resp);
+        return;
+    }
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (MHD_queue_response(req->conn, status, resp) == MHD_YES)
+        req->status = status;
+    else
+        req->status = 500; /* connection is going away; log it as such */
+    MHD_destroy_response(resp);
+}
+
+void reply_raw(struct request *req, unsigned status, const char *content_type,
+               const char *data, size_t len, bool copy)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, (void *)data,
+        copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
+
+    if (resp == NULL)
+        return;
+    MHD_add_response_header(resp, "Content-Type", content_type);
+    queue(req, resp, status);
+}
+
+/* Serialises body (stolen) and queues it with content_type. */
+static struct MHD_Response *json_response(json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    struct MHD_Response *resp;
+
+    json_decref(body);
+    if (text == NULL)
+        return NULL;
+    resp = MHD_create_response_from_buffer(strlen(text), text,
+                                           MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL)
+        free(text);
+    return resp;
+}
+
+void reply_json(struct request *req, unsigned status, json_t *body)
+{
+    struct MHD_Response *resp = json_response(body);
+
+    if (resp == NULL)
+        return;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    queue(req, resp, status);
+}
+
+/* Allow: every method of the routes sharing route's path, HEAD with GET. */
+static void add_allow_header(struct MHD_Response *resp,
+                             const struct route *route)
+{
+    char allow[128] = "";
+    size_t i;
+
+    for (i = 0; route != NULL && i < route_count; i++) {
+        if (strcmp(routes[i].pattern, route->pattern) != 0)
+            continue;
+        if (routes[i].demo && !conf->demo)
+            continue;
+        strncat(allow, routes[i].method, sizeof allow - strlen(allow) - 1);
+        strncat(allow, ", ", sizeof allow - strlen(allow) - 1);
+        if (strcmp(routes[i].method, "GET") == 0)
+            strncat(allow, "HEAD, ", sizeof allow - strlen(allow) - 1);
+    }
+    strncat(allow, "OPTIONS", sizeof allow - strlen(allow) - 1);
+    MHD_add_response_header(resp, "Allow", allow);
+}
+
+static const char *status_title(unsigned status, const char *code)
+{
+    if (strcmp(code, "lock_held") == 0)
+        return "Lock is held";
+    if (strcmp(code, "not_held") == 0)
+        return "Lock is not held";
+    if (strcmp(code, "not_owner") == 0)
+        return "Token does not hold the lock";
+    switch (status) {
+    case 400:
+        return "Bad request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not found";
+    case 405:
+        return "Method not allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Body too large";
+    case 415:
+        return "Unsupported media type";
+    case 429:
+        return "Too many requests";
+    case 503:
+        return "Service unavailable";
+    default:
+        return "Error";
+    }
+}
+
+static void reply_problem_va(struct request *req, unsigned status,
+                             const char *code, json_t *extra,
+                             int64_t retry_after_s, const char *fmt,
+                             va_list ap)
+{
+    char detail[512], header[24];
+    struct MHD_Response *resp;
+    json_t *body;
+
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    body = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank",
+                     "title", status_title(status, code), "status",
+                     (int)status, "code", code, "detail", detail);
+    if (body == NULL) {
+        json_decref(extra);
+        return;
+    }
+    if (extra != NULL) {
+        json_object_update(body, extra);
+        json_decref(extra);
+    }
+    resp = json_response(body);
+    if (resp == NULL)
+        return;
+    MHD_add_response_header(resp, "Content-Type",
+                            "application/problem+json");
+    if (retry_after_s > 0) {
+        snprintf(header, sizeof header, "%lld", (long long)retry_after_s);
+        MHD_add_response_header(resp, "Retry-After", header);
+    }
+    if (status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate",
+                                "Bearer realm=\"lockservice\"");
+    if (status == 405)
+        add_allow_header(resp, req->route);
+    queue(req, resp, status);
+}
+
+void reply_problem(struct request *req, unsigned status, const char *code,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_problem_va(req, status, code, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void reply_problem_ex(struct request *req, unsigned status, const char *code,
+                      json_t *extra, int64_t retry_after_s, const char *fmt,
+                      ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_problem_va(req, status, code, extra, retry_after_s, fmt, ap);
+    va_end(ap);
+}
+
+void reply_field_problem(struct request *req, const struct field_problem *p)
+{
+    reply_problem(req, 400,
+                  p->error == FIELD_INVALID_JSON ? "invalid_json"
+                                                 : "invalid_field",
+                  "%s", p->detail);
+}
+
+/* ---- waiting ------------------------------------------------------------*/
+
+static enum waiters_result suspended_if_ok(struct request *req,
+                                           enum waiters_result r)
+{
+    req->suspended = r == WAIT_OK;
+    return r;
+}
+
+enum waiters_result request_wait_lock(struct request *req, const char *name,
+                                      uint64_t attempt_ns,
+                                      uint64_t retry_at_ns,
+                                      uint64_t deadline_ns)
+{
+    return suspended_if_ok(req, waiters_wait(&req->waiter, req->conn, name,
+                                             attempt_ns, retry_at_ns,
+                                             deadline_ns));
+}
+
+enum waiters_result request_sleep(struct request *req, uint64_t until_ns)
+{
+    return suspended_if_ok(req,
+                           waiters_sleep(&req->waiter, req->conn, until_ns));
+}
+
+/* ---- routing ------------------------------------------------------------*/
+
+/* Matches url against pattern; the {name} segment is copied into param
+ * (truncated: its length is checked by the caller via *param_len). */
+static bool path_match(const char *pattern, const char *url, char *param,
+                       size_t param_size, size_t *param_len)
+{
+    while (*pattern != '\0') {
+        if (strncmp(pattern, "{name}", 6) == 0) {
+            const char *end = strchr(url, '/');
+            size_t n = end ? (size_t)(end - url) : strlen(url);
+            size_t copy = n < param_size - 1 ? n : param_size - 1;
+            memcpy(param, url, copy);
+            param[copy] = '\0';
+            *param_len = n;
+            url += n;
+            pattern += 6;
+            continue;
+        }
+        if (*pattern++ != *url++)
+            return false;
+    }
+    return *url == '\0';
+}
+
+static bool method_is(const struct route *r, const char *method)
+{
+    if (strcmp(r->method, method) == 0)
+        return true;
+    return strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
+}
+
+/* Finds the route for method and url. Returns its index, or -1 with
+ * *path_known telling whether some route serves the path. The {name}
+ * segment's full length lands in *param_len. */
+static int route_find(const char *method, const char *url, char *param,
+                      size_t param_size, size_t *param_len, int *path_route)
+{
+    size_t i;
+
+    *path_route = -1;
+    for (i = 0; i < route_count; i++) {
+        const struct route *r = &routes[i];
+        if (r->demo && !conf->demo)
+            continue;
+        if (!path_match(r->pattern, url, param, param_size, param_len))
+            continue;
+        if (*path_route < 0)
+            *path_route = (int)i;
+        if (method_is(r, method))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Constant-time check of the Authorization header against every key. */
+static bool authorized(struct MHD_Connection *conn)
+{
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                "Authorization");
+    char given[API_KEY_MAX + 1] = {0};
+    size_t len, i;
+    bool ok = false;
+
+    if (conf->api_key_count == 0)
+        return true;
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    h += 7;
+    len = strlen(h);
+    if (len > API_KEY_MAX)
+        return false;
+    memcpy(given, h, len);
+    for (i = 0; i < conf->api_key_count; i++) {
+        const struct api_key *k = &conf->api_keys[i];
+        char want[API_KEY_MAX + 1] = {0};
+        bool same;
+
+        memcpy(want, k->key, k->key_len);
+        same = secret_equal(given, want, sizeof want) && len == k->key_len;
+        ok |= same;
+    }
+    return ok;
+}
+
+static bool content_type_json(struct MHD_Connection *conn)
+{
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 "Content-Type");
+    size_t n = strlen("application/json");
+
+    if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
+        return false;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+/* True when the request announces a body (Content-Length > 0 or chunked). */
+static bool has_body(struct MHD_Connection *conn, unsigned long long *length)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 "Content-Length");
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 "Transfer-Encoding");
+
+    *length = cl ? strtoull(cl, NULL, 10) : 0;
+    return *length > 0 || (te != NULL && strcasecmp(te, "identity") != 0);
+}
+
+/* Checks what every route shares, before any body arrives. Returns true when
+ * the request may go on; otherwise a response is queued. */
+static bool admit(struct request *req, const char *url)
+{
+    size_t param_len = 0;
+    unsigned long long length;
+    int path_route;
+    bool body;
+
+    req->route_index = route_find(req->method, url, req->param,
+                                  sizeof req->param, &param_len, &path_route);
+    if (req->route_index < 0 && path_route < 0) {
+        reply_problem(req, 404, "not_found", "no route for %s",
+                      strlen(url) <= 128 ? url : "this path");
+        return false;
+    }
+    req->route = &routes[req->route_index >= 0 ? req->route_index
+                                               : path_route];
+    if (req->route->needs_auth && !authorized(req->conn)) {
+        reply_problem(req, 401, "unauthorized",
+                      "send Authorization: Bearer <api key>");
+        return false;
+    }
+    if (req->route_index < 0) {
+        if (strcmp(req->method, "OPTIONS") == 0) {
+            struct MHD_Response *resp = MHD_create_response_from_buffer(
+                0, NULL, MHD_RESPMEM_PERSISTENT);
+            add_allow_header(resp, req->route);
+            queue(req, resp, 204);
+            return false;
+        }
+        reply_problem(req, 405, "method_not_allowed",
+                      "%s is not allowed here", req->method);
+        return false;
+    }
+    if (strstr(req->route->pattern, "{name}") != NULL &&
+        !lock_name_valid(req->param, param_len)) {
+        reply_problem(req, 400, "invalid_name",
+                      "names are 1 to %d characters of A-Z a-z 0-9 . _ : -",
+                      LOCK_NAME_MAX);
+        return false;
+    }
+    body = has_body(req->conn, &length);
+    if (length > conf->max_body_bytes) {
+        reply_problem(req, 413, "body_too_large",
+                      "body is larger than %zu bytes", conf->max_body_bytes);
+        return false;
+    }
+    if (body && req->route->body && !content_type_json(req->conn)) {
+        reply_problem(req, 415, "unsupported_media_type",
+                      "send the body as Content-Type: application/json");
+        return false;
+    }
+    return true;
+}
+
+/* ---- libmicrohttpd callbacks --------------------------------------------*/
+
+/* Runs the handler of a routed request whose body is complete (or that was
+ * resumed). */
+static void dispatch(struct request *req)
+{
+    struct field_problem prob;
+
+    if (req->body_too_large) {
+        reply_problem(req, 413, "body_too_large",
+                      "body is larger than %zu bytes", conf->max_body_bytes);
+        return;
+    }
+    if (req->route->body && req->json == NULL) {
+        req->json = body_parse_object(req->body, req->body_len,
+                                      conf->max_json_depth, &prob);
+        if (req->json == NULL) {
+            reply_field_problem(req, &prob);
+            return;
+        }
+    }
+    req->suspended = false;
+    req->route->handler(req);
+    if (req->status == 0 && !req->suspended) {
+        log_error("handler for %s queued no response", req->route->pattern);
+        reply_problem(req, 500, "internal_error", "internal error");
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct request *req = *con_cls;
+
+    (void)cls;
+    (void)version;
+    if (req == NULL) {
+        req = calloc(1, sizeof *req);
+        if (req == NULL)
+            return MHD_NO;
+        req->conn = conn;
+        req->cfg = conf;
+        req->method = method;
+        req->route_index = -1;
+        req->start_ns = clock_now_ns();
+        req->waiter.fd = -1;
+        *con_cls = req;
+        atomic_fetch_add(&inflight, 1);
+        admit(req, url);
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (req->status != 0 || req->body_too_large)
+            return MHD_YES; /* answered already, or discarding */
+        if (req->body_len + n > conf->max_body_bytes) {
+            req->body_too_large = true;
+            free(req->body);
+            req->body = NULL;
+            req->body_len = 0;
+            return MHD_YES;
+        }
+        if (req->body == NULL) {
+            req->body = malloc(conf->max_body_bytes);
+            if (req->body == NULL)
+                return MHD_NO;
+        }
+        memcpy(req->body + req->body_len, upload, n);
+        req->body_len += n;
+        return MHD_YES;
+    }
+    if (req->status != 0)
+        return MHD_YES;
+    if (req->waiter.wake == WAKE_CLIENT_GONE)
+        return MHD_NO; /* nobody to answer */
+    dispatch(req);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+                         void **con_cls, enum MHD_RequestTerminationCode why)
+{
+    struct request *req = *con_cls;
+    uint64_t dur;
+
+    (void)cls;
+    (void)conn;
+    if (req == NULL)
+        return;
+    waiters_done(&req->waiter);
+    dur = clock_now_ns() - req->start_ns;
+    if (req->status == 0)
+        req->status = why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
+    metrics_request(req->route_index, req->method, req->status, dur);
+    if (log_enabled(LOG_INFO))
+        log_info("%s %s %u %.3fms%s", req->method,
+                 req->route ? req->route->pattern : "-", req->status,
+                 (double)dur / 1e6,
+                 why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+                                                            : " (aborted)");
+    if (req->state_free != NULL)
+        req->state_free(req->state);
+    json_decref(req->json);
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+    atomic_fetch_sub(&inflight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+
+    (void)cls;
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    log_warn("http: %s", line);
+}
+
+int http_start(const struct config *cfg)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    char port[8];
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    int rc;
+
+    conf = cfg;
+    hints.ai_family = cfg->listen_ipv6 ? AF_INET6 : AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port, sizeof port, "%d", cfg->listen_port);
+    rc = getaddrinfo(cfg->listen_host, port, &hints, &ai);
+    if (rc != 0) {
+        log_error("--listen: cannot resolve %s: %s", cfg->listen_host,
+                  gai_strerror(rc));
+        return -1;
+    }
+    if (cfg->listen_ipv6)
+        flags |= MHD_USE_IPv6;
+    daemon_handle = MHD_start_daemon(
+        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
+        cfg->threads, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (daemon_handle == NULL) {
+        log_error("cannot listen on %s:%d", cfg->listen_host,
+                  cfg->listen_port);
+        return -1;
+    }
+    return 0;
+}
+
+void http_quiesce(void)
+{
+    if (daemon_handle != NULL)
+        MHD_quiesce_daemon(daemon_handle);
+}
+
+unsigned http_inflight(void)
+{
+    return atomic_load(&inflight);
+}
+
+void http_stop(void)
+{
+    if (daemon_handle != NULL)
+        MHD_stop_daemon(daemon_handle);
+    daemon_handle = NULL;
+}

@@ -1,0 +1,56 @@
+/* lock_engine.h -- exclusive leases on named locks. Every state change is one
+ * Lua script (service/lua/), so it is atomic in Redis; one round trip per
+ * call. No HTTP here: handlers translate the results. */
+#ifndef LOCKSERVICE_LOCK_ENGINE_H
+#define LOCKSERVICE_LOCK_ENGINE_H
+
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum lock_result {
+    LOCK_OK,
+    LOCK_HELD,        /* another lease holds it (retry_after_ms set) */
+    LOCK_NOT_HELD,    /* no lease on the name */
+    LOCK_NOT_OWNER,   /* the token given does not hold it */
+    LOCK_HOLD_LIMIT,  /* re-entry would pass max_hold_count */
+    LOCK_UNAVAILABLE, /* Redis unreachable, timed out or failed */
+};
+
+struct lease {
+    char token[TOKEN_HEX_LEN + 1];
+    int64_t fence;
+    int64_t count;
+    int64_t ttl_ms; /* granted TTL (acquire, renew) or remaining (status) */
+    char owner[OWNER_MAX + 1];
+    bool held;      /* status only */
+    int64_t retry_after_ms; /* LOCK_HELD: the holder's remaining TTL */
+};
+
+void lock_engine_init(const struct config *cfg);
+
+/* Acquires name for ttl_ms. token NULL mints a new lease; a token re-enters
+ * the lease it names. wait_ms > 0 announces a waiter so that the release
+ * publishes a notification. Fills *out on LOCK_OK and retry_after_ms on
+ * LOCK_HELD. */
+enum lock_result lock_acquire(const char *name, const char *token,
+                              int64_t ttl_ms, const char *owner,
+                              int64_t wait_ms, struct lease *out);
+/* ttl_ms 0: keep the TTL the lease was granted with. */
+enum lock_result lock_renew(const char *name, const char *token,
+                            int64_t ttl_ms, struct lease *out);
+/* *count receives the remaining hold count. */
+enum lock_result lock_release(const char *name, const char *token,
+                              int64_t *count);
+enum lock_result lock_status(const char *name, struct lease *out);
+/* PING on this thread's connection. Returns 0 or -1. */
+int lock_engine_ping(void);
+
+/* Writes "<prefix><kind>:<name>" into buf. Returns its length, or 0 if it
+ * does not fit. Shared with the demo, which keeps its keys beside these. */
+size_t lock_key(char *buf, size_t buflen, const char *kind, const char *name);
+/* The channel release notifications are published on. */
+const char *lock_release_channel(void);
+
+#endif

@@ -1,0 +1,54 @@
+-- acquire.lua: grant, re-enter or refuse an exclusive lease.
+--
+-- KEYS[1] lock hash    {token, fence, count, owner, ttl}; PEXPIRE = lease TTL
+-- KEYS[2] fence key    last fence handed out for this name; TTL = lease + 60 s
+-- KEYS[3] waiters key  exists while some instance has a waiter on the name;
+--                      TTL = the longest announced wait
+-- ARGV[1] token: a freshly minted token, or the client's token to re-enter
+-- ARGV[2] "1" when ARGV[1] is the client's token (re-entry), else "0"
+-- ARGV[3] ttl_ms      ARGV[4] owner label      ARGV[5] wait_ms (0: no wait)
+-- ARGV[6] max hold count
+--
+-- Returns {1, fence, count, ttl_ms, owner}   granted (new or re-entered)
+--         {0, pttl}                          held by another lease
+--         {-1}                               re-entry token does not hold it
+--         {-2}                               re-entry would pass the hold limit
+--
+-- Invariants: at most one holder per name; fences strictly increase per name
+-- even after the fence key expired or Redis lost its data, because a new fence
+-- is max(last + 1, Redis TIME in microseconds), and stays below 2^53.
+local ttl = tonumber(ARGV[3])
+if ARGV[2] == "1" then
+    if redis.call("HGET", KEYS[1], "token") ~= ARGV[1] then
+        return {-1}
+    end
+    local count = tonumber(redis.call("HGET", KEYS[1], "count"))
+    if count >= tonumber(ARGV[6]) then
+        return {-2}
+    end
+    count = redis.call("HINCRBY", KEYS[1], "count", 1)
+    redis.call("HSET", KEYS[1], "ttl", ttl)
+    redis.call("PEXPIRE", KEYS[1], ttl)
+    redis.call("PEXPIRE", KEYS[2], ttl + 60000)
+    local f = redis.call("HMGET", KEYS[1], "fence", "owner")
+    return {1, tonumber(f[1]), count, ttl, f[2]}
+end
+local pttl = redis.call("PTTL", KEYS[1])
+if pttl ~= -2 then
+    local wait = tonumber(ARGV[5])
+    if wait > 0 and redis.call("PTTL", KEYS[3]) < wait then
+        redis.call("SET", KEYS[3], "1", "PX", wait)
+    end
+    return {0, pttl}
+end
+local now = redis.call("TIME")
+local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local fence = tonumber(redis.call("GET", KEYS[2]) or "0") + 1
+if fence < now_us then
+    fence = now_us
+end
+redis.call("SET", KEYS[2], fence, "PX", ttl + 60000)
+redis.call("HSET", KEYS[1], "token", ARGV[1], "fence", fence, "count", 1,
+           "owner", ARGV[4], "ttl", ttl)
+redis.call("PEXPIRE", KEYS[1], ttl)
+return {1, fence, 1, ttl, ARGV[4]}

@@ -1,0 +1,143 @@
+/* main.c -- lockservice: parse the configuration, start the waiter registry
+ * and the HTTP server, and shut down gracefully on SIGTERM or SIGINT. */
+#include "clock.h"
+#include "config.h"
+#include "http.h"
+#include "lock_engine.h"
+#include "log.h"
+#include "redis_conn.h"
+#include "waiters.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static struct config cfg;
+
+/* --healthcheck: GET /healthz on the configured address with a plain socket
+ * (the container image carries no curl). Returns the exit status. */
+static int healthcheck(void)
+{
+    const char *host = cfg.listen_host;
+    struct addrinfo hints = {0}, *ai = NULL;
+    struct timeval tv = {2, 0};
+    char port[8], req[512], resp[64];
+    ssize_t n;
+    int fd, rc = 1;
+
+    if (strcmp(host, "0.0.0.0") == 0)
+        host = "127.0.0.1";
+    else if (strcmp(host, "::") == 0)
+        host = "::1";
+    snprintf(port, sizeof port, "%d", cfg.listen_port);
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, port, &hints, &ai) != 0)
+        return 1;
+    fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        snprintf(req, sizeof req,
+                 "GET /healthz HTTP/1.1\r\nHost: %s\r\nConnection: close"
+                 "\r\n\r\n",
+                 host);
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            write(fd, req, strlen(req)) == (ssize_t)strlen(req) &&
+            (n = read(fd, resp, sizeof resp - 1)) > 12) {
+            resp[n] = '\0';
+            rc = strncmp(resp + 8, " 200", 4) == 0 ? 0 : 1;
+        }
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    return rc;
+}
+
+/* Waiting connections cost a descriptor each: use what the hard limit
+ * allows. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* Stops accepting, answers waiters 503, lets in-flight requests finish for
+ * up to the shutdown timeout, then stops. */
+static void shutdown_gracefully(int sig)
+{
+    uint64_t deadline =
+        clock_now_ns() + MS_TO_NS(cfg.shutdown_timeout_ms);
+
+    log_info("signal %d: shutting down (%u requests in flight)", sig,
+             http_inflight());
+    http_quiesce();
+    waiters_stop();
+    while (http_inflight() > 0 && clock_now_ns() < deadline)
+        usleep(10000);
+    if (http_inflight() > 0)
+        log_warn("shutdown timeout: %u requests still in flight",
+                 http_inflight());
+    http_stop();
+    log_info("stopped");
+}
+
+int main(int argc, char **argv)
+{
+    char err[512];
+    sigset_t sigs;
+    int sig;
+
+    switch (config_parse(&cfg, argc, argv, err, sizeof err)) {
+    case CONFIG_EXIT_OK:
+        return 0;
+    case CONFIG_ERROR:
+        fprintf(stderr, "lockservice: %s\n", err);
+        return 2;
+    case CONFIG_OK:
+        break;
+    }
+    if (cfg.healthcheck)
+        return healthcheck();
+    log_set_level(cfg.log_level);
+    raise_fd_limit();
+
+    /* Worker threads inherit this mask: only main takes the signals. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    redis_conns_init(&cfg);
+    lock_engine_init(&cfg);
+    if (waiters_start(&cfg) < 0) {
+        log_error("cannot start the waiter registry: %s", strerror(errno));
+        return 1;
+    }
+    if (http_start(&cfg) < 0) {
+        waiters_stop();
+        return 1;
+    }
+    log_info("listening on %s%s%s:%d, redis %s%s%s, %u threads%s",
+             cfg.listen_ipv6 ? "[" : "", cfg.listen_host,
+             cfg.listen_ipv6 ? "]" : "", cfg.listen_port,
+             cfg.redis.is_unix ? "unix:" : "", cfg.redis.host,
+             cfg.redis.is_unix ? "" : "", cfg.threads,
+             cfg.demo ? ", demo on" : "");
+    if (sigwait(&sigs, &sig) != 0)
+        sig = SIGTERM;
+    shutdown_gracefully(sig);
+    return 0;
+}

@@ -1,0 +1,23 @@
+/* metrics.h -- process-wide counters, rendered as Prometheus text. All
+ * updates are lock-free atomics so the hot path pays a few increments. */
+#ifndef LOCKSERVICE_METRICS_H
+#define LOCKSERVICE_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum acquire_outcome { ACQUIRE_GRANTED, ACQUIRE_HELD, ACQUIRE_TIMEOUT };
+
+/* route_index is the row of the route table (routes.c), or -1 for "no
+ * route". */
+void metrics_request(int route_index, const char *method, unsigned status,
+                     uint64_t duration_ns);
+void metrics_acquire(enum acquire_outcome outcome);
+void metrics_waiters_add(int delta);
+void metrics_redis_error(void);
+
+/* Renders every metric. Returns a malloc'd NUL-terminated string the caller
+ * frees, length in *len; NULL on allocation failure. */
+char *metrics_render(size_t *len);
+
+#endif

@@ -1,0 +1,76 @@
+/* waiters.h -- the instance's waiter registry.
+ *
+ * A request that must wait (for a lock, or for a timed pause) registers its
+ * struct waiter and suspends its connection. One thread owns the registry's
+ * epoll set: the Redis subscriber connection that receives release
+ * notifications, a timer heap (holder expiry, the waiter's own deadline), and
+ * each waiter's client socket so a client that hangs up leaves at once. It
+ * resumes a connection with waiter.wake saying why; the handler then runs
+ * again on its worker thread. No waiter holds a thread or polls Redis. */
+#ifndef LOCKSERVICE_WAITERS_H
+#define LOCKSERVICE_WAITERS_H
+
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct MHD_Connection;
+struct name_bucket;
+
+enum waiter_wake {
+    WAKE_NONE = 0,     /* not woken (fresh request, or still waiting) */
+    WAKE_RELEASED,     /* a release of the name was published */
+    WAKE_TIMER,        /* the holder's lease should have run out, or a pause ended */
+    WAKE_DEADLINE,     /* the waiter's own wait_ms ran out */
+    WAKE_BACKEND_LOST, /* the subscriber lost Redis: retry (503 if still down) */
+    WAKE_SHUTDOWN,     /* the service is stopping: answer 503 */
+    WAKE_CLIENT_GONE,  /* the client hung up: drop the request */
+};
+
+/* Embedded in each request; the registry only links it. */
+struct waiter {
+    struct MHD_Connection *conn;
+    char name[LOCK_NAME_MAX + 1]; /* empty for a pure timer */
+    uint64_t wake_at_ns;          /* next timer */
+    uint64_t deadline_ns;         /* wait_ms runs out (>= wake_at_ns) */
+    enum waiter_wake wake;
+    bool registered;
+    bool release_pending;         /* woken by a release it has not yet used */
+    int fd;
+    uint32_t gen;
+    size_t heap_index;
+    struct waiter *prev, *next;   /* FIFO of waiters on the same name */
+    struct name_bucket *bucket;
+};
+
+/* Starts the registry thread (and its subscriber). Returns 0 or -1. */
+int waiters_start(const struct config *cfg);
+/* Resumes every waiter with WAKE_SHUTDOWN and stops the thread. */
+void waiters_stop(void);
+
+enum waiters_result { WAIT_OK, WAIT_FULL, WAIT_SHUTTING_DOWN, WAIT_RETRY };
+
+/* Registers w for lock name and suspends conn. Call from the connection's
+ * handler. retry_at_ns: when the holder's lease runs out; deadline_ns: when
+ * the wait ends. attempt_ns: when the failed acquire was sent, so a release
+ * seen since then is not missed (WAIT_RETRY: try again now, nothing
+ * registered). WAIT_FULL: the waiter limit is reached. */
+enum waiters_result waiters_wait(struct waiter *w, struct MHD_Connection *conn,
+                                 const char *name, uint64_t attempt_ns,
+                                 uint64_t retry_at_ns, uint64_t deadline_ns);
+/* Suspends conn until until_ns (a timed pause inside a request). */
+enum waiters_result waiters_sleep(struct waiter *w,
+                                  struct MHD_Connection *conn,
+                                  uint64_t until_ns);
+/* Called when a request ends: unlinks w if still registered, and passes an
+ * unused release wake-up on to the next waiter of the name. */
+void waiters_done(struct waiter *w);
+/* The woken waiter used its release wake-up (it got the lock, or found it
+ * held by someone whose release will notify again). */
+void waiters_release_used(struct waiter *w);
+unsigned waiters_count(void);
+/* True while the subscriber is connected to Redis. */
+bool waiters_subscribed(void);
+
+#endif

@@ -1,0 +1,134 @@
+/* harness.h -- what every integration test needs: TAP output, a private
+ * redis-server and lockservice on free ports, and HTTP through libcurl.
+ *
+ * Environment: LOCKSERVICE_BIN (default ./lockservice), LOCKSERVICE_WRAPPER
+ * (a command prefix such as "valgrind --error-exitcode=99 -q"), REDIS_SERVER
+ * (default redis-server). Never touches port 6379 or 8080. */
+#ifndef LOCKSERVICE_TEST_HARNESS_H
+#define LOCKSERVICE_TEST_HARNESS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* TAP: prints "ok N - desc" or "not ok N - desc"; returns cond. */
+bool t_ok(bool cond, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prints a "# ..." diagnostic line. */
+void t_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints the plan "1..N"; returns the process exit status (0 if all passed). */
+int t_done(void);
+
+/* A free TCP port on 127.0.0.1 (bound then released). */
+int free_port(void);
+
+struct redis_proc {
+    pid_t pid;
+    int port;
+    char dir[256];      /* private working dir (AOF/RDB), removed by stop */
+    char extra[512];    /* extra args given to redis_start, kept for restart */
+};
+/* Starts redis-server on a free port (--save "" --appendonly no unless extra
+ * says otherwise; extra is a space-separated arg string or NULL) and waits
+ * until it answers PING. Returns 0 or -1. */
+int redis_start(struct redis_proc *r, const char *extra);
+void redis_stop(struct redis_proc *r);          /* SIGTERM, waitpid, rm dir */
+void redis_kill(struct redis_proc *r);          /* SIGKILL, waitpid, keep dir */
+int redis_restart(struct redis_proc *r);        /* same port and dir */
+/* Runs redis-cli -p port ARGS... and returns its stdout (malloc'd, caller
+ * frees) or NULL. args is a space-separated string. */
+char *redis_cli(const struct redis_proc *r, const char *args);
+
+struct svc_proc {
+    pid_t pid;
+    int port;
+    char url[64];       /* "http://127.0.0.1:PORT" */
+    char log[256];      /* file holding the service's stderr */
+};
+/* Starts the service against r (--listen 127.0.0.1:<free> --redis
+ * redis://127.0.0.1:<r->port>) plus extra_args (NULL-terminated, may be
+ * NULL), waits until /healthz answers 200. Returns 0 or -1. */
+int svc_start(struct svc_proc *s, const struct redis_proc *r,
+              const char *const *extra_args);
+/* SIGTERM, waits up to 15 s; returns the exit status (or -1). */
+int svc_stop(struct svc_proc *s);
+void svc_kill(struct svc_proc *s);              /* SIGKILL + waitpid */
+
+struct http_resp {
+    long status;             /* 0 when the transfer failed */
+    char *body;              /* NUL-terminated, malloc'd */
+    size_t len;
+    char content_type[128];
+    char *headers;           /* raw response header block, malloc'd */
+    json_t *json;            /* parsed body when it is JSON, else NULL */
+    double seconds;          /* total time */
+};
+/* One request. body may be NULL (no body sent). headers is a NULL-terminated
+ * list of "Name: value" lines or NULL; when body is non-NULL and headers
+ * does not set Content-Type, "Content-Type: application/json" is added.
+ * Returns 0 when a response arrived, -1 otherwise (out->status 0). */
+int http(struct http_resp *out, const char *base, const char *method,
+         const char *path, const char *body, const char *const *headers);
+void http_resp_free(struct http_resp *r);
+/* Value of response header name (case-insensitive) copied into buf, or NULL. */
+const char *http_header(const struct http_resp *r, const char *name,
+                        char *buf, size_t buflen);
+/* json helpers on r->json: integer member or -1; string member or NULL. */
+long long jint(const struct http_resp *r, const char *key);
+const char *jstr(const struct http_resp *r, const char *key);
+/* The "code" member of a problem+json body, or "" */
+const char *problem_code(const struct http_resp *r);
+
+/* Milliseconds since an arbitrary monotonic start. */
+double now_ms(void);
+
+/* ---- Additions (the declarations above are the stable API) ---- */
+
+/* Like svc_start, and env is a NULL-terminated list of "NAME=value" set in
+ * the service's environment (every other LOCKSERVICE_* variable is cleared).
+ * When env sets LOCKSERVICE_LISTEN, no --listen flag is passed and s->port is
+ * taken from it; when env sets LOCKSERVICE_REDIS_URL, no --redis flag is
+ * passed. r may be NULL in both functions: then no --redis flag is passed
+ * (give one in extra_args or env). */
+int svc_start_env(struct svc_proc *s, const struct redis_proc *r,
+                  const char *const *extra_args, const char *const *env);
+/* Runs the service binary (under LOCKSERVICE_WRAPPER if set) with args
+ * (NULL-terminated) and env as for svc_start_env, stdin from /dev/null;
+ * waits up to timeout_ms. Stores its stdout and stderr (malloc'd, caller
+ * frees; either pointer may be NULL to discard). Returns the exit status,
+ * 128 + signal when killed by one, or -1 on timeout or spawn failure. */
+int svc_run(const char *const *args, const char *const *env, char **out,
+            char **err, int timeout_ms);
+/* Like http, with a total time limit in milliseconds (http uses 70 s). */
+int http_timeout(struct http_resp *out, long timeout_ms, const char *base,
+                 const char *method, const char *path, const char *body,
+                 const char *const *headers);
+/* Factor for generous timing bounds: $LOCKSERVICE_TEST_TIME_SCALE if set,
+ * else 10 under LOCKSERVICE_WRAPPER, else 1. */
+double time_scale(void);
+/* Sleeps ms milliseconds. */
+void sleep_ms(long ms);
+/* Number of "not ok" lines printed so far. */
+int t_failed(void);
+
+/* http with a printf-formatted body; fmt NULL sends no body. */
+int httpf(struct http_resp *out, const char *base, const char *method,
+          const char *path, const char *const *headers, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* True when r is a problem+json response with this status and code (the
+ * body's "status" and "code" members agree); prints diagnostics if not. */
+bool problem_is(const struct http_resp *r, long status, const char *code);
+/* True when s is 32 lowercase hex digits. */
+bool token_like(const char *s);
+/* Fetches base/metrics and returns the value of the first sample of metric
+ * name (exact) whose labels include every "key=\"value\"" string of labels
+ * (NULL-terminated, may be NULL). Returns -1 when absent or unreachable. */
+double metric_get(const char *base, const char *name,
+                  const char *const *labels);
+
+/* In redis_start's extra, "{dir}" is replaced by the private dir, e.g.
+ * "--unixsocket {dir}/redis.sock". When extra has "--requirepass P",
+ * redis_cli authenticates with P. */
+
+#endif
