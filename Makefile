@@ -66,6 +66,7 @@ $(BUILD)/tests/lib/%.o: tests/lib/%.c $(wildcard tests/lib/*.h)
 
 # The whole suite: unit + integration against a private redis-server.
 test:
+	sh scripts/deps.sh test
 	sh tests/run
 
 # The same suite against an AddressSanitizer + UndefinedBehaviorSanitizer build.

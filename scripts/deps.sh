@@ -1,0 +1,28 @@
+#!/bin/sh
+# deps.sh [run|test|ci] -- installs the Debian/Ubuntu packages a step needs
+# when they are missing (apt-get, through sudo when not root). Quiet when
+# everything is there already.
+set -eu
+what=${1:-run}
+pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev \
+libhiredis-dev libcurl4-openssl-dev redis-server redis-tools curl"
+case $what in
+test) pkgs="$pkgs libcmocka-dev" ;;
+ci) pkgs="$pkgs libcmocka-dev valgrind clang libclang-rt-14-dev nodejs npm \
+wrk etcd-server" ;;
+esac
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "deps.sh: missing packages:$missing (no apt-get here; install them)" >&2
+    exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+echo "Installing:$missing"
+$sudo apt-get update -q >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing >/dev/null
