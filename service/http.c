@@ -508,7 +508,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     (void)cls;
     vsnprintf(line, sizeof line, fmt, ap);
     line[strcspn(line, "\n")] = '\0';
-    log_warn("http: %s", line);
+    /* Our own MHD_NO for a waiter whose client hung up reads as an
+     * "internal error" to libmicrohttpd: expected, so only at debug. */
+    if (strstr(line, "Application reported internal error") != NULL)
+        log_debug("http: %s", line);
+    else
+        log_warn("http: %s", line);
 }
 
 int http_start(const struct config *cfg)

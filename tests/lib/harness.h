@@ -26,16 +26,16 @@ int free_port(void);
 struct redis_proc {
     pid_t pid;
     int port;
-    char dir[256];      /* private working dir (AOF/RDB), removed by stop */
-    char extra[512];    /* extra args given to redis_start, kept for restart */
+    char dir[256];   /* private working dir (AOF/RDB), removed by stop */
+    char extra[512]; /* extra args given to redis_start, kept for restart */
 };
 /* Starts redis-server on a free port (--save "" --appendonly no unless extra
  * says otherwise; extra is a space-separated arg string or NULL) and waits
  * until it answers PING. Returns 0 or -1. */
 int redis_start(struct redis_proc *r, const char *extra);
-void redis_stop(struct redis_proc *r);          /* SIGTERM, waitpid, rm dir */
-void redis_kill(struct redis_proc *r);          /* SIGKILL, waitpid, keep dir */
-int redis_restart(struct redis_proc *r);        /* same port and dir */
+void redis_stop(struct redis_proc *r);   /* SIGTERM, waitpid, rm dir */
+void redis_kill(struct redis_proc *r);   /* SIGKILL, waitpid, keep dir */
+int redis_restart(struct redis_proc *r); /* same port and dir */
 /* Runs redis-cli -p port ARGS... and returns its stdout (malloc'd, caller
  * frees) or NULL. args is a space-separated string. */
 char *redis_cli(const struct redis_proc *r, const char *args);
@@ -43,8 +43,8 @@ char *redis_cli(const struct redis_proc *r, const char *args);
 struct svc_proc {
     pid_t pid;
     int port;
-    char url[64];       /* "http://127.0.0.1:PORT" */
-    char log[256];      /* file holding the service's stderr */
+    char url[64];  /* "http://127.0.0.1:PORT" */
+    char log[256]; /* file holding the service's stderr */
 };
 /* Starts the service against r (--listen 127.0.0.1:<free> --redis
  * redis://127.0.0.1:<r->port>) plus extra_args (NULL-terminated, may be
@@ -53,16 +53,16 @@ int svc_start(struct svc_proc *s, const struct redis_proc *r,
               const char *const *extra_args);
 /* SIGTERM, waits up to 15 s; returns the exit status (or -1). */
 int svc_stop(struct svc_proc *s);
-void svc_kill(struct svc_proc *s);              /* SIGKILL + waitpid */
+void svc_kill(struct svc_proc *s); /* SIGKILL + waitpid */
 
 struct http_resp {
-    long status;             /* 0 when the transfer failed */
-    char *body;              /* NUL-terminated, malloc'd */
+    long status; /* 0 when the transfer failed */
+    char *body;  /* NUL-terminated, malloc'd */
     size_t len;
     char content_type[128];
-    char *headers;           /* raw response header block, malloc'd */
-    json_t *json;            /* parsed body when it is JSON, else NULL */
-    double seconds;          /* total time */
+    char *headers;  /* raw response header block, malloc'd */
+    json_t *json;   /* parsed body when it is JSON, else NULL */
+    double seconds; /* total time */
 };
 /* One request. body may be NULL (no body sent). headers is a NULL-terminated
  * list of "Name: value" lines or NULL; when body is non-NULL and headers
@@ -72,8 +72,8 @@ int http(struct http_resp *out, const char *base, const char *method,
          const char *path, const char *body, const char *const *headers);
 void http_resp_free(struct http_resp *r);
 /* Value of response header name (case-insensitive) copied into buf, or NULL. */
-const char *http_header(const struct http_resp *r, const char *name,
-                        char *buf, size_t buflen);
+const char *http_header(const struct http_resp *r, const char *name, char *buf,
+                        size_t buflen);
 /* json helpers on r->json: integer member or -1; string member or NULL. */
 long long jint(const struct http_resp *r, const char *key);
 const char *jstr(const struct http_resp *r, const char *key);
