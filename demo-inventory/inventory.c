@@ -35,8 +35,8 @@ static json_t *inventory_json(const char *sku, const struct inventory *inv)
 {
     int64_t oversold = inv->orders - inv->initial_stock;
 
-    return json_pack("{s:s, s:I, s:I, s:I, s:I}", "sku", sku,
-                     "initial_stock", (json_int_t)inv->initial_stock, "stock",
+    return json_pack("{s:s, s:I, s:I, s:I, s:I}", "sku", sku, "initial_stock",
+                     (json_int_t)inv->initial_stock, "stock",
                      (json_int_t)inv->stock, "orders", (json_int_t)inv->orders,
                      "oversold", (json_int_t)(oversold > 0 ? oversold : 0));
 }
@@ -117,17 +117,15 @@ void handle_inventory_get(struct request *req)
 
 static int parse_purchase(struct request *req, struct purchase_args *a)
 {
-    static const char *const fields[] = {"mode",   "quantity", "work_ms",
-                                         "pause_ms", "ttl_ms", "wait_ms",
-                                         NULL};
+    static const char *const fields[] = {
+        "mode", "quantity", "work_ms", "pause_ms", "ttl_ms", "wait_ms", NULL};
     const struct config *cfg = req->cfg;
     struct field_problem prob;
     const char *mode;
 
     if (fields_known(req->json, fields, &prob) < 0 ||
         field_string(req->json, "mode", true, 16, &mode, &prob) < 0 ||
-        field_int(req->json, "quantity", 1, 1, 1000, &a->quantity, &prob) <
-            0 ||
+        field_int(req->json, "quantity", 1, 1, 1000, &a->quantity, &prob) < 0 ||
         field_int(req->json, "work_ms", 5, 0, 10000, &a->work_ms, &prob) < 0 ||
         field_int(req->json, "pause_ms", 0, 0, 60000, &a->pause_ms, &prob) <
             0 ||
@@ -237,8 +235,8 @@ void handle_inventory_purchase(struct request *req)
         }
         /* fall through */
     case PHASE_WRITE:
-        r = inventory_write(req->param, p->stock_read - a.quantity,
-                            a.quantity, fence, &order_id);
+        r = inventory_write(req->param, p->stock_read - a.quantity, a.quantity,
+                            fence, &order_id);
         purchase_unlock(p, lock_name);
         if (r != INVENTORY_OK) {
             reply_store_error(req, r);
@@ -248,8 +246,8 @@ void handle_inventory_purchase(struct request *req)
                    json_pack("{s:I, s:s, s:I, s:I, s:I}", "order_id",
                              (json_int_t)order_id, "sku", req->param,
                              "quantity", (json_int_t)a.quantity, "remaining",
-                             (json_int_t)(p->stock_read - a.quantity),
-                             "fence", (json_int_t)fence));
+                             (json_int_t)(p->stock_read - a.quantity), "fence",
+                             (json_int_t)fence));
         return;
     }
 }

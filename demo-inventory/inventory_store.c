@@ -21,8 +21,8 @@ static struct redis_script script_write =
 
 /* Runs script on the SKU's key with args; returns the array reply led by an
  * integer, or NULL. */
-static redisReply *run(struct redis_script *s, const char *sku,
-                       int argc, const char **args)
+static redisReply *run(struct redis_script *s, const char *sku, int argc,
+                       const char **args)
 {
     char key[KEY_PREFIX_MAX + SKU_MAX + 16];
     const char *argv[4];

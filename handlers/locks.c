@@ -32,8 +32,7 @@ void reply_lock_error(struct request *req, enum lock_result r)
     switch (r) {
     case LOCK_NOT_HELD:
         reply_problem(req, 409, "not_held",
-                      "lock '%s' is not held: released or expired",
-                      req->param);
+                      "lock '%s' is not held: released or expired", req->param);
         break;
     case LOCK_NOT_OWNER:
         reply_problem(req, 409, "not_owner",
@@ -60,8 +59,7 @@ static void reply_held(struct request *req, const char *name,
     reply_problem_ex(req, 409, "lock_held",
                      json_pack("{s:I}", "retry_after_ms", (json_int_t)retry),
                      retry > 0 ? ceil_div(retry, 1000) : 1,
-                     "lock '%s' is held; waited %" PRId64 " ms", name,
-                     wait_ms);
+                     "lock '%s' is held; waited %" PRId64 " ms", name, wait_ms);
 }
 
 enum acquire_step acquire_or_wait(struct request *req, const char *name,
@@ -127,8 +125,8 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
 
 void handle_lock_acquire(struct request *req)
 {
-    static const char *const fields[] = {"ttl_ms", "wait_ms", "owner",
-                                         "token", NULL};
+    static const char *const fields[] = {"ttl_ms", "wait_ms", "owner", "token",
+                                         NULL};
     const struct config *cfg = req->cfg;
     struct field_problem prob;
     const char *owner, *token;
@@ -140,8 +138,7 @@ void handle_lock_acquire(struct request *req)
                   &prob) < 0 ||
         field_int(req->json, "wait_ms", 0, 0, cfg->max_wait_ms, &wait_ms,
                   &prob) < 0 ||
-        field_string(req->json, "owner", false, OWNER_MAX, &owner, &prob) <
-            0 ||
+        field_string(req->json, "owner", false, OWNER_MAX, &owner, &prob) < 0 ||
         field_token(req->json, "token", false, &token, &prob) < 0) {
         reply_field_problem(req, &prob);
         return;
@@ -194,8 +191,8 @@ void handle_lock_release(struct request *req)
         return;
     }
     reply_json(req, 200,
-               json_pack("{s:s, s:b, s:I}", "name", req->param, "released",
-                         1, "count", (json_int_t)count));
+               json_pack("{s:s, s:b, s:I}", "name", req->param, "released", 1,
+                         "count", (json_int_t)count));
 }
 
 void handle_lock_status(struct request *req)

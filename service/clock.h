@@ -12,6 +12,6 @@ static inline uint64_t clock_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-#define MS_TO_NS(ms) ((uint64_t)(ms) * 1000000u)
+#define MS_TO_NS(ms) ((uint64_t)(ms)*1000000u)
 
 #endif

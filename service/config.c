@@ -165,8 +165,7 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err,
             errf(err, errlen, "credentials must be [user]:password@");
             return -1;
         }
-        if (copy_str(out->user, sizeof out->user, p, (size_t)(colon - p)) <
-                0 ||
+        if (copy_str(out->user, sizeof out->user, p, (size_t)(colon - p)) < 0 ||
             copy_str(out->password, sizeof out->password, colon + 1,
                      (size_t)(at - colon - 1)) < 0) {
             errf(err, errlen, "credentials too long");
@@ -619,8 +618,7 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv,
             return CONFIG_ERROR;
     }
     if (optind < argc) {
-        errf(err, errlen, "%s: unexpected argument (see --help)",
-             argv[optind]);
+        errf(err, errlen, "%s: unexpected argument (see --help)", argv[optind]);
         return CONFIG_ERROR;
     }
     if (cfg->api_keys_file[0] != '\0' && load_api_keys(cfg, err, errlen) < 0)

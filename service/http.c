@@ -137,8 +137,7 @@ static const char *status_title(unsigned status, const char *code)
 
 static void reply_problem_va(struct request *req, unsigned status,
                              const char *code, json_t *extra,
-                             int64_t retry_after_s, const char *fmt,
-                             va_list ap)
+                             int64_t retry_after_s, const char *fmt, va_list ap)
 {
     char detail[512], header[24];
     struct MHD_Response *resp;
@@ -146,8 +145,8 @@ static void reply_problem_va(struct request *req, unsigned status,
 
     vsnprintf(detail, sizeof detail, fmt, ap);
     body = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank",
-                     "title", status_title(status, code), "status",
-                     (int)status, "code", code, "detail", detail);
+                     "title", status_title(status, code), "status", (int)status,
+                     "code", code, "detail", detail);
     if (body == NULL) {
         json_decref(extra);
         return;
@@ -159,8 +158,7 @@ static void reply_problem_va(struct request *req, unsigned status,
     resp = json_response(body);
     if (resp == NULL)
         return;
-    MHD_add_response_header(resp, "Content-Type",
-                            "application/problem+json");
+    MHD_add_response_header(resp, "Content-Type", "application/problem+json");
     if (retry_after_s > 0) {
         snprintf(header, sizeof header, "%lld", (long long)retry_after_s);
         MHD_add_response_header(resp, "Retry-After", header);
@@ -210,13 +208,12 @@ static enum waiters_result suspended_if_ok(struct request *req,
 }
 
 enum waiters_result request_wait_lock(struct request *req, const char *name,
-                                      uint64_t attempt_ns,
-                                      uint64_t retry_at_ns,
+                                      uint64_t attempt_ns, uint64_t retry_at_ns,
                                       uint64_t deadline_ns)
 {
-    return suspended_if_ok(req, waiters_wait(&req->waiter, req->conn, name,
-                                             attempt_ns, retry_at_ns,
-                                             deadline_ns));
+    return suspended_if_ok(req,
+                           waiters_wait(&req->waiter, req->conn, name,
+                                        attempt_ns, retry_at_ns, deadline_ns));
 }
 
 enum waiters_result request_sleep(struct request *req, uint64_t until_ns)
@@ -283,8 +280,8 @@ static int route_find(const char *method, const char *url, char *param,
 /* Constant-time check of the Authorization header against every key. */
 static bool authorized(struct MHD_Connection *conn)
 {
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                "Authorization");
+    const char *h =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     char given[API_KEY_MAX + 1] = {0};
     size_t len, i;
     bool ok = false;
@@ -312,8 +309,8 @@ static bool authorized(struct MHD_Connection *conn)
 
 static bool content_type_json(struct MHD_Connection *conn)
 {
-    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 "Content-Type");
+    const char *ct =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     size_t n = strlen("application/json");
 
     if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
@@ -324,10 +321,10 @@ static bool content_type_json(struct MHD_Connection *conn)
 /* True when the request announces a body (Content-Length > 0 or chunked). */
 static bool has_body(struct MHD_Connection *conn, unsigned long long *length)
 {
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 "Content-Length");
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 "Transfer-Encoding");
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    const char *te =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
 
     *length = cl ? strtoull(cl, NULL, 10) : 0;
     return *length > 0 || (te != NULL && strcasecmp(te, "identity") != 0);
@@ -349,8 +346,7 @@ static bool admit(struct request *req, const char *url)
                       strlen(url) <= 128 ? url : "this path");
         return false;
     }
-    req->route = &routes[req->route_index >= 0 ? req->route_index
-                                               : path_route];
+    req->route = &routes[req->route_index >= 0 ? req->route_index : path_route];
     if (req->route->needs_auth && !authorized(req->conn)) {
         reply_problem(req, 401, "unauthorized",
                       "send Authorization: Bearer <api key>");
@@ -364,8 +360,8 @@ static bool admit(struct request *req, const char *url)
             queue(req, resp, 204);
             return false;
         }
-        reply_problem(req, 405, "method_not_allowed",
-                      "%s is not allowed here", req->method);
+        reply_problem(req, 405, "method_not_allowed", "%s is not allowed here",
+                      req->method);
         return false;
     }
     if (strstr(req->route->pattern, "{name}") != NULL &&
@@ -471,8 +467,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn,
-                         void **con_cls, enum MHD_RequestTerminationCode why)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode why)
 {
     struct request *req = *con_cls;
     uint64_t dur;
@@ -547,8 +543,7 @@ int http_start(const struct config *cfg)
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (daemon_handle == NULL) {
-        log_error("cannot listen on %s:%d", cfg->listen_host,
-                  cfg->listen_port);
+        log_error("cannot listen on %s:%d", cfg->listen_host, cfg->listen_port);
         return -1;
     }
     return 0;

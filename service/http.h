@@ -20,9 +20,9 @@ struct route {
     const char *method;
     const char *pattern;
     handler_fn handler;
-    bool body;     /* the handler takes a JSON body */
+    bool body;       /* the handler takes a JSON body */
     bool needs_auth; /* guarded by API keys when they are configured */
-    bool demo;     /* exists only with --demo */
+    bool demo;       /* exists only with --demo */
 };
 
 extern const struct route routes[];
@@ -35,17 +35,17 @@ struct request {
     const struct config *cfg;
     const struct route *route; /* NULL until routed */
     int route_index;
-    const char *method;        /* as received (borrowed from MHD) */
+    const char *method;            /* as received (borrowed from MHD) */
     char param[LOCK_NAME_MAX + 1]; /* the {name} segment, validated */
-    char *body;                /* raw body, malloc'd, at most max_body_bytes */
+    char *body; /* raw body, malloc'd, at most max_body_bytes */
     size_t body_len;
-    json_t *json;              /* parsed body object (owned), or NULL */
+    json_t *json; /* parsed body object (owned), or NULL */
     bool body_too_large;
-    unsigned status;           /* status of the queued response, 0 if none */
+    unsigned status; /* status of the queued response, 0 if none */
     uint64_t start_ns;
-    struct waiter waiter;      /* used while the request waits */
-    bool suspended;            /* the handler suspended the connection */
-    void *state;               /* the handler's own state across resumes */
+    struct waiter waiter; /* used while the request waits */
+    bool suspended;       /* the handler suspended the connection */
+    void *state;          /* the handler's own state across resumes */
     void (*state_free)(void *state);
 };
 
@@ -75,8 +75,7 @@ void reply_raw(struct request *req, unsigned status, const char *content_type,
 /* Suspends req until lock name may be free (see waiters_wait); on WAIT_OK
  * the handler returns and runs again when req->waiter.wake says why. */
 enum waiters_result request_wait_lock(struct request *req, const char *name,
-                                      uint64_t attempt_ns,
-                                      uint64_t retry_at_ns,
+                                      uint64_t attempt_ns, uint64_t retry_at_ns,
                                       uint64_t deadline_ns);
 /* Suspends req until until_ns; the handler runs again with WAKE_TIMER. */
 enum waiters_result request_sleep(struct request *req, uint64_t until_ns);

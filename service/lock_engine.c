@@ -152,8 +152,8 @@ enum lock_result lock_acquire(const char *name, const char *token,
     return res;
 }
 
-enum lock_result lock_renew(const char *name, const char *token,
-                            int64_t ttl_ms, struct lease *out)
+enum lock_result lock_renew(const char *name, const char *token, int64_t ttl_ms,
+                            struct lease *out)
 {
     char k_lock[KEY_MAX], k_fence[KEY_MAX], ttl[24];
     const char *argv[4];

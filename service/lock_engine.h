@@ -24,7 +24,7 @@ struct lease {
     int64_t count;
     int64_t ttl_ms; /* granted TTL (acquire, renew) or remaining (status) */
     char owner[OWNER_MAX + 1];
-    bool held;      /* status only */
+    bool held;              /* status only */
     int64_t retry_after_ms; /* LOCK_HELD: the holder's remaining TTL */
 };
 
@@ -38,8 +38,8 @@ enum lock_result lock_acquire(const char *name, const char *token,
                               int64_t ttl_ms, const char *owner,
                               int64_t wait_ms, struct lease *out);
 /* ttl_ms 0: keep the TTL the lease was granted with. */
-enum lock_result lock_renew(const char *name, const char *token,
-                            int64_t ttl_ms, struct lease *out);
+enum lock_result lock_renew(const char *name, const char *token, int64_t ttl_ms,
+                            struct lease *out);
 /* *count receives the remaining hold count. */
 enum lock_result lock_release(const char *name, const char *token,
                               int64_t *count);

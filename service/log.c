@@ -35,8 +35,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-    m = snprintf(line + n, sizeof line - n, ".%03ldZ %s ",
-                 ts.tv_nsec / 1000000, level_names[level]);
+    m = snprintf(line + n, sizeof line - n, ".%03ldZ %s ", ts.tv_nsec / 1000000,
+                 level_names[level]);
     n += m > 0 ? (size_t)m : 0;
     va_start(ap, fmt);
     m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);

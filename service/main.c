@@ -10,8 +10,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <pthread.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,8 +77,7 @@ static void raise_fd_limit(void)
  * up to the shutdown timeout, then stops. */
 static void shutdown_gracefully(int sig)
 {
-    uint64_t deadline =
-        clock_now_ns() + MS_TO_NS(cfg.shutdown_timeout_ms);
+    uint64_t deadline = clock_now_ns() + MS_TO_NS(cfg.shutdown_timeout_ms);
 
     log_info("signal %d: shutting down (%u requests in flight)", sig,
              http_inflight());
@@ -130,12 +129,11 @@ int main(int argc, char **argv)
         waiters_stop();
         return 1;
     }
-    log_info("listening on %s%s%s:%d, redis %s%s%s, %u threads%s",
-             cfg.listen_ipv6 ? "[" : "", cfg.listen_host,
-             cfg.listen_ipv6 ? "]" : "", cfg.listen_port,
-             cfg.redis.is_unix ? "unix:" : "", cfg.redis.host,
-             cfg.redis.is_unix ? "" : "", cfg.threads,
-             cfg.demo ? ", demo on" : "");
+    log_info(
+        "listening on %s%s%s:%d, redis %s%s%s, %u threads%s",
+        cfg.listen_ipv6 ? "[" : "", cfg.listen_host, cfg.listen_ipv6 ? "]" : "",
+        cfg.listen_port, cfg.redis.is_unix ? "unix:" : "", cfg.redis.host,
+        cfg.redis.is_unix ? "" : "", cfg.threads, cfg.demo ? ", demo on" : "");
     if (sigwait(&sigs, &sig) != 0)
         sig = SIGTERM;
     shutdown_gracefully(sig);

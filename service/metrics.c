@@ -99,7 +99,8 @@ char *metrics_render(size_t *len)
     for (r = 0; r <= ROUTES_MAX; r++) {
         const char *route = r < route_count && r < ROUTES_MAX
                                 ? routes[r].pattern
-                                : r == ROUTES_MAX ? "none" : NULL;
+                            : r == ROUTES_MAX ? "none"
+                                              : NULL;
         if (route == NULL)
             continue;
         for (m = 0; m < METHODS; m++)

@@ -18,7 +18,10 @@ struct redis_script {
     atomic_bool loaded;
 };
 
-#define REDIS_SCRIPT(source) {(source), {0}, false}
+#define REDIS_SCRIPT(source)                                                   \
+    {                                                                          \
+        (source), {0}, false                                                   \
+    }
 
 void redis_conns_init(const struct config *cfg);
 

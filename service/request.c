@@ -17,8 +17,8 @@ bool lock_name_valid(const char *name, size_t len)
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-                  c == ':' || c == '-';
+                  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
+                  c == '-';
         if (!ok)
             return false;
     }
@@ -156,8 +156,8 @@ int field_string(json_t *obj, const char *key, bool required, size_t max_len,
     s = json_string_value(v);
     len = json_string_length(v);
     if (len > max_len) {
-        problem(prob, FIELD_INVALID_FIELD,
-                "%s must be at most %zu characters", key, max_len);
+        problem(prob, FIELD_INVALID_FIELD, "%s must be at most %zu characters",
+                key, max_len);
         return -1;
     }
     for (i = 0; i < len; i++) {
@@ -180,8 +180,8 @@ int field_token(json_t *obj, const char *key, bool required, const char **out,
     if (field_string(obj, key, required, TOKEN_HEX_LEN + 1, &s, prob) < 0)
         return -1;
     if (s != NULL && !token_format_valid(s, strlen(s))) {
-        problem(prob, FIELD_INVALID_FIELD,
-                "%s must be 32 lowercase hex digits", key);
+        problem(prob, FIELD_INVALID_FIELD, "%s must be 32 lowercase hex digits",
+                key);
         return -1;
     }
     *out = s;

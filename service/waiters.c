@@ -23,8 +23,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#define BUCKETS 4096          /* name hash chains (power of two) */
-#define RECENT_SLOTS 1024     /* recent releases by name hash */
+#define BUCKETS 4096      /* name hash chains (power of two) */
+#define RECENT_SLOTS 1024 /* recent releases by name hash */
 #define EVENTS_MAX 256
 #define RECONNECT_NS MS_TO_NS(100)
 #define EV_WAKE UINT64_MAX
@@ -56,7 +56,7 @@ static struct name_bucket *buckets[BUCKETS];
 static uint64_t recent_release_ns[RECENT_SLOTS];
 static struct waiter **heap; /* min-heap on wake_at_ns, capacity max_waiters */
 static size_t heap_len;
-static unsigned reserved;    /* registered or about to be */
+static unsigned reserved;     /* registered or about to be */
 static struct waiter **by_fd; /* client socket -> registered waiter */
 static size_t by_fd_len;
 static uint32_t next_gen;
@@ -339,8 +339,7 @@ enum waiters_result waiters_wait(struct waiter *w, struct MHD_Connection *conn,
     return suspend_and_register(w, conn, attempt_ns);
 }
 
-enum waiters_result waiters_sleep(struct waiter *w,
-                                  struct MHD_Connection *conn,
+enum waiters_result waiters_sleep(struct waiter *w, struct MHD_Connection *conn,
                                   uint64_t until_ns)
 {
     w->name[0] = '\0';
@@ -567,8 +566,8 @@ int waiters_start(const struct config *cfg)
     heap = calloc(cfg->max_waiters + 1, sizeof *heap);
     /* Woken connections wait here until resumed; a woken waiter no longer
      * counts against max_waiters, so allow for a second generation. */
-    pending.conns = calloc(2 * (size_t)cfg->max_waiters + 16,
-                           sizeof *pending.conns);
+    pending.conns =
+        calloc(2 * (size_t)cfg->max_waiters + 16, sizeof *pending.conns);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         by_fd_len = rl.rlim_cur;
     else

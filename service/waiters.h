@@ -19,11 +19,12 @@ struct MHD_Connection;
 struct name_bucket;
 
 enum waiter_wake {
-    WAKE_NONE = 0,     /* not woken (fresh request, or still waiting) */
-    WAKE_RELEASED,     /* a release of the name was published */
-    WAKE_TIMER,        /* the holder's lease should have run out, or a pause ended */
+    WAKE_NONE = 0, /* not woken (fresh request, or still waiting) */
+    WAKE_RELEASED, /* a release of the name was published */
+    WAKE_TIMER, /* the holder's lease should have run out, or a pause ended */
     WAKE_DEADLINE,     /* the waiter's own wait_ms ran out */
-    WAKE_BACKEND_LOST, /* the subscriber lost Redis: retry (503 if still down) */
+    WAKE_BACKEND_LOST, /* the subscriber lost Redis: retry (503 if still down)
+                        */
     WAKE_SHUTDOWN,     /* the service is stopping: answer 503 */
     WAKE_CLIENT_GONE,  /* the client hung up: drop the request */
 };
@@ -36,11 +37,11 @@ struct waiter {
     uint64_t deadline_ns;         /* wait_ms runs out (>= wake_at_ns) */
     enum waiter_wake wake;
     bool registered;
-    bool release_pending;         /* woken by a release it has not yet used */
+    bool release_pending; /* woken by a release it has not yet used */
     int fd;
     uint32_t gen;
     size_t heap_index;
-    struct waiter *prev, *next;   /* FIFO of waiters on the same name */
+    struct waiter *prev, *next; /* FIFO of waiters on the same name */
     struct name_bucket *bucket;
 };
 
@@ -60,8 +61,7 @@ enum waiters_result waiters_wait(struct waiter *w, struct MHD_Connection *conn,
                                  const char *name, uint64_t attempt_ns,
                                  uint64_t retry_at_ns, uint64_t deadline_ns);
 /* Suspends conn until until_ns (a timed pause inside a request). */
-enum waiters_result waiters_sleep(struct waiter *w,
-                                  struct MHD_Connection *conn,
+enum waiters_result waiters_sleep(struct waiter *w, struct MHD_Connection *conn,
                                   uint64_t until_ns);
 /* Called when a request ends: unlinks w if still registered, and passes an
  * unused release wake-up on to the next waiter of the name. */
