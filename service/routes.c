@@ -4,23 +4,26 @@
 
 #include "../handlers/handlers.h"
 
+/* Flags: BODY the handler takes a JSON body; AUTH guarded by API keys when
+ * they are configured; DEMO exists only with --demo. */
+#define BODY .body = true
+#define AUTH .needs_auth = true
+#define DEMO .demo = true
+
+// clang-format off
 const struct route routes[] = {
-    /* method  path                          handler          body   auth   demo
-     */
-    {"POST", "/v1/locks/{name}/acquire", handle_lock_acquire, true, true,
-     false},
-    {"POST", "/v1/locks/{name}/renew", handle_lock_renew, true, true, false},
-    {"POST", "/v1/locks/{name}/release", handle_lock_release, true, true,
-     false},
-    {"GET", "/v1/locks/{name}", handle_lock_status, false, true, false},
-    {"GET", "/healthz", handle_healthz, false, false, false},
-    {"GET", "/readyz", handle_readyz, false, false, false},
-    {"GET", "/metrics", handle_metrics, false, false, false},
-    {"GET", "/openapi.yaml", handle_openapi, false, false, false},
-    {"PUT", "/demo/inventory/{name}", handle_inventory_put, true, true, true},
-    {"GET", "/demo/inventory/{name}", handle_inventory_get, false, true, true},
-    {"POST", "/demo/inventory/{name}/purchase", handle_inventory_purchase, true,
-     true, true},
+    {"POST", "/v1/locks/{name}/acquire",        handle_lock_acquire,       BODY, AUTH},
+    {"POST", "/v1/locks/{name}/renew",          handle_lock_renew,         BODY, AUTH},
+    {"POST", "/v1/locks/{name}/release",        handle_lock_release,       BODY, AUTH},
+    {"GET",  "/v1/locks/{name}",                handle_lock_status,        AUTH},
+    {"GET",  "/healthz",                        handle_healthz},
+    {"GET",  "/readyz",                         handle_readyz},
+    {"GET",  "/metrics",                        handle_metrics},
+    {"GET",  "/openapi.yaml",                   handle_openapi},
+    {"PUT",  "/demo/inventory/{name}",          handle_inventory_put,      BODY, AUTH, DEMO},
+    {"GET",  "/demo/inventory/{name}",          handle_inventory_get,      AUTH, DEMO},
+    {"POST", "/demo/inventory/{name}/purchase", handle_inventory_purchase, BODY, AUTH, DEMO},
 };
+// clang-format on
 
 const size_t route_count = sizeof routes / sizeof routes[0];
