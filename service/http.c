@@ -92,7 +92,7 @@ static void add_allow_header(struct MHD_Response *resp,
     for (i = 0; route != NULL && i < route_count; i++) {
         if (strcmp(routes[i].pattern, route->pattern) != 0)
             continue;
-        if (routes[i].demo && !conf->demo)
+        if ((routes[i].flags & ROUTE_DEMO) && !conf->demo)
             continue;
         strncat(allow, routes[i].method, sizeof allow - strlen(allow) - 1);
         strncat(allow, ", ", sizeof allow - strlen(allow) - 1);
@@ -265,7 +265,7 @@ static int route_find(const char *method, const char *url, char *param,
     *path_route = -1;
     for (i = 0; i < route_count; i++) {
         const struct route *r = &routes[i];
-        if (r->demo && !conf->demo)
+        if ((r->flags & ROUTE_DEMO) && !conf->demo)
             continue;
         if (!path_match(r->pattern, url, param, param_size, param_len))
             continue;
@@ -347,7 +347,7 @@ static bool admit(struct request *req, const char *url)
         return false;
     }
     req->route = &routes[req->route_index >= 0 ? req->route_index : path_route];
-    if (req->route->needs_auth && !authorized(req->conn)) {
+    if ((req->route->flags & ROUTE_AUTH) && !authorized(req->conn)) {
         reply_problem(req, 401, "unauthorized",
                       "send Authorization: Bearer <api key>");
         return false;
@@ -377,7 +377,8 @@ static bool admit(struct request *req, const char *url)
                       "body is larger than %zu bytes", conf->max_body_bytes);
         return false;
     }
-    if (body && req->route->body && !content_type_json(req->conn)) {
+    if (body && (req->route->flags & ROUTE_BODY) &&
+        !content_type_json(req->conn)) {
         reply_problem(req, 415, "unsupported_media_type",
                       "send the body as Content-Type: application/json");
         return false;
@@ -398,7 +399,7 @@ static void dispatch(struct request *req)
                       "body is larger than %zu bytes", conf->max_body_bytes);
         return;
     }
-    if (req->route->body && req->json == NULL) {
+    if ((req->route->flags & ROUTE_BODY) && req->json == NULL) {
         req->json = body_parse_object(req->body, req->body_len,
                                       conf->max_json_depth, &prob);
         if (req->json == NULL) {

@@ -14,15 +14,18 @@
 struct request;
 typedef void (*handler_fn)(struct request *req);
 
+/* Route flags. */
+#define ROUTE_BODY 1u /* the handler takes a JSON body */
+#define ROUTE_AUTH 2u /* guarded by API keys when they are configured */
+#define ROUTE_DEMO 4u /* exists only with --demo */
+
 /* One row of the route table. pattern is a path where "{name}" matches one
- * segment; methods lists what the route serves ("GET" implies HEAD). */
+ * segment; GET routes answer HEAD too. */
 struct route {
     const char *method;
     const char *pattern;
     handler_fn handler;
-    bool body;       /* the handler takes a JSON body */
-    bool needs_auth; /* guarded by API keys when they are configured */
-    bool demo;       /* exists only with --demo */
+    unsigned flags;
 };
 
 extern const struct route routes[];
