@@ -406,6 +406,10 @@ static void dispatch(struct request *req)
             reply_field_problem(req, &prob);
             return;
         }
+        /* A waiting request keeps only the parsed object. */
+        free(req->body);
+        req->body = NULL;
+        req->body_len = req->body_cap = 0;
     }
     req->suspended = false;
     req->route->handler(req);
@@ -448,13 +452,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
             req->body_too_large = true;
             free(req->body);
             req->body = NULL;
-            req->body_len = 0;
+            req->body_len = req->body_cap = 0;
             return MHD_YES;
         }
-        if (req->body == NULL) {
-            req->body = malloc(conf->max_body_bytes);
-            if (req->body == NULL)
+        if (req->body_len + n > req->body_cap) {
+            /* Grow to what arrived (usually the whole Content-Length in one
+             * call), doubling, never past the limit. */
+            size_t cap = req->body_cap ? req->body_cap * 2 : 256;
+            char *grown;
+            while (cap < req->body_len + n)
+                cap *= 2;
+            if (cap > conf->max_body_bytes)
+                cap = conf->max_body_bytes;
+            grown = realloc(req->body, cap);
+            if (grown == NULL)
                 return MHD_NO;
+            req->body = grown;
+            req->body_cap = cap;
         }
         memcpy(req->body + req->body_len, upload, n);
         req->body_len += n;

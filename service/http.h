@@ -41,7 +41,7 @@ struct request {
     const char *method;            /* as received (borrowed from MHD) */
     char param[LOCK_NAME_MAX + 1]; /* the {name} segment, validated */
     char *body; /* raw body, malloc'd, at most max_body_bytes */
-    size_t body_len;
+    size_t body_len, body_cap;
     json_t *json; /* parsed body object (owned), or NULL */
     bool body_too_large;
     unsigned status; /* status of the queued response, 0 if none */
