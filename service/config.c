@@ -24,6 +24,9 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+    for (char *p = err; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
 }
 
 /* Parses a whole decimal integer in [min, max]. Returns 0 or -1. */
@@ -262,6 +265,12 @@ int api_keys_parse(const char *text, struct config *cfg, char *err,
                  API_KEY_MIN, API_KEY_MAX);
             return -1;
         }
+        for (size_t j = 0; j < cfg->api_key_count; j++)
+            if (cfg->api_keys[j].key_len == (size_t)(p - k) &&
+                memcmp(cfg->api_keys[j].key, k, (size_t)(p - k)) == 0) {
+                errf(err, errlen, "line %d: duplicate key", lineno);
+                return -1;
+            }
         key->key_len = (size_t)(p - k);
         memcpy(key->key, k, key->key_len);
         key->key[key->key_len] = '\0';
@@ -296,7 +305,7 @@ static int load_api_keys(struct config *cfg, char *err, size_t errlen)
         return -1;
     }
     n = fread(buf, 1, sizeof buf - 1, f);
-    if (!feof(f)) {
+    if (n == sizeof buf - 1 && fgetc(f) != EOF) {
         fclose(f);
         errf(err, errlen, "--api-keys-file: file too large");
         return -1;
@@ -547,7 +556,7 @@ static void config_defaults(struct config *cfg)
     cfg->listen_port = 8080;
     snprintf(cfg->redis.host, sizeof cfg->redis.host, "127.0.0.1");
     cfg->redis.port = 6379;
-    cfg->threads = cores > 0 && cores <= 256 ? (unsigned)cores : 2;
+    cfg->threads = cores < 1 ? 2 : cores > 256 ? 256 : (unsigned)cores;
     snprintf(cfg->key_prefix, sizeof cfg->key_prefix, "lockservice:");
     cfg->max_ttl_ms = 3600000;
     cfg->max_wait_ms = 60000;
@@ -588,7 +597,7 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv,
     }
     memset(&longopts[OPT_COUNT], 0, sizeof longopts[OPT_COUNT]);
 
-    optind = 1;
+    optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         const struct opt_spec *o = NULL;
@@ -599,7 +608,9 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv,
                 o = &opt_specs[i];
         if (o == NULL) {
             const char *bad = argv[optind - 1];
-            if (c == ':' || (c == '?' && optopt != 0))
+            if (c == '?' && optopt > ' ' && optopt < 0x7f)
+                errf(err, errlen, "-%c: unknown option (see --help)", optopt);
+            else if (c == ':' || (c == '?' && optopt != 0))
                 errf(err, errlen, "%s: missing or unexpected value", bad);
             else
                 errf(err, errlen, "%s: unknown option (see --help)", bad);

@@ -83,7 +83,8 @@ int listen_addr_parse(const char *s, char *host, size_t hostlen, int *port,
 
 /* Parses an API keys file's text: one key per line, optionally followed by
  * whitespace and a name; blank lines and lines starting with '#' are
- * skipped. Returns 0 or -1 with a reason (and line number) in err. */
+ * skipped; a key given twice is an error. Returns 0 or -1 with a reason (and
+ * line number) in err. */
 int api_keys_parse(const char *text, struct config *cfg, char *err,
                    size_t errlen);
 

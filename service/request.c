@@ -90,6 +90,10 @@ json_t *body_parse_object(const char *body, size_t len, unsigned max_depth,
     prob->detail[0] = '\0';
     if (len == 0)
         return json_object();
+    if (memchr(body, '\0', len) != NULL) {
+        problem(prob, FIELD_INVALID_JSON, "body contains a NUL byte");
+        return NULL;
+    }
     if (json_depth(body, len) > max_depth) {
         problem(prob, FIELD_INVALID_JSON, "body nests deeper than %u levels",
                 max_depth);
@@ -177,7 +181,7 @@ int field_token(json_t *obj, const char *key, bool required, const char **out,
 {
     const char *s;
 
-    if (field_string(obj, key, required, TOKEN_HEX_LEN + 1, &s, prob) < 0)
+    if (field_string(obj, key, required, SIZE_MAX, &s, prob) < 0)
         return -1;
     if (s != NULL && !token_format_valid(s, strlen(s))) {
         problem(prob, FIELD_INVALID_FIELD, "%s must be 32 lowercase hex digits",

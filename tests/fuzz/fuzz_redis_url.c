@@ -1,0 +1,243 @@
+/* fuzz_redis_url.c -- libFuzzer target for configuration text: Redis URLs,
+ * listen addresses, API key files and whole command lines.
+ *
+ * Input: byte 0 picks the parser (mod 4), the rest is its text:
+ *   0  redis_url_parse; an accepted URL must re-parse to the same fields
+ *   1  listen_addr_parse, byte 1 giving the host buffer size (1..64)
+ *   2  api_keys_parse
+ *   3  config_parse over NUL-separated arguments (--api-keys-file, which
+ *      reads a file, is left out) */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+#define TERMINATED(a) (memchr((a), '\0', sizeof(a)) != NULL)
+
+static struct config cfg;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    /* --help and --version print to stdout; keep the fuzzer's output. */
+    CHECK(freopen("/dev/null", "w", stdout) != NULL);
+    static const char *const vars[] = {
+        "LOCKSERVICE_LISTEN",           "LOCKSERVICE_REDIS_URL",
+        "LOCKSERVICE_THREADS",          "LOCKSERVICE_KEY_PREFIX",
+        "LOCKSERVICE_MAX_TTL_MS",       "LOCKSERVICE_MAX_WAIT_MS",
+        "LOCKSERVICE_REDIS_TIMEOUT_MS", "LOCKSERVICE_MAX_BODY_BYTES",
+        "LOCKSERVICE_MAX_JSON_DEPTH",   "LOCKSERVICE_MAX_CONNECTIONS",
+        "LOCKSERVICE_IDLE_TIMEOUT_S",   "LOCKSERVICE_MAX_WAITERS",
+        "LOCKSERVICE_MAX_HOLD_COUNT",   "LOCKSERVICE_SHUTDOWN_TIMEOUT_MS",
+        "LOCKSERVICE_API_KEYS_FILE",    "LOCKSERVICE_DEMO",
+        "LOCKSERVICE_LOG_LEVEL",
+    };
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        unsetenv(vars[i]);
+    return 0;
+}
+
+static void check_url(const struct redis_url *u)
+{
+    CHECK(TERMINATED(u->host) && TERMINATED(u->user) &&
+          TERMINATED(u->password));
+    CHECK(u->host[0] != '\0');
+    CHECK(u->db >= 0);
+    if (u->is_unix)
+        CHECK(u->host[0] == '/');
+    else
+        CHECK(u->port >= 1 && u->port <= 65535);
+}
+
+/* Writes u back as a URL; an accepted URL must mean the same the second
+ * time (no field swallowed into another). */
+static void check_url_round_trip(const struct redis_url *u)
+{
+    char text[4 * REDIS_HOST_MAX];
+    struct redis_url again;
+    char err[160];
+    int n;
+
+    if (u->is_unix) {
+        n = snprintf(text, sizeof(text), "unix://%s?db=%d", u->host, u->db);
+        if (u->password[0] != '\0')
+            n += snprintf(text + n, sizeof(text) - (size_t)n, "&password=%s",
+                          u->password);
+    } else {
+        /* Only a bracketed host can hold ':' or start with '['. */
+        bool v6 = strchr(u->host, ':') != NULL || u->host[0] == '[';
+        n = snprintf(text, sizeof(text), "redis://");
+        if (u->user[0] != '\0' || u->password[0] != '\0')
+            n += snprintf(text + n, sizeof(text) - (size_t)n, "%s:%s@", u->user,
+                          u->password);
+        n += snprintf(text + n, sizeof(text) - (size_t)n, "%s%s%s:%d/%d",
+                      v6 ? "[" : "", u->host, v6 ? "]" : "", u->port, u->db);
+    }
+    CHECK(n > 0 && (size_t)n < sizeof(text));
+    if (redis_url_parse(text, &again, err, sizeof(err)) != 0) {
+        fprintf(stderr, "re-parse of '%s' failed: %s\n", text, err);
+        abort();
+    }
+    CHECK(again.is_unix == u->is_unix);
+    CHECK(strcmp(again.host, u->host) == 0);
+    CHECK(again.port == u->port);
+    CHECK(again.db == u->db);
+    CHECK(strcmp(again.user, u->user) == 0);
+    CHECK(strcmp(again.password, u->password) == 0);
+}
+
+static void fuzz_redis_url(const char *text)
+{
+    struct redis_url u;
+    char err[160];
+
+    memset(err, 0, sizeof(err));
+    if (redis_url_parse(text, &u, err, sizeof(err)) == 0) {
+        CHECK(strncmp(text, "redis://", 8) == 0 ||
+              strncmp(text, "unix://", 7) == 0);
+        check_url(&u);
+        check_url_round_trip(&u);
+    } else {
+        CHECK(err[0] != '\0' && TERMINATED(err));
+    }
+}
+
+static void fuzz_listen(const char *text, size_t hostlen)
+{
+    char host[64];
+    int port = -1;
+    bool v6 = false;
+
+    memset(host, 'X', sizeof(host));
+    if (listen_addr_parse(text, host, hostlen, &port, &v6) == 0) {
+        CHECK(memchr(host, '\0', hostlen) != NULL);
+        CHECK(port >= 1 && port <= 65535);
+        CHECK(!v6 || text[0] == '[');
+    }
+    for (size_t i = hostlen; i < sizeof(host); i++)
+        CHECK(host[i] == 'X');
+}
+
+static void fuzz_api_keys(const char *text)
+{
+    char err[160];
+
+    memset(err, 0, sizeof(err));
+    if (api_keys_parse(text, &cfg, err, sizeof(err)) != 0) {
+        CHECK(err[0] != '\0' && TERMINATED(err));
+        return;
+    }
+    CHECK(cfg.api_key_count >= 1 && cfg.api_key_count <= API_KEYS_MAX);
+    for (size_t i = 0; i < cfg.api_key_count; i++) {
+        const struct api_key *k = &cfg.api_keys[i];
+        CHECK(k->key_len >= API_KEY_MIN && k->key_len <= API_KEY_MAX);
+        CHECK(k->key[k->key_len] == '\0' && strlen(k->key) == k->key_len);
+        for (size_t j = 0; j < k->key_len; j++)
+            CHECK(k->key[j] > ' ' && k->key[j] < 0x7f);
+        CHECK(TERMINATED(k->name) && k->name[0] != '\0');
+        CHECK(strstr(text, k->key) != NULL);
+    }
+}
+
+static void fuzz_argv(const char *data, size_t size)
+{
+    char *argv[17];
+    int argc = 0;
+    char err[256];
+    size_t i = 0;
+
+    argv[argc++] = strdup("lockservice");
+    while (i < size && argc < 16) {
+        size_t n = strnlen(data + i, size - i);
+        /* Each argument in its own allocation, so that ASan sees any read
+         * past its end. */
+        char *arg = strndup(data + i, n);
+        CHECK(arg != NULL);
+        if (strncmp(arg, "--a", 3) == 0)
+            free(arg);
+        else
+            argv[argc++] = arg;
+        i += n + 1;
+    }
+    argv[argc] = NULL;
+
+    memset(err, 0, sizeof(err));
+    enum config_result r = config_parse(&cfg, argc, argv, err, sizeof(err));
+    if (r == CONFIG_ERROR) {
+        CHECK(err[0] != '\0' && TERMINATED(err));
+    } else if (r == CONFIG_OK) {
+        CHECK(TERMINATED(cfg.listen_host) && TERMINATED(cfg.key_prefix));
+        CHECK(cfg.listen_port >= 1 && cfg.listen_port <= 65535);
+        CHECK(cfg.threads >= 1 && cfg.threads <= 256);
+        CHECK(strlen(cfg.key_prefix) <= KEY_PREFIX_MAX);
+        CHECK(cfg.max_ttl_ms >= 1 && cfg.max_wait_ms >= 0);
+        CHECK(cfg.redis_timeout_ms >= 1 && cfg.max_json_depth >= 1);
+        CHECK(cfg.max_body_bytes >= 1 && cfg.max_connections >= 1);
+        CHECK(cfg.log_level >= LOG_ERROR && cfg.log_level <= LOG_DEBUG);
+        CHECK(cfg.api_keys_file[0] == '\0' && cfg.api_key_count == 0);
+        check_url(&cfg.redis);
+    } else {
+        CHECK(r == CONFIG_EXIT_OK);
+    }
+    /* The caller may reuse its argv memory: scribble over it before the
+     * next parse (under ASan a stale pointer into freed memory would read
+     * the allocator's bookkeeping instead, and pass by luck). */
+    for (int a = 0; a < argc; a++)
+        memset(argv[a], 'A', strlen(argv[a]));
+
+    /* Whatever the call above left behind (getopt keeps state in globals),
+     * the next parse must start afresh. */
+    char *good[] = {(char *)"lockservice", (char *)"--threads", (char *)"3",
+                    NULL};
+    r = config_parse(&cfg, 3, good, err, sizeof(err));
+    if (r != CONFIG_OK || cfg.threads != 3) {
+        fprintf(stderr, "parse after this input failed: %s\n", err);
+        abort();
+    }
+    for (int a = 0; a < argc; a++)
+        free(argv[a]);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    unsigned mode = data[0] % 4u;
+    data++;
+    size--;
+
+    if (mode == 3) {
+        fuzz_argv((const char *)data, size);
+        return 0;
+    }
+    size_t hostlen = 64;
+    if (mode == 1 && size > 0) {
+        hostlen = 1u + data[0] % 64u;
+        data++;
+        size--;
+    }
+    char *text = strndup((const char *)data, size);
+    CHECK(text != NULL);
+    if (mode == 0)
+        fuzz_redis_url(text);
+    else if (mode == 1)
+        fuzz_listen(text, hostlen);
+    else
+        fuzz_api_keys(text);
+    free(text);
+    return 0;
+}

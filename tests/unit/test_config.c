@@ -1,0 +1,966 @@
+/* test_config.c -- unit tests for service/config.c: Redis URLs, listen
+ * addresses, API key files and config_parse over argv and the environment. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static const char *const env_vars[] = {
+    "LOCKSERVICE_LISTEN",           "LOCKSERVICE_REDIS_URL",
+    "LOCKSERVICE_THREADS",          "LOCKSERVICE_KEY_PREFIX",
+    "LOCKSERVICE_MAX_TTL_MS",       "LOCKSERVICE_MAX_WAIT_MS",
+    "LOCKSERVICE_REDIS_TIMEOUT_MS", "LOCKSERVICE_MAX_BODY_BYTES",
+    "LOCKSERVICE_MAX_JSON_DEPTH",   "LOCKSERVICE_MAX_CONNECTIONS",
+    "LOCKSERVICE_IDLE_TIMEOUT_S",   "LOCKSERVICE_MAX_WAITERS",
+    "LOCKSERVICE_MAX_HOLD_COUNT",   "LOCKSERVICE_SHUTDOWN_TIMEOUT_MS",
+    "LOCKSERVICE_API_KEYS_FILE",    "LOCKSERVICE_DEMO",
+    "LOCKSERVICE_LOG_LEVEL",
+};
+
+#define N_ENV (sizeof(env_vars) / sizeof(env_vars[0]))
+
+/* Every test starts from an environment without LOCKSERVICE_* variables. */
+static int clear_env(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_ENV; i++)
+        unsetenv(env_vars[i]);
+    return 0;
+}
+
+static struct config cfg;
+static char err[256];
+
+/* config_parse over "lockservice" followed by the NULL-terminated
+ * arguments; stdout (where --help and --version print) goes to /dev/null so
+ * that it does not mix with the TAP stream. */
+static enum config_result parse_args(const char *first, ...)
+{
+    char *argv[64];
+    int argc = 0;
+    va_list ap;
+
+    argv[argc++] = (char *)"lockservice";
+    va_start(ap, first);
+    for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
+        assert_true(argc < 63);
+        argv[argc++] = (char *)a;
+    }
+    va_end(ap);
+    argv[argc] = NULL;
+
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    int devnull = open("/dev/null", O_WRONLY);
+    assert_true(saved >= 0 && devnull >= 0);
+    dup2(devnull, STDOUT_FILENO);
+    close(devnull);
+    memset(err, 0, sizeof(err));
+    enum config_result r = config_parse(&cfg, argc, argv, err, sizeof(err));
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    return r;
+}
+
+#define PARSE(...) parse_args(__VA_ARGS__, (const char *)NULL)
+
+/* Asserts that the arguments fail with an error line containing what. */
+#define PARSE_FAILS(what, ...)                                                 \
+    parse_fails(what, __VA_ARGS__, (const char *)NULL)
+
+static void parse_fails_check(enum config_result r, const char *what)
+{
+    if (r != CONFIG_ERROR) {
+        print_error("expected CONFIG_ERROR naming %s, got %d\n", what, r);
+        fail();
+    }
+    if (strstr(err, what) == NULL) {
+        print_error("error \"%s\" does not name %s\n", err, what);
+        fail();
+    }
+    if (strchr(err, '\n') != NULL) {
+        print_error("error \"%s\" is more than one line\n", err);
+        fail();
+    }
+}
+
+static void parse_fails(const char *what, const char *first, ...)
+{
+    char *argv[64];
+    int argc = 0;
+    va_list ap;
+
+    argv[argc++] = (char *)"lockservice";
+    va_start(ap, first);
+    for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
+        assert_true(argc < 63);
+        argv[argc++] = (char *)a;
+    }
+    va_end(ap);
+    argv[argc] = NULL;
+    memset(err, 0, sizeof(err));
+    parse_fails_check(config_parse(&cfg, argc, argv, err, sizeof(err)), what);
+}
+
+/* ---- redis_url_parse ---- */
+
+static struct redis_url url_ok(const char *s)
+{
+    struct redis_url u;
+    char why[128] = "";
+    if (redis_url_parse(s, &u, why, sizeof(why)) != 0) {
+        print_error("rejected %s: %s\n", s, why);
+        fail();
+    }
+    return u;
+}
+
+static void url_bad(const char *s)
+{
+    struct redis_url u;
+    char why[128] = "";
+    if (redis_url_parse(s, &u, why, sizeof(why)) != -1) {
+        print_error("accepted %s (host '%s' port %d db %d)\n", s, u.host,
+                    u.port, u.db);
+        fail();
+    }
+    if (why[0] == '\0') {
+        print_error("rejected %s without a reason\n", s);
+        fail();
+    }
+}
+
+static void test_redis_url_tcp(void **state)
+{
+    (void)state;
+    struct redis_url u = url_ok("redis://cache.internal");
+    assert_false(u.is_unix);
+    assert_string_equal(u.host, "cache.internal");
+    assert_int_equal(u.port, 6379);
+    assert_int_equal(u.db, 0);
+    assert_string_equal(u.user, "");
+    assert_string_equal(u.password, "");
+
+    u = url_ok("redis://127.0.0.1:6380");
+    assert_string_equal(u.host, "127.0.0.1");
+    assert_int_equal(u.port, 6380);
+
+    u = url_ok("redis://h/3");
+    assert_string_equal(u.host, "h");
+    assert_int_equal(u.port, 6379);
+    assert_int_equal(u.db, 3);
+
+    u = url_ok("redis://h:1/15");
+    assert_int_equal(u.port, 1);
+    assert_int_equal(u.db, 15);
+
+    u = url_ok("redis://h:65535/");
+    assert_int_equal(u.port, 65535);
+    assert_int_equal(u.db, 0);
+}
+
+static void test_redis_url_credentials(void **state)
+{
+    (void)state;
+    struct redis_url u = url_ok("redis://:s3cret@h:6390/2");
+    assert_string_equal(u.user, "");
+    assert_string_equal(u.password, "s3cret");
+    assert_string_equal(u.host, "h");
+    assert_int_equal(u.port, 6390);
+    assert_int_equal(u.db, 2);
+
+    u = url_ok("redis://alice:pw@h");
+    assert_string_equal(u.user, "alice");
+    assert_string_equal(u.password, "pw");
+    assert_string_equal(u.host, "h");
+    assert_int_equal(u.port, 6379);
+
+    /* An '@' in the password: the last '@' ends the credentials. */
+    u = url_ok("redis://:p@ss@h");
+    assert_string_equal(u.password, "p@ss");
+    assert_string_equal(u.host, "h");
+
+    /* A ':' in the password: the first ':' ends the user. */
+    u = url_ok("redis://bob:a:b@h");
+    assert_string_equal(u.user, "bob");
+    assert_string_equal(u.password, "a:b");
+}
+
+static void test_redis_url_ipv6(void **state)
+{
+    (void)state;
+    struct redis_url u = url_ok("redis://[::1]:6380");
+    assert_false(u.is_unix);
+    assert_string_equal(u.host, "::1");
+    assert_int_equal(u.port, 6380);
+
+    u = url_ok("redis://[::1]");
+    assert_string_equal(u.host, "::1");
+    assert_int_equal(u.port, 6379);
+
+    u = url_ok("redis://:pw@[2001:db8::7]:7000/4");
+    assert_string_equal(u.host, "2001:db8::7");
+    assert_string_equal(u.password, "pw");
+    assert_int_equal(u.port, 7000);
+    assert_int_equal(u.db, 4);
+}
+
+static void test_redis_url_unix(void **state)
+{
+    (void)state;
+    struct redis_url u = url_ok("unix:///run/redis/redis.sock");
+    assert_true(u.is_unix);
+    assert_string_equal(u.host, "/run/redis/redis.sock");
+    assert_int_equal(u.db, 0);
+    assert_string_equal(u.password, "");
+
+    u = url_ok("unix:///tmp/r.sock?db=2&password=x");
+    assert_true(u.is_unix);
+    assert_string_equal(u.host, "/tmp/r.sock");
+    assert_int_equal(u.db, 2);
+    assert_string_equal(u.password, "x");
+
+    u = url_ok("unix:///tmp/r.sock?password=x&db=7");
+    assert_int_equal(u.db, 7);
+    assert_string_equal(u.password, "x");
+}
+
+static void test_redis_url_rejects(void **state)
+{
+    (void)state;
+    url_bad("");
+    url_bad("http://h:6379");
+    url_bad("rediss://h");
+    url_bad("REDIS://h");
+    url_bad("h:6379");
+    url_bad("redis://");
+    url_bad("redis://:6379");
+    url_bad("redis:///0");
+    url_bad("redis://:pw@");
+    url_bad("redis://:pw@:6379");
+    url_bad("redis://h:0");
+    url_bad("redis://h:70000");
+    url_bad("redis://h:65536");
+    url_bad("redis://h:-1");
+    url_bad("redis://h:");
+    url_bad("redis://h:abc");
+    url_bad("redis://h:63 79");
+    url_bad("redis://h:99999999999999999999");
+    url_bad("redis://h/-1");
+    url_bad("redis://h/abc");
+    url_bad("redis://h/1x");
+    url_bad("redis://h/1/2");
+    url_bad("redis://h/99999999999999999999");
+    url_bad("redis://[::1");
+    url_bad("redis://[]:6379");
+    url_bad("redis://[::1]x");
+    url_bad("redis://user@h"); /* credentials need a ':' */
+    url_bad("unix://");
+    url_bad("unix://relative.sock");
+    url_bad("unix:///");
+    url_bad("unix:///tmp/r.sock?db=-1");
+    url_bad("unix:///tmp/r.sock?db=abc");
+    url_bad("unix:///tmp/r.sock?db=");
+    url_bad("unix:///tmp/r.sock?user=x");
+    url_bad("unix:///tmp/r.sock?db=1&&");
+}
+
+static void test_redis_url_overlong(void **state)
+{
+    (void)state;
+    char url[2048];
+    char part[1024];
+
+    memset(part, 'h', REDIS_HOST_MAX);
+    part[REDIS_HOST_MAX] = '\0';
+    snprintf(url, sizeof(url), "redis://%s:6379", part);
+    url_bad(url);
+    snprintf(url, sizeof(url), "unix:///%s", part);
+    url_bad(url);
+    snprintf(url, sizeof(url), "redis://[%s]:6379", part);
+    url_bad(url);
+
+    memset(part, 'p', REDIS_SECRET_MAX);
+    part[REDIS_SECRET_MAX] = '\0';
+    snprintf(url, sizeof(url), "redis://:%s@h", part);
+    url_bad(url);
+    snprintf(url, sizeof(url), "redis://%s:pw@h", part);
+    url_bad(url);
+    snprintf(url, sizeof(url), "unix:///tmp/s?password=%s", part);
+    url_bad(url);
+
+    /* The longest that fits is accepted. */
+    part[REDIS_HOST_MAX - 1] = '\0';
+    memset(part, 'h', REDIS_HOST_MAX - 1);
+    snprintf(url, sizeof(url), "redis://%s", part);
+    struct redis_url u = url_ok(url);
+    assert_int_equal(strlen(u.host), REDIS_HOST_MAX - 1);
+}
+
+/* ---- listen_addr_parse ---- */
+
+static void test_listen_addr(void **state)
+{
+    (void)state;
+    char host[64];
+    int port = 0;
+    bool v6 = true;
+
+    assert_int_equal(
+        listen_addr_parse("127.0.0.1:8080", host, sizeof(host), &port, &v6), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8080);
+    assert_false(v6);
+
+    assert_int_equal(
+        listen_addr_parse("0.0.0.0:1", host, sizeof(host), &port, &v6), 0);
+    assert_string_equal(host, "0.0.0.0");
+    assert_int_equal(port, 1);
+
+    assert_int_equal(
+        listen_addr_parse("localhost:65535", host, sizeof(host), &port, &v6),
+        0);
+    assert_string_equal(host, "localhost");
+    assert_int_equal(port, 65535);
+
+    assert_int_equal(
+        listen_addr_parse("[::1]:8080", host, sizeof(host), &port, &v6), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 8080);
+    assert_true(v6);
+
+    assert_int_equal(
+        listen_addr_parse("[::]:9000", host, sizeof(host), &port, &v6), 0);
+    assert_string_equal(host, "::");
+    assert_true(v6);
+
+    v6 = true;
+    port = 0;
+    assert_int_equal(listen_addr_parse(":9090", host, sizeof(host), &port, &v6),
+                     0);
+    assert_int_equal(port, 9090);
+    assert_false(v6);
+}
+
+static void test_listen_addr_rejects(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "127.0.0.1",
+        "127.0.0.1:",
+        "127.0.0.1:0",
+        "127.0.0.1:65536",
+        "127.0.0.1:70000",
+        "127.0.0.1:-1",
+        "127.0.0.1:http",
+        "127.0.0.1:80x",
+        "127.0.0.1: 80",
+        "127.0.0.1:99999999999999999999",
+        "::1:8080",
+        "[::1]",
+        "[::1]8080",
+        "[::1:8080",
+        "[]:8080",
+        ":",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char host[64];
+        int port = 0;
+        bool v6 = false;
+        if (listen_addr_parse(bad[i], host, sizeof(host), &port, &v6) != -1) {
+            print_error("accepted '%s' as host '%s' port %d\n", bad[i], host,
+                        port);
+            fail();
+        }
+    }
+}
+
+static void test_listen_addr_small_buffer(void **state)
+{
+    (void)state;
+    char host[8];
+    int port = 0;
+    bool v6 = false;
+    assert_int_equal(
+        listen_addr_parse("1234567:80", host, sizeof(host), &port, &v6), 0);
+    assert_string_equal(host, "1234567");
+    assert_int_equal(
+        listen_addr_parse("12345678:80", host, sizeof(host), &port, &v6), -1);
+    assert_int_equal(
+        listen_addr_parse("[12345678]:80", host, sizeof(host), &port, &v6), -1);
+}
+
+/* ---- api_keys_parse ---- */
+
+#define KEY16 "0123456789abcdef"
+#define KEY_A "aaaaaaaaaaaaaaaaaaaaaaaa"
+#define KEY_B "bbbbbbbbbbbbbbbbbbbbbbbb"
+
+static void test_api_keys(void **state)
+{
+    (void)state;
+    struct config c;
+    char why[160] = "";
+    memset(&c, 0, sizeof(c));
+    const char *text = "# production keys\n"
+                       "\n" KEY_A " ci-runner\n"
+                       "   # indented comment\n" KEY_B "\tbilling service\n"
+                       "  \t \n" KEY16 "\n";
+    if (api_keys_parse(text, &c, why, sizeof(why)) != 0) {
+        print_error("rejected: %s\n", why);
+        fail();
+    }
+    assert_int_equal(c.api_key_count, 3);
+    assert_string_equal(c.api_keys[0].key, KEY_A);
+    assert_int_equal(c.api_keys[0].key_len, strlen(KEY_A));
+    assert_string_equal(c.api_keys[0].name, "ci-runner");
+    assert_string_equal(c.api_keys[1].key, KEY_B);
+    assert_string_equal(c.api_keys[1].name, "billing service");
+    assert_string_equal(c.api_keys[2].key, KEY16);
+    assert_int_equal(c.api_keys[2].key_len, 16);
+    /* A key without a name still gets one, for the logs. */
+    assert_true(c.api_keys[2].name[0] != '\0');
+}
+
+/* A file edited on Windows: the '\r' is not part of the key or the name. */
+static void test_api_keys_crlf_and_no_final_newline(void **state)
+{
+    (void)state;
+    struct config c;
+    char why[160] = "";
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(api_keys_parse(KEY_A " one\r\n" KEY_B "\r\n" KEY16, &c,
+                                    why, sizeof(why)),
+                     0);
+    assert_int_equal(c.api_key_count, 3);
+    assert_string_equal(c.api_keys[0].key, KEY_A);
+    assert_string_equal(c.api_keys[0].name, "one");
+    assert_string_equal(c.api_keys[1].key, KEY_B);
+    assert_int_equal(c.api_keys[1].key_len, strlen(KEY_B));
+    assert_string_equal(c.api_keys[2].key, KEY16);
+}
+
+static void test_api_keys_lengths(void **state)
+{
+    (void)state;
+    struct config c;
+    char why[160];
+    char text[API_KEY_MAX + 16];
+
+    memset(&c, 0, sizeof(c));
+    /* 15 characters: too short, and the error gives the line. */
+    why[0] = '\0';
+    assert_int_equal(
+        api_keys_parse("# c\n0123456789abcde\n", &c, why, sizeof(why)), -1);
+    if (strstr(why, "2") == NULL) {
+        print_error("reason \"%s\" does not give line 2\n", why);
+        fail();
+    }
+
+    memset(text, 'k', API_KEY_MAX);
+    text[API_KEY_MAX] = '\0';
+    assert_int_equal(api_keys_parse(text, &c, why, sizeof(why)), 0);
+    assert_int_equal(c.api_keys[0].key_len, API_KEY_MAX);
+
+    text[API_KEY_MAX] = 'k';
+    text[API_KEY_MAX + 1] = '\0';
+    why[0] = '\0';
+    assert_int_equal(api_keys_parse(text, &c, why, sizeof(why)), -1);
+    assert_true(why[0] != '\0');
+}
+
+static void test_api_keys_rejects(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",                        /* no keys at all */
+        "# only a comment\n\n",    /* no keys at all */
+        "short name\n",            /* key too short */
+        KEY_A "\n\x01" KEY_B "\n", /* control byte in a key */
+        KEY_A "\xc3\xa9"
+              "\n", /* non-ASCII byte in a key */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct config c;
+        char why[160] = "";
+        memset(&c, 0, sizeof(c));
+        if (api_keys_parse(bad[i], &c, why, sizeof(why)) != -1) {
+            print_error("accepted key file %zu\n", i);
+            fail();
+        }
+        assert_true(why[0] != '\0');
+    }
+}
+
+static void test_api_keys_count_limit(void **state)
+{
+    (void)state;
+    size_t line = 32;
+    char *text = malloc((API_KEYS_MAX + 1) * line + 1);
+    struct config c;
+    char why[160] = "";
+    assert_non_null(text);
+    memset(&c, 0, sizeof(c));
+    for (size_t i = 0; i <= API_KEYS_MAX; i++)
+        snprintf(text + i * line, line + 1, "key-%027zu\n", i);
+    text[API_KEYS_MAX * line] = '\0';
+    assert_int_equal(api_keys_parse(text, &c, why, sizeof(why)), 0);
+    assert_int_equal(c.api_key_count, API_KEYS_MAX);
+    snprintf(text + API_KEYS_MAX * line, line + 1, "key-%027d\n", 999);
+    assert_int_equal(api_keys_parse(text, &c, why, sizeof(why)), -1);
+    assert_true(why[0] != '\0');
+    free(text);
+}
+
+/* Parsing twice replaces the previous keys instead of appending. */
+static void test_api_keys_reparse(void **state)
+{
+    (void)state;
+    struct config c;
+    char why[160] = "";
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(
+        api_keys_parse(KEY_A "\n" KEY_B "\n", &c, why, sizeof(why)), 0);
+    assert_int_equal(c.api_key_count, 2);
+    assert_int_equal(api_keys_parse(KEY16 "\n", &c, why, sizeof(why)), 0);
+    assert_int_equal(c.api_key_count, 1);
+    assert_string_equal(c.api_keys[0].key, KEY16);
+}
+
+/* ---- config_parse ---- */
+
+static void test_config_defaults(void **state)
+{
+    (void)state;
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_string_equal(cfg.listen_host, "127.0.0.1");
+    assert_int_equal(cfg.listen_port, 8080);
+    assert_false(cfg.listen_ipv6);
+    assert_false(cfg.redis.is_unix);
+    assert_string_equal(cfg.redis.host, "127.0.0.1");
+    assert_int_equal(cfg.redis.port, 6379);
+    assert_int_equal(cfg.redis.db, 0);
+    assert_string_equal(cfg.redis.password, "");
+    assert_true(cfg.threads >= 1 && cfg.threads <= 256);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores >= 1 && cores <= 256)
+        assert_int_equal(cfg.threads, cores);
+    assert_string_equal(cfg.key_prefix, "lockservice:");
+    assert_int_equal(cfg.max_ttl_ms, 3600000);
+    assert_int_equal(cfg.max_wait_ms, 60000);
+    assert_int_equal(cfg.redis_timeout_ms, 1000);
+    assert_int_equal(cfg.max_body_bytes, 16384);
+    assert_int_equal(cfg.max_json_depth, 8);
+    assert_int_equal(cfg.max_connections, 16384);
+    assert_int_equal(cfg.idle_timeout_s, 30);
+    assert_int_equal(cfg.max_waiters, 16384);
+    assert_int_equal(cfg.max_hold_count, 1000);
+    assert_int_equal(cfg.shutdown_timeout_ms, 10000);
+    assert_false(cfg.demo);
+    assert_int_equal(cfg.log_level, LOG_INFO);
+    assert_string_equal(cfg.api_keys_file, "");
+    assert_int_equal(cfg.api_key_count, 0);
+    assert_false(cfg.healthcheck);
+    assert_string_equal(err, "");
+}
+
+static void test_config_each_flag(void **state)
+{
+    (void)state;
+    assert_int_equal(PARSE("--listen", "[::1]:9001", "--redis",
+                           "redis://:pw@r:6390/5", "--threads", "3",
+                           "--key-prefix", "t:", "--max-ttl-ms", "5000",
+                           "--max-wait-ms", "0", "--redis-timeout-ms", "250",
+                           "--max-body-bytes", "4096", "--max-json-depth", "4",
+                           "--max-connections", "100", "--idle-timeout-s", "5",
+                           "--max-waiters", "10", "--max-hold-count", "3",
+                           "--shutdown-timeout-ms", "500", "--demo",
+                           "--log-level", "debug", "--healthcheck"),
+                     CONFIG_OK);
+    assert_string_equal(cfg.listen_host, "::1");
+    assert_int_equal(cfg.listen_port, 9001);
+    assert_true(cfg.listen_ipv6);
+    assert_string_equal(cfg.redis.host, "r");
+    assert_int_equal(cfg.redis.port, 6390);
+    assert_int_equal(cfg.redis.db, 5);
+    assert_string_equal(cfg.redis.password, "pw");
+    assert_int_equal(cfg.threads, 3);
+    assert_string_equal(cfg.key_prefix, "t:");
+    assert_int_equal(cfg.max_ttl_ms, 5000);
+    assert_int_equal(cfg.max_wait_ms, 0);
+    assert_int_equal(cfg.redis_timeout_ms, 250);
+    assert_int_equal(cfg.max_body_bytes, 4096);
+    assert_int_equal(cfg.max_json_depth, 4);
+    assert_int_equal(cfg.max_connections, 100);
+    assert_int_equal(cfg.idle_timeout_s, 5);
+    assert_int_equal(cfg.max_waiters, 10);
+    assert_int_equal(cfg.max_hold_count, 3);
+    assert_int_equal(cfg.shutdown_timeout_ms, 500);
+    assert_true(cfg.demo);
+    assert_int_equal(cfg.log_level, LOG_DEBUG);
+    assert_true(cfg.healthcheck);
+}
+
+static void test_config_flag_forms(void **state)
+{
+    (void)state;
+    assert_int_equal(PARSE("--threads=7", "--redis=unix:///tmp/r.sock?db=1"),
+                     CONFIG_OK);
+    assert_int_equal(cfg.threads, 7);
+    assert_true(cfg.redis.is_unix);
+    assert_string_equal(cfg.redis.host, "/tmp/r.sock");
+    assert_int_equal(cfg.redis.db, 1);
+
+    /* The last occurrence of a flag wins. */
+    assert_int_equal(PARSE("--threads", "2", "--threads", "5"), CONFIG_OK);
+    assert_int_equal(cfg.threads, 5);
+
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(PARSE("--log-level", levels[i]), CONFIG_OK);
+        assert_int_equal(cfg.log_level, (enum log_level)i);
+    }
+}
+
+/* A second parse starts from the defaults again (getopt state reset). */
+static void test_config_reparse(void **state)
+{
+    (void)state;
+    assert_int_equal(PARSE("--threads", "9", "--demo"), CONFIG_OK);
+    assert_int_equal(cfg.threads, 9);
+    assert_int_equal(PARSE("--max-ttl-ms", "10"), CONFIG_OK);
+    assert_int_equal(cfg.max_ttl_ms, 10);
+    assert_false(cfg.demo);
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_int_equal(cfg.max_ttl_ms, 3600000);
+}
+
+static void test_config_env(void **state)
+{
+    (void)state;
+    setenv("LOCKSERVICE_LISTEN", "0.0.0.0:7000", 1);
+    setenv("LOCKSERVICE_REDIS_URL", "redis://envhost:6400/1", 1);
+    setenv("LOCKSERVICE_THREADS", "4", 1);
+    setenv("LOCKSERVICE_KEY_PREFIX", "env:", 1);
+    setenv("LOCKSERVICE_MAX_TTL_MS", "7000", 1);
+    setenv("LOCKSERVICE_MAX_WAIT_MS", "700", 1);
+    setenv("LOCKSERVICE_REDIS_TIMEOUT_MS", "70", 1);
+    setenv("LOCKSERVICE_MAX_BODY_BYTES", "7000", 1);
+    setenv("LOCKSERVICE_MAX_JSON_DEPTH", "7", 1);
+    setenv("LOCKSERVICE_MAX_CONNECTIONS", "77", 1);
+    setenv("LOCKSERVICE_IDLE_TIMEOUT_S", "17", 1);
+    setenv("LOCKSERVICE_MAX_WAITERS", "27", 1);
+    setenv("LOCKSERVICE_MAX_HOLD_COUNT", "37", 1);
+    setenv("LOCKSERVICE_SHUTDOWN_TIMEOUT_MS", "47", 1);
+    setenv("LOCKSERVICE_DEMO", "1", 1);
+    setenv("LOCKSERVICE_LOG_LEVEL", "warn", 1);
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_string_equal(cfg.listen_host, "0.0.0.0");
+    assert_int_equal(cfg.listen_port, 7000);
+    assert_string_equal(cfg.redis.host, "envhost");
+    assert_int_equal(cfg.redis.port, 6400);
+    assert_int_equal(cfg.redis.db, 1);
+    assert_int_equal(cfg.threads, 4);
+    assert_string_equal(cfg.key_prefix, "env:");
+    assert_int_equal(cfg.max_ttl_ms, 7000);
+    assert_int_equal(cfg.max_wait_ms, 700);
+    assert_int_equal(cfg.redis_timeout_ms, 70);
+    assert_int_equal(cfg.max_body_bytes, 7000);
+    assert_int_equal(cfg.max_json_depth, 7);
+    assert_int_equal(cfg.max_connections, 77);
+    assert_int_equal(cfg.idle_timeout_s, 17);
+    assert_int_equal(cfg.max_waiters, 27);
+    assert_int_equal(cfg.max_hold_count, 37);
+    assert_int_equal(cfg.shutdown_timeout_ms, 47);
+    assert_true(cfg.demo);
+    assert_int_equal(cfg.log_level, LOG_WARN);
+
+    setenv("LOCKSERVICE_DEMO", "0", 1);
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_false(cfg.demo);
+}
+
+static void test_config_flag_beats_env(void **state)
+{
+    (void)state;
+    setenv("LOCKSERVICE_LISTEN", "0.0.0.0:7000", 1);
+    setenv("LOCKSERVICE_THREADS", "4", 1);
+    setenv("LOCKSERVICE_MAX_TTL_MS", "7000", 1);
+    setenv("LOCKSERVICE_LOG_LEVEL", "warn", 1);
+    setenv("LOCKSERVICE_REDIS_URL", "redis://envhost", 1);
+    assert_int_equal(PARSE("--listen", "127.0.0.1:7001", "--threads", "6",
+                           "--log-level", "error", "--redis",
+                           "unix:///tmp/flag.sock"),
+                     CONFIG_OK);
+    assert_string_equal(cfg.listen_host, "127.0.0.1");
+    assert_int_equal(cfg.listen_port, 7001);
+    assert_int_equal(cfg.threads, 6);
+    assert_int_equal(cfg.log_level, LOG_ERROR);
+    assert_true(cfg.redis.is_unix);
+    assert_string_equal(cfg.redis.host, "/tmp/flag.sock");
+    /* Not given as a flag: the environment still applies. */
+    assert_int_equal(cfg.max_ttl_ms, 7000);
+}
+
+static void test_config_bad_flags(void **state)
+{
+    (void)state;
+    PARSE_FAILS("--listen", "--listen", "nope");
+    PARSE_FAILS("--listen", "--listen", "127.0.0.1:0");
+    PARSE_FAILS("--redis", "--redis", "http://h:6379");
+    PARSE_FAILS("--redis", "--redis", "redis://h:70000");
+    PARSE_FAILS("--threads", "--threads", "0");
+    PARSE_FAILS("--threads", "--threads", "257");
+    PARSE_FAILS("--threads", "--threads", "abc");
+    PARSE_FAILS("--threads", "--threads", "4x");
+    PARSE_FAILS("--threads", "--threads", "");
+    PARSE_FAILS("--threads", "--threads", " 4");
+    PARSE_FAILS("--threads", "--threads", "99999999999999999999");
+    PARSE_FAILS("--threads", "--threads", "-1");
+    PARSE_FAILS("--max-ttl-ms", "--max-ttl-ms", "0");
+    PARSE_FAILS("--max-ttl-ms", "--max-ttl-ms", "-5");
+    PARSE_FAILS("--max-ttl-ms", "--max-ttl-ms", "1.5");
+    PARSE_FAILS("--max-wait-ms", "--max-wait-ms", "-1");
+    PARSE_FAILS("--redis-timeout-ms", "--redis-timeout-ms", "0");
+    PARSE_FAILS("--max-body-bytes", "--max-body-bytes", "0");
+    PARSE_FAILS("--max-json-depth", "--max-json-depth", "0");
+    PARSE_FAILS("--max-connections", "--max-connections", "0");
+    PARSE_FAILS("--idle-timeout-s", "--idle-timeout-s", "0");
+    PARSE_FAILS("--max-waiters", "--max-waiters", "-1");
+    PARSE_FAILS("--max-hold-count", "--max-hold-count", "0");
+    PARSE_FAILS("--shutdown-timeout-ms", "--shutdown-timeout-ms", "-1");
+    PARSE_FAILS("--log-level", "--log-level", "verbose");
+    PARSE_FAILS("--log-level", "--log-level", "INFO");
+    PARSE_FAILS("--api-keys-file", "--api-keys-file", "");
+    PARSE_FAILS("--api-keys-file", "--api-keys-file",
+                "/nonexistent/lockservice-keys");
+
+    char prefix[KEY_PREFIX_MAX + 2];
+    memset(prefix, 'p', KEY_PREFIX_MAX + 1);
+    prefix[KEY_PREFIX_MAX + 1] = '\0';
+    PARSE_FAILS("--key-prefix", "--key-prefix", prefix);
+    prefix[KEY_PREFIX_MAX] = '\0';
+    assert_int_equal(PARSE("--key-prefix", prefix), CONFIG_OK);
+    assert_string_equal(cfg.key_prefix, prefix);
+}
+
+static void test_config_bad_usage(void **state)
+{
+    (void)state;
+    PARSE_FAILS("--bogus", "--bogus");
+    PARSE_FAILS("--listen", "--listen");
+    PARSE_FAILS("--demo", "--demo=1");
+    PARSE_FAILS("stray", "stray");
+    PARSE_FAILS("stray", "--demo", "stray");
+    PARSE_FAILS("-x", "-x");
+}
+
+/* A short-option cluster: the error must name the argument given, not the
+ * argument before it. */
+static void test_config_bad_short_cluster(void **state)
+{
+    (void)state;
+    PARSE_FAILS("-x", "-xy");
+    assert_null(strstr(err, "lockservice"));
+}
+
+/* A value with a newline in it still makes a one-line error. */
+static void test_config_error_one_line(void **state)
+{
+    (void)state;
+    PARSE_FAILS("--log-level", "--log-level", "info\nFAKE: injected");
+    PARSE_FAILS("--threads", "--threads", "1\n2");
+    setenv("LOCKSERVICE_LISTEN", "127.0.0.1:80\n80", 1);
+    parse_fails_check(PARSE(NULL), "LOCKSERVICE_LISTEN");
+}
+
+/* A parse that stopped inside "-xy" must not leak getopt state into the
+ * next parse (glibc needs optind = 0 for a full reset). */
+static void test_config_reparse_after_cluster(void **state)
+{
+    (void)state;
+    char *argv[] = {(char *)"lockservice", (char *)"-xyz", NULL};
+    /* Twice, so that the last call stops mid-cluster whatever state an
+     * earlier test left. */
+    assert_int_equal(config_parse(&cfg, 2, argv, err, sizeof(err)),
+                     CONFIG_ERROR);
+    assert_int_equal(config_parse(&cfg, 2, argv, err, sizeof(err)),
+                     CONFIG_ERROR);
+    assert_int_equal(PARSE("--threads", "3"), CONFIG_OK);
+    assert_int_equal(cfg.threads, 3);
+    assert_int_equal(PARSE("--version"), CONFIG_EXIT_OK);
+}
+
+static void test_config_bad_env(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *var;
+        const char *value;
+    } bad[] = {
+        {"LOCKSERVICE_LISTEN", "nope"},
+        {"LOCKSERVICE_REDIS_URL", "http://h"},
+        {"LOCKSERVICE_THREADS", "0"},
+        {"LOCKSERVICE_THREADS", "many"},
+        {"LOCKSERVICE_MAX_TTL_MS", "-1"},
+        {"LOCKSERVICE_MAX_WAIT_MS", "x"},
+        {"LOCKSERVICE_MAX_BODY_BYTES", ""},
+        {"LOCKSERVICE_DEMO", "yes please"},
+        {"LOCKSERVICE_LOG_LEVEL", "loud"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        clear_env(NULL);
+        setenv(bad[i].var, bad[i].value, 1);
+        parse_fails_check(PARSE(NULL), bad[i].var);
+    }
+}
+
+static void test_config_help_version(void **state)
+{
+    (void)state;
+    assert_int_equal(PARSE("--help"), CONFIG_EXIT_OK);
+    assert_int_equal(PARSE("--version"), CONFIG_EXIT_OK);
+    assert_int_equal(PARSE("--threads", "3", "--help"), CONFIG_EXIT_OK);
+}
+
+static void test_config_help_text(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/lockservice-help-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char *argv[] = {(char *)"lockservice", (char *)"--help", NULL};
+
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    enum config_result r = config_parse(&cfg, 2, argv, err, sizeof(err));
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    assert_int_equal(r, CONFIG_EXIT_OK);
+
+    char text[16384];
+    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    close(fd);
+    unlink(path);
+    assert_true(n > 0);
+    text[n] = '\0';
+    static const char *const flags[] = {
+        "--listen",
+        "--redis",
+        "--threads",
+        "--key-prefix",
+        "--max-ttl-ms",
+        "--max-wait-ms",
+        "--redis-timeout-ms",
+        "--max-body-bytes",
+        "--max-json-depth",
+        "--max-connections",
+        "--idle-timeout-s",
+        "--max-waiters",
+        "--max-hold-count",
+        "--shutdown-timeout-ms",
+        "--api-keys-file",
+        "--demo",
+        "--log-level",
+        "--healthcheck",
+        "--help",
+        "--version",
+    };
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        if (strstr(text, flags[i]) == NULL) {
+            print_error("--help does not mention %s\n", flags[i]);
+            fail();
+        }
+    }
+    for (size_t i = 0; i < N_ENV; i++) {
+        if (strstr(text, env_vars[i]) == NULL) {
+            print_error("--help does not mention %s\n", env_vars[i]);
+            fail();
+        }
+    }
+}
+
+static void test_config_api_keys_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/lockservice-keys-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = "# keys\n" KEY_A " ci\n" KEY_B "\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+
+    assert_int_equal(PARSE("--api-keys-file", path), CONFIG_OK);
+    assert_string_equal(cfg.api_keys_file, path);
+    assert_int_equal(cfg.api_key_count, 2);
+    assert_string_equal(cfg.api_keys[0].key, KEY_A);
+    assert_string_equal(cfg.api_keys[0].name, "ci");
+
+    setenv("LOCKSERVICE_API_KEYS_FILE", path, 1);
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_int_equal(cfg.api_key_count, 2);
+    unsetenv("LOCKSERVICE_API_KEYS_FILE");
+
+    /* A key file with a bad key stops startup and names the flag. */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    text = KEY_A "\ntooshort\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    PARSE_FAILS("--api-keys-file", "--api-keys-file", path);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_redis_url_tcp),
+        cmocka_unit_test(test_redis_url_credentials),
+        cmocka_unit_test(test_redis_url_ipv6),
+        cmocka_unit_test(test_redis_url_unix),
+        cmocka_unit_test(test_redis_url_rejects),
+        cmocka_unit_test(test_redis_url_overlong),
+        cmocka_unit_test(test_listen_addr),
+        cmocka_unit_test(test_listen_addr_rejects),
+        cmocka_unit_test(test_listen_addr_small_buffer),
+        cmocka_unit_test(test_api_keys),
+        cmocka_unit_test(test_api_keys_crlf_and_no_final_newline),
+        cmocka_unit_test(test_api_keys_lengths),
+        cmocka_unit_test(test_api_keys_rejects),
+        cmocka_unit_test(test_api_keys_count_limit),
+        cmocka_unit_test(test_api_keys_reparse),
+        cmocka_unit_test_setup(test_config_defaults, clear_env),
+        cmocka_unit_test_setup(test_config_each_flag, clear_env),
+        cmocka_unit_test_setup(test_config_flag_forms, clear_env),
+        cmocka_unit_test_setup(test_config_reparse, clear_env),
+        cmocka_unit_test_setup(test_config_env, clear_env),
+        cmocka_unit_test_setup(test_config_flag_beats_env, clear_env),
+        cmocka_unit_test_setup(test_config_bad_flags, clear_env),
+        cmocka_unit_test_setup(test_config_bad_usage, clear_env),
+        cmocka_unit_test_setup(test_config_bad_env, clear_env),
+        cmocka_unit_test_setup(test_config_help_version, clear_env),
+        cmocka_unit_test_setup(test_config_help_text, clear_env),
+        cmocka_unit_test_setup(test_config_api_keys_file, clear_env),
+        cmocka_unit_test_setup(test_config_error_one_line, clear_env),
+        /* Last: they leave getopt mid-argument if config.c resets it with
+         * optind = 1. */
+        cmocka_unit_test_setup(test_config_bad_short_cluster, clear_env),
+        cmocka_unit_test_setup(test_config_reparse_after_cluster, clear_env),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, clear_env);
+}
