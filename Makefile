@@ -111,4 +111,4 @@ format-check:
 	clang-format --dry-run -Werror service/*.[ch] handlers/*.[ch] demo-inventory/*.[ch] tests/*/*.[ch]
 
 clean:
-	rm -rf $(BUILD) build-asan lockservice oversell-demo
+	rm -rf $(BUILD) build-asan build-fuzz lockservice oversell-demo
