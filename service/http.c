@@ -8,6 +8,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
+#include "router.h"
 #include "token.h"
 
 #include <microhttpd.h>
@@ -224,59 +225,6 @@ enum waiters_result request_sleep(struct request *req, uint64_t until_ns)
 
 /* ---- routing ------------------------------------------------------------*/
 
-/* Matches url against pattern; the {name} segment is copied into param
- * (truncated: its length is checked by the caller via *param_len). */
-static bool path_match(const char *pattern, const char *url, char *param,
-                       size_t param_size, size_t *param_len)
-{
-    while (*pattern != '\0') {
-        if (strncmp(pattern, "{name}", 6) == 0) {
-            const char *end = strchr(url, '/');
-            size_t n = end ? (size_t)(end - url) : strlen(url);
-            size_t copy = n < param_size - 1 ? n : param_size - 1;
-            memcpy(param, url, copy);
-            param[copy] = '\0';
-            *param_len = n;
-            url += n;
-            pattern += 6;
-            continue;
-        }
-        if (*pattern++ != *url++)
-            return false;
-    }
-    return *url == '\0';
-}
-
-static bool method_is(const struct route *r, const char *method)
-{
-    if (strcmp(r->method, method) == 0)
-        return true;
-    return strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
-}
-
-/* Finds the route for method and url. Returns its index, or -1 with
- * *path_known telling whether some route serves the path. The {name}
- * segment's full length lands in *param_len. */
-static int route_find(const char *method, const char *url, char *param,
-                      size_t param_size, size_t *param_len, int *path_route)
-{
-    size_t i;
-
-    *path_route = -1;
-    for (i = 0; i < route_count; i++) {
-        const struct route *r = &routes[i];
-        if ((r->flags & ROUTE_DEMO) && !conf->demo)
-            continue;
-        if (!path_match(r->pattern, url, param, param_size, param_len))
-            continue;
-        if (*path_route < 0)
-            *path_route = (int)i;
-        if (method_is(r, method))
-            return (int)i;
-    }
-    return -1;
-}
-
 /* Constant-time check of the Authorization header against every key. */
 static bool authorized(struct MHD_Connection *conn)
 {
@@ -339,8 +287,9 @@ static bool admit(struct request *req, const char *url)
     int path_route;
     bool body;
 
-    req->route_index = route_find(req->method, url, req->param,
-                                  sizeof req->param, &param_len, &path_route);
+    req->route_index =
+        router_match(routes, route_count, conf->demo, req->method, url,
+                     req->param, sizeof req->param, &param_len, &path_route);
     if (req->route_index < 0 && path_route < 0) {
         reply_problem(req, 404, "not_found", "no route for %s",
                       strlen(url) <= 128 ? url : "this path");
