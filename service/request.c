@@ -139,6 +139,17 @@ int field_int(json_t *obj, const char *key, int64_t dflt, int64_t min,
     return 0;
 }
 
+/* Characters (code points) in valid UTF-8: bytes that do not continue one. */
+static size_t utf8_chars(const char *s, size_t len)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < len; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
 int field_string(json_t *obj, const char *key, bool required, size_t max_len,
                  const char **out, struct field_problem *prob)
 {
@@ -159,7 +170,7 @@ int field_string(json_t *obj, const char *key, bool required, size_t max_len,
     }
     s = json_string_value(v);
     len = json_string_length(v);
-    if (len > max_len) {
+    if (utf8_chars(s, len) > max_len) {
         problem(prob, FIELD_INVALID_FIELD, "%s must be at most %zu characters",
                 key, max_len);
         return -1;
