@@ -247,7 +247,7 @@ void handle_inventory_purchase(struct request *req)
                              (json_int_t)order_id, "sku", req->param,
                              "quantity", (json_int_t)a.quantity, "remaining",
                              (json_int_t)(p->stock_read - a.quantity), "fence",
-                             (json_int_t)fence));
+                             (json_int_t)p->lease.fence));
         return;
     }
 }

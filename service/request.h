@@ -44,8 +44,8 @@ int field_int(json_t *obj, const char *key, int64_t dflt, int64_t min,
 
 /* Reads string field key. Absent: *out = NULL, returns 0 (or -1 with
  * "key is required" when required). Present but not a string, longer than
- * max_len characters (UTF-8 code points), or containing control characters: -1 with *prob filled.
- * *out borrows from obj. */
+ * max_len characters (UTF-8 code points), or containing control characters: -1
+ * with *prob filled. *out borrows from obj. */
 int field_string(json_t *obj, const char *key, bool required, size_t max_len,
                  const char **out, struct field_problem *prob);
 
