@@ -36,6 +36,10 @@ all: lockservice oversell-demo
 lockservice: $(BUILD)/service/main.o $(SERVICE_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# The same binary inside BUILD (e.g. the sanitized one in build-asan/).
+$(BUILD)/lockservice: $(BUILD)/service/main.o $(SERVICE_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 oversell-demo: demo-inventory/oversell-demo.c
 	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libcurl jansson) -lpthread
 

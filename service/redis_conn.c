@@ -4,8 +4,10 @@
 #include "log.h"
 #include "metrics.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 static const struct config *conf;
@@ -91,8 +93,24 @@ redisContext *redis_connect(const struct config *cfg)
     return c;
 }
 
+/* True when the peer has closed (or reset) an idle connection, e.g. after a
+ * Redis restart. Checked before each command so that the first request after
+ * Redis returns does not fail on a socket that was dead all along; a command
+ * is never sent twice. */
+static bool conn_dead(const redisContext *c)
+{
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n < 0)
+        return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    return true; /* EOF, or bytes nobody asked for: out of step */
+}
+
 static redisContext *redis_conn_for_thread(void)
 {
+    if (thread_conn != NULL && conn_dead(thread_conn))
+        redis_conn_close_thread();
     if (thread_conn == NULL) {
         thread_conn = redis_connect(conf);
         pthread_setspecific(conn_key, thread_conn);

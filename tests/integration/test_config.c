@@ -1,0 +1,353 @@
+/* test_config.c -- flags and environment variables: --help, --version, bad
+ * values (exit 2, one line naming the flag), flag over environment, Redis
+ * URLs (TCP with password and db number, unix socket with db and password),
+ * key prefix, limits and --healthcheck. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct redis_proc redis;
+
+/* Drops one trailing newline so that s fits in a TAP description. */
+static const char *chomp(char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n > 0 && s[n - 1] == '\n')
+        s[n - 1] = '\0';
+    return s ? s : "";
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; s && *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void test_help_version(void)
+{
+    char *out = NULL, *err = NULL;
+    const char *help[] = {"--help", NULL};
+    int st = svc_run(help, NULL, &out, &err, 5000);
+    t_ok(st == 0, "--help exits 0 (%d)", st);
+    const char *flags[] = {
+        "--listen",           "--redis",         "--threads",
+        "--key-prefix",       "--max-ttl-ms",    "--max-wait-ms",
+        "--redis-timeout-ms", "--api-keys-file", "--demo",
+        "--log-level",        "--version",       NULL};
+    bool all = out != NULL;
+    for (int i = 0; all && flags[i]; i++)
+        if (!strstr(out, flags[i])) {
+            all = false;
+            t_diag("--help does not mention %s", flags[i]);
+        }
+    t_ok(all, "--help on stdout lists the flags");
+    free(out);
+    free(err);
+
+    const char *version[] = {"--version", NULL};
+    st = svc_run(version, NULL, &out, &err, 5000);
+    bool one_line = st == 0 && out && strstr(out, "lockservice") &&
+                    strpbrk(out, "0123456789") && count_lines(out) == 1;
+    t_ok(one_line,
+         "--version exits 0 with one line naming lockservice (%d: %s)", st,
+         chomp(out));
+    free(out);
+    free(err);
+}
+
+static void test_bad_values(void)
+{
+    struct {
+        const char *flag, *value, *needle;
+    } cases[] = {
+        {"--threads", "0", "--threads"},
+        {"--threads", "257", "--threads"},
+        {"--threads", "two", "--threads"},
+        {"--threads", "4x", "--threads"},
+        {"--listen", "nonsense", "--listen"},
+        {"--listen", "127.0.0.1:99999", "--listen"},
+        {"--listen", "127.0.0.1:", "--listen"},
+        {"--redis", "http://127.0.0.1:6379", "--redis"},
+        {"--redis", "redis://127.0.0.1:notaport", "--redis"},
+        {"--redis", "redis://127.0.0.1:6379/notadb", "--redis"},
+        {"--redis", "redis://127.0.0.1:6379/-1", "--redis"},
+        {"--max-ttl-ms", "-5", "--max-ttl-ms"},
+        {"--max-ttl-ms", "0", "--max-ttl-ms"},
+        {"--max-wait-ms", "lots", "--max-wait-ms"},
+        {"--redis-timeout-ms", "0", "--redis-timeout-ms"},
+        {"--max-body-bytes", "-1", "--max-body-bytes"},
+        {"--max-waiters", "x", "--max-waiters"},
+        {"--max-hold-count", "0", "--max-hold-count"},
+        {"--log-level", "loud", "--log-level"},
+        {"--key-prefix",
+         "an-overly-long-key-prefix-that-goes-on-and-on-and-on-past-64-chars:",
+         "--key-prefix"},
+        {"--api-keys-file", "/nonexistent/keys", "--api-keys-file"},
+        {"--bogus-flag", NULL, "--bogus-flag"},
+        {"--threads", NULL, "--threads"}, /* value missing */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *args[] = {cases[i].flag, cases[i].value, NULL};
+        char *out = NULL, *err = NULL;
+        double t0 = now_ms();
+        int st = svc_run(args, NULL, &out, &err, 5000);
+        double took = now_ms() - t0;
+        bool ok = st == 2 && err && count_lines(err) == 1 &&
+                  strstr(err, cases[i].needle) && took < 3000 * time_scale();
+        t_ok(ok, "%s %s -> exit 2 and one stderr line naming it (%d: %s)",
+             cases[i].flag, cases[i].value ? cases[i].value : "(missing)", st,
+             chomp(err));
+        free(out);
+        free(err);
+    }
+
+    struct {
+        const char *env, *needle;
+    } envs[] = {
+        {"LOCKSERVICE_THREADS=abc", "LOCKSERVICE_THREADS"},
+        {"LOCKSERVICE_LISTEN=nowhere", "LOCKSERVICE_LISTEN"},
+        {"LOCKSERVICE_REDIS_URL=ftp://x", "LOCKSERVICE_REDIS_URL"},
+        {"LOCKSERVICE_MAX_TTL_MS=-1", "LOCKSERVICE_MAX_TTL_MS"},
+        {"LOCKSERVICE_LOG_LEVEL=chatty", "LOCKSERVICE_LOG_LEVEL"},
+    };
+    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
+        const char *env[] = {envs[i].env, NULL};
+        char *err = NULL;
+        int st = svc_run(NULL, env, NULL, &err, 5000);
+        bool ok = st == 2 && err && count_lines(err) == 1 &&
+                  strstr(err, envs[i].needle);
+        t_ok(ok, "%s -> exit 2 and one line naming the variable (%d: %s)",
+             envs[i].env, st, chomp(err));
+        free(err);
+    }
+}
+
+/* Acquires a lock through s; returns the HTTP status. */
+static long acquire(const struct svc_proc *s, const char *name)
+{
+    struct http_resp r;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/locks/%s/acquire", name);
+    http(&r, s->url, "POST", path, "{}", NULL);
+    long st = r.status;
+    if (st != 200)
+        t_diag("acquire %s -> %ld %s", name, st, r.body);
+    http_resp_free(&r);
+    return st;
+}
+
+/* True when some key of database db on r contains needle. */
+static bool key_in_db(const struct redis_proc *r, int db, const char *needle)
+{
+    char args[64];
+    snprintf(args, sizeof args, "-n %d --scan", db);
+    char *keys = redis_cli(r, args);
+    bool found = keys && strstr(keys, needle);
+    free(keys);
+    return found;
+}
+
+static void test_prefix_and_env(void)
+{
+    struct svc_proc s;
+    const char *flag[] = {"--key-prefix", "flagpfx:", NULL};
+    const char *env[] = {"LOCKSERVICE_KEY_PREFIX=envpfx:", NULL};
+
+    if (t_ok(svc_start_env(&s, &redis, NULL, env) == 0,
+             "LOCKSERVICE_KEY_PREFIX=envpfx: starts")) {
+        t_ok(acquire(&s, "pfx-env") == 200 && key_in_db(&redis, 0, "envpfx:"),
+             "keys go under the prefix from the environment");
+        svc_stop(&s);
+    }
+    if (t_ok(svc_start_env(&s, &redis, flag, env) == 0,
+             "--key-prefix flagpfx: with LOCKSERVICE_KEY_PREFIX=envpfx:")) {
+        acquire(&s, "pfx-flag");
+        char *keys = redis_cli(&redis, "--scan");
+        bool flag_used =
+            keys && strstr(keys, "flagpfx:") && strstr(keys, "pfx-flag");
+        bool env_used = false;
+        for (char *k = keys, *nl; k && *k; k = nl ? nl + 1 : NULL) {
+            nl = strchr(k, '\n');
+            if (nl)
+                *nl = '\0';
+            if (strstr(k, "envpfx:") && strstr(k, "pfx-flag"))
+                env_used = true;
+        }
+        free(keys);
+        t_ok(flag_used && !env_used, "the flag wins over the environment");
+        svc_stop(&s);
+    }
+
+    int port = free_port();
+    char listen[64];
+    snprintf(listen, sizeof listen, "LOCKSERVICE_LISTEN=127.0.0.1:%d", port);
+    const char *env_listen[] = {listen, NULL};
+    if (t_ok(svc_start_env(&s, &redis, NULL, env_listen) == 0 && s.port == port,
+             "LOCKSERVICE_LISTEN=127.0.0.1:%d is where it listens", port)) {
+        /* --healthcheck probes the address it is given. */
+        char addr[64];
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+        const char *hc[] = {"--healthcheck", "--listen", addr, NULL};
+        t_ok(svc_run(hc, NULL, NULL, NULL, 5000) == 0,
+             "--healthcheck against a live service exits 0");
+        const char *hc_env[] = {"--healthcheck", NULL};
+        t_ok(svc_run(hc_env, env_listen, NULL, NULL, 5000) == 0,
+             "--healthcheck takes the address from LOCKSERVICE_LISTEN");
+        svc_stop(&s);
+        t_ok(svc_run(hc, NULL, NULL, NULL, 5000) == 1,
+             "--healthcheck against a stopped service exits 1");
+    }
+
+    const char *bad_env_good_flag[] = {"LOCKSERVICE_LOG_LEVEL=debug", NULL};
+    const char *lvl[] = {"--log-level", "error", NULL};
+    if (t_ok(svc_start_env(&s, &redis, lvl, bad_env_good_flag) == 0,
+             "--log-level error over LOCKSERVICE_LOG_LEVEL=debug starts")) {
+        acquire(&s, "quiet-log");
+        acquire(&s, "quiet-log");
+        svc_stop(&s);
+        FILE *f = fopen(s.log, "r");
+        int lines = 0;
+        char buf[2048];
+        while (f && fgets(buf, sizeof buf, f))
+            lines += strncmp(buf, "# harness:", 10) != 0;
+        if (f)
+            fclose(f);
+        t_ok(lines == 0, "--log-level error logs no request lines (%d lines)",
+             lines);
+    }
+}
+
+static void test_redis_urls(void)
+{
+    struct svc_proc s;
+    char url[512];
+
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/5", redis.port);
+    const char *db5[] = {"--redis", url, NULL};
+    if (t_ok(svc_start(&s, NULL, db5) == 0, "--redis %s starts", url)) {
+        t_ok(acquire(&s, "in-db-5") == 200, "acquire through db 5 -> 200");
+        t_ok(key_in_db(&redis, 5, "in-db-5") &&
+                 !key_in_db(&redis, 0, "in-db-5"),
+             "its keys are in database 5, not 0");
+        svc_stop(&s);
+    }
+
+    struct redis_proc sock;
+    if (!t_ok(redis_start(&sock, "--unixsocket {dir}/redis.sock "
+                                 "--unixsocketperm 700 --requirepass "
+                                 "s3cret-Pass") == 0,
+              "redis-server with a unix socket and requirepass"))
+        return;
+
+    snprintf(url, sizeof url, "redis://:s3cret-Pass@127.0.0.1:%d/2", sock.port);
+    const char *pw[] = {"--redis", url, NULL};
+    if (t_ok(svc_start(&s, NULL, pw) == 0, "--redis with a password starts")) {
+        t_ok(acquire(&s, "with-password") == 200,
+             "acquire with the right password -> 200");
+        t_ok(key_in_db(&sock, 2, "with-password"),
+             "password URL with /2 uses database 2");
+        struct http_resp r;
+        http(&r, s.url, "GET", "/readyz", NULL, NULL);
+        t_ok(r.status == 200, "/readyz 200 with the right password");
+        http_resp_free(&r);
+        svc_stop(&s);
+    }
+
+    snprintf(url, sizeof url, "redis://:wrong-pass@127.0.0.1:%d", sock.port);
+    const char *wrong[] = {"--redis", url, "--redis-timeout-ms", "500", NULL};
+    if (t_ok(svc_start(&s, NULL, wrong) == 0,
+             "--redis with a wrong password starts (Redis is lazy)")) {
+        struct http_resp r;
+        http(&r, s.url, "POST", "/v1/locks/denied/acquire", "{}", NULL);
+        t_ok(problem_is(&r, 503, "backend_unavailable"),
+             "acquire with a wrong Redis password -> 503");
+        http_resp_free(&r);
+        http(&r, s.url, "GET", "/readyz", NULL, NULL);
+        t_ok(r.status == 503, "/readyz 503 with a wrong password");
+        http_resp_free(&r);
+        FILE *f = fopen(s.log, "r");
+        bool leaked = false;
+        char buf[2048];
+        while (f && fgets(buf, sizeof buf, f))
+            if (strncmp(buf, "# harness:", 10) != 0 &&
+                strstr(buf, "wrong-pass"))
+                leaked = true;
+        if (f)
+            fclose(f);
+        t_ok(!leaked, "the Redis password is not logged");
+        svc_stop(&s);
+    }
+
+    snprintf(url, sizeof url, "unix://%s/redis.sock?db=3&password=s3cret-Pass",
+             sock.dir);
+    const char *ux[] = {"--redis", url, NULL};
+    if (t_ok(svc_start(&s, NULL, ux) == 0, "--redis %s starts", url)) {
+        t_ok(acquire(&s, "over-unix") == 200,
+             "acquire over the unix socket -> 200");
+        t_ok(key_in_db(&sock, 3, "over-unix"), "unix URL ?db=3 uses db 3");
+        svc_stop(&s);
+    }
+    redis_stop(&sock);
+
+    struct redis_proc plain;
+    if (t_ok(redis_start(&plain, "--unixsocket {dir}/r.sock") == 0,
+             "redis-server with a unix socket, no password")) {
+        snprintf(url, sizeof url, "unix://%s/r.sock", plain.dir);
+        const char *ux2[] = {"--redis", url, NULL};
+        if (t_ok(svc_start(&s, NULL, ux2) == 0, "--redis %s starts", url)) {
+            t_ok(acquire(&s, "plain-unix") == 200 &&
+                     key_in_db(&plain, 0, "plain-unix"),
+                 "unix socket URL without options uses db 0");
+            svc_stop(&s);
+        }
+        redis_stop(&plain);
+    }
+}
+
+static void test_limit_flags(void)
+{
+    struct svc_proc s;
+    const char *args[] = {
+        "--max-ttl-ms", "5000", "--max-wait-ms", "1000", "--max-body-bytes",
+        "100",          NULL};
+    if (!t_ok(svc_start(&s, &redis, args) == 0,
+              "--max-ttl-ms 5000 --max-wait-ms 1000 --max-body-bytes 100"))
+        return;
+    struct http_resp r;
+    http(&r, s.url, "POST", "/v1/locks/lim/acquire", "{\"ttl_ms\":5001}", NULL);
+    t_ok(problem_is(&r, 400, "invalid_field"), "ttl_ms 5001 -> invalid_field");
+    http_resp_free(&r);
+    http(&r, s.url, "POST", "/v1/locks/lim/acquire", "{\"wait_ms\":1001}",
+         NULL);
+    t_ok(problem_is(&r, 400, "invalid_field"), "wait_ms 1001 -> invalid_field");
+    http_resp_free(&r);
+    char body[200];
+    snprintf(body, sizeof body, "{\"owner\":\"%0100d\"}", 0);
+    http(&r, s.url, "POST", "/v1/locks/lim/acquire", body, NULL);
+    t_ok(problem_is(&r, 413, "body_too_large"),
+         "a 114-byte body with --max-body-bytes 100 -> 413");
+    http_resp_free(&r);
+    http(&r, s.url, "POST", "/v1/locks/lim/acquire",
+         "{\"ttl_ms\":5000,\"wait_ms\":1000}", NULL);
+    t_ok(r.status == 200 && jint(&r, "ttl_ms") == 5000,
+         "ttl_ms 5000 and wait_ms 1000 at the limits -> 200");
+    http_resp_free(&r);
+    svc_stop(&s);
+}
+
+int main(void)
+{
+    if (!t_ok(redis_start(&redis, NULL) == 0, "redis-server starts"))
+        return t_done();
+    test_help_version();
+    test_bad_values();
+    test_prefix_and_env();
+    test_redis_urls();
+    test_limit_flags();
+    redis_stop(&redis);
+    return t_done();
+}

@@ -1,0 +1,310 @@
+/* test_waiting.c -- server-side waiting (acquire with wait_ms) on a service
+ * with --threads 2: prompt hand-over on release and on lease expiry, the
+ * wait deadline, 200 concurrent waiters on one lock with mutual exclusion
+ * and increasing fences, and a waiter whose client goes away. */
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct redis_proc redis;
+static struct svc_proc svc;
+
+struct waiter {
+    pthread_t thread;
+    const char *path;
+    char body[128];
+    long timeout_ms; /* 0: http()'s default */
+    long status;
+    long long fence;
+    char code[64];
+    char token[64];
+    double started, finished;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    struct http_resp r;
+    w->started = now_ms();
+    if (w->timeout_ms > 0)
+        http_timeout(&r, w->timeout_ms, svc.url, "POST", w->path, w->body,
+                     NULL);
+    else
+        http(&r, svc.url, "POST", w->path, w->body, NULL);
+    w->finished = now_ms();
+    w->status = r.status;
+    w->fence = jint(&r, "fence");
+    snprintf(w->code, sizeof w->code, "%s", problem_code(&r));
+    snprintf(w->token, sizeof w->token, "%s",
+             jstr(&r, "token") ? jstr(&r, "token") : "");
+    http_resp_free(&r);
+    return NULL;
+}
+
+static void waiter_start(struct waiter *w, const char *path, long wait_ms,
+                         long timeout_ms)
+{
+    memset(w, 0, sizeof *w);
+    w->path = path;
+    w->timeout_ms = timeout_ms;
+    snprintf(w->body, sizeof w->body, "{\"wait_ms\":%ld,\"ttl_ms\":30000}",
+             wait_ms);
+    pthread_create(&w->thread, NULL, waiter_main, w);
+}
+
+/* Polls the waiters gauge until it equals n; returns true when it did
+ * within ms (scaled). */
+static bool waiters_become(double n, double ms)
+{
+    double end = now_ms() + ms * time_scale();
+    do {
+        if (metric_get(svc.url, "lockservice_waiters", NULL) == n)
+            return true;
+        sleep_ms(10);
+    } while (now_ms() < end);
+    t_diag("lockservice_waiters is %g, wanted %g",
+           metric_get(svc.url, "lockservice_waiters", NULL), n);
+    return false;
+}
+
+static long long hold(const char *name, long ttl_ms, char *tok, size_t len)
+{
+    struct http_resp r;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/locks/%s/acquire", name);
+    httpf(&r, svc.url, "POST", path, NULL, "{\"ttl_ms\":%ld}", ttl_ms);
+    long long f = r.status == 200 ? jint(&r, "fence") : -1;
+    snprintf(tok, len, "%s", jstr(&r, "token") ? jstr(&r, "token") : "");
+    http_resp_free(&r);
+    return f;
+}
+
+static long drop(const char *name, const char *tok)
+{
+    struct http_resp r;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/locks/%s/release", name);
+    httpf(&r, svc.url, "POST", path, NULL, "{\"token\":\"%s\"}", tok);
+    long st = r.status;
+    http_resp_free(&r);
+    return st;
+}
+
+static void test_granted_on_release(void)
+{
+    char tok[64];
+    struct waiter w;
+    long long f0 = hold("handover", 30000, tok, sizeof tok);
+    waiter_start(&w, "/v1/locks/handover/acquire", 10000, 0);
+    t_ok(waiters_become(1, 5000), "waiter is suspended (gauge 1)");
+    long st = drop("handover", tok);
+    double released = now_ms();
+    pthread_join(w.thread, NULL);
+    double lag = w.finished - released;
+    t_ok(st == 200 && w.status == 200 && w.fence > f0,
+         "waiter granted after release with a newer fence (%ld, %lld > %lld)",
+         w.status, w.fence, f0);
+    t_ok(lag < 100 * time_scale(),
+         "waiter answered %.1f ms after the release returned (< 100 ms)", lag);
+    t_ok(waiters_become(0, 2000), "waiters gauge back to 0");
+    drop("handover", w.token);
+}
+
+static void test_granted_on_expiry(void)
+{
+    char tok[64];
+    struct waiter w;
+    double t0 = now_ms();
+    long long f0 = hold("expiring", 300, tok, sizeof tok);
+    waiter_start(&w, "/v1/locks/expiring/acquire", 5000, 0);
+    pthread_join(w.thread, NULL);
+    double took = w.finished - t0;
+    t_ok(w.status == 200 && w.fence > f0,
+         "waiter granted when the holder's lease expired (%ld %s)", w.status,
+         w.code);
+    t_ok(took >= 250 && took < 1500 * time_scale(),
+         "granted after %.0f ms: at the 300 ms expiry, not the 5 s wait", took);
+    drop("expiring", w.token);
+}
+
+static void test_wait_times_out(void)
+{
+    char tok[64];
+    struct waiter w;
+    hold("busy", 30000, tok, sizeof tok);
+    waiter_start(&w, "/v1/locks/busy/acquire", 400, 0);
+    pthread_join(w.thread, NULL);
+    double took = w.finished - w.started;
+    t_ok(w.status == 409 && strcmp(w.code, "lock_held") == 0,
+         "waiter whose wait ran out -> 409 lock_held (%ld %s)", w.status,
+         w.code);
+    t_ok(took >= 350 && took < 2000 * time_scale(),
+         "answered after %.0f ms for wait_ms 400 (350..2000)", took);
+    t_ok(waiters_become(0, 2000), "timed-out waiter left the registry");
+    drop("busy", tok);
+}
+
+/* ---- 200 concurrent waiters on one lock ---- */
+
+#define CROWD 200
+
+static atomic_int holder;     /* 1 while some thread holds "crowd" */
+static atomic_int violations; /* a grant while another held it */
+static atomic_int grant_seq;
+static long long grant_fences[CROWD];
+static int grant_counts[CROWD];
+static atomic_int failures;
+static atomic_int crowd_done;
+
+static void *crowd_main(void *arg)
+{
+    int id = (int)(long)arg;
+    struct http_resp r;
+    http(&r, svc.url, "POST", "/v1/locks/crowd/acquire",
+         "{\"wait_ms\":60000,\"ttl_ms\":30000}", NULL);
+    if (r.status != 200) {
+        t_diag("crowd waiter %d: %ld %s", id, r.status, r.body);
+        atomic_fetch_add(&failures, 1);
+        http_resp_free(&r);
+        atomic_fetch_add(&crowd_done, 1);
+        return NULL;
+    }
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&holder, &expected, 1))
+        atomic_fetch_add(&violations, 1);
+    int seq = atomic_fetch_add(&grant_seq, 1);
+    if (seq < CROWD)
+        grant_fences[seq] = jint(&r, "fence");
+    grant_counts[id]++;
+    char tok[64];
+    snprintf(tok, sizeof tok, "%s", jstr(&r, "token") ? jstr(&r, "token") : "");
+    http_resp_free(&r);
+    sleep_ms(5);
+    atomic_store(&holder, 0);
+    httpf(&r, svc.url, "POST", "/v1/locks/crowd/release", NULL,
+          "{\"token\":\"%s\"}", tok);
+    if (r.status != 200 || jint(&r, "count") != 0) {
+        t_diag("crowd release %d: %ld %s", id, r.status, r.body);
+        atomic_fetch_add(&failures, 1);
+    }
+    http_resp_free(&r);
+    atomic_fetch_add(&crowd_done, 1);
+    return NULL;
+}
+
+static void test_crowd(void)
+{
+    pthread_t threads[CROWD];
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    char tok[64];
+    /* Hold the lock so that all of them queue up first. */
+    hold("crowd", 30000, tok, sizeof tok);
+    int started = 0;
+    for (long i = 0; i < CROWD; i++)
+        if (pthread_create(&threads[i], &attr, crowd_main, (void *)i) == 0)
+            started++;
+    t_ok(started == CROWD, "started %d waiter threads", started);
+    waiters_become(CROWD, 10000);
+    double worst = 0;
+    int health_ok = 0, probes = 0;
+    /* The service answers while they all wait. */
+    for (int i = 0; i < 5; i++, probes++) {
+        struct http_resp h;
+        http(&h, svc.url, "GET", "/healthz", NULL, NULL);
+        if (h.status == 200)
+            health_ok++;
+        if (h.seconds > worst)
+            worst = h.seconds;
+        http_resp_free(&h);
+    }
+    drop("crowd", tok);
+    /* ... and while they hand the lock to each other. */
+    while (atomic_load(&crowd_done) < started) {
+        struct http_resp h;
+        http(&h, svc.url, "GET", "/healthz", NULL, NULL);
+        probes++;
+        if (h.status == 200)
+            health_ok++;
+        if (h.seconds > worst)
+            worst = h.seconds;
+        http_resp_free(&h);
+        sleep_ms(20);
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    pthread_attr_destroy(&attr);
+
+    t_ok(health_ok == probes && worst < 1.0 * time_scale(),
+         "/healthz answered %d/%d probes during the crowd, slowest %.3f s",
+         health_ok, probes, worst);
+    t_ok(atomic_load(&failures) == 0, "every waiter got 200 for acquire "
+                                      "and release");
+    int once = 0;
+    for (int i = 0; i < CROWD; i++)
+        once += grant_counts[i] == 1;
+    t_ok(once == CROWD && atomic_load(&grant_seq) == CROWD,
+         "each of %d waiters granted exactly once (%d)", CROWD, once);
+    t_ok(atomic_load(&violations) == 0,
+         "never two holders at a time (%d violations)",
+         atomic_load(&violations));
+    int increasing = 1;
+    for (int i = 1; i < CROWD; i++)
+        if (grant_fences[i] <= grant_fences[i - 1]) {
+            increasing = 0;
+            t_diag("grant %d fence %lld after %lld", i, grant_fences[i],
+                   grant_fences[i - 1]);
+            break;
+        }
+    t_ok(increasing, "fences strictly increase in grant order");
+    t_ok(waiters_become(0, 2000), "no waiter left registered");
+}
+
+static void test_disconnected_waiter(void)
+{
+    char tok[64];
+    struct waiter gone, real;
+    hold("hangup", 30000, tok, sizeof tok);
+    waiter_start(&gone, "/v1/locks/hangup/acquire", 10000, 200);
+    pthread_join(gone.thread, NULL);
+    t_ok(gone.status == 0, "client gave up after 200 ms (no response)");
+    t_ok(waiters_become(0, 5000),
+         "the disconnected waiter is dropped (gauge back to 0 well before "
+         "its 10 s wait)");
+
+    waiter_start(&real, "/v1/locks/hangup/acquire", 10000, 0);
+    t_ok(waiters_become(1, 5000), "a second, real waiter is suspended");
+    drop("hangup", tok);
+    double released = now_ms();
+    pthread_join(real.thread, NULL);
+    t_ok(real.status == 200,
+         "the real waiter is granted after release (%ld %s)", real.status,
+         real.code);
+    t_ok(real.finished - released < 500 * time_scale(),
+         "promptly (%.1f ms): the release was not spent on the dead waiter",
+         real.finished - released);
+    t_ok(waiters_become(0, 2000), "waiters gauge 0 at the end");
+    drop("hangup", real.token);
+}
+
+int main(void)
+{
+    const char *args[] = {"--threads", "2", NULL};
+    if (redis_start(&redis, NULL) != 0 || svc_start(&svc, &redis, args) != 0) {
+        t_ok(false, "start redis-server and lockservice --threads 2");
+        return t_done();
+    }
+    test_granted_on_release();
+    test_granted_on_expiry();
+    test_wait_times_out();
+    test_crowd();
+    test_disconnected_waiter();
+    svc_stop(&svc);
+    redis_stop(&redis);
+    return t_done();
+}

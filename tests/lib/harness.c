@@ -1,0 +1,1237 @@
+/* harness.c -- TAP output, private redis-server and lockservice processes,
+ * and HTTP through libcurl for the integration tests (see harness.h).
+ *
+ * Every process started here is recorded in a small table so that it is
+ * stopped by PID on a normal exit (atexit), on SIGINT/SIGTERM/SIGHUP and on
+ * a crash of the test itself. Children also get PR_SET_PDEATHSIG so that a
+ * SIGKILLed test binary does not leave them behind; start them from the
+ * main thread (the death signal follows the thread that forked). */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MAX_PROCS 64
+#define MAX_ARGS 128
+#define MAX_LOGS 64
+
+/* ------------------------------------------------------------------ TAP */
+
+static pthread_mutex_t tap_lock = PTHREAD_MUTEX_INITIALIZER;
+static int tap_count;
+static int tap_failed;
+
+bool t_ok(bool cond, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&tap_lock);
+    tap_count++;
+    if (!cond)
+        tap_failed++;
+    printf("%s %d - ", cond ? "ok" : "not ok", tap_count);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+    pthread_mutex_unlock(&tap_lock);
+    return cond;
+}
+
+void t_diag(const char *fmt, ...)
+{
+    va_list ap;
+    char buf[4096];
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&tap_lock);
+    /* Keep multi-line diagnostics valid TAP: prefix every line. */
+    for (char *line = buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        printf("# %s\n", line);
+    }
+    fflush(stdout);
+    pthread_mutex_unlock(&tap_lock);
+}
+
+int t_failed(void)
+{
+    pthread_mutex_lock(&tap_lock);
+    int n = tap_failed;
+    pthread_mutex_unlock(&tap_lock);
+    return n;
+}
+
+int t_done(void)
+{
+    pthread_mutex_lock(&tap_lock);
+    printf("1..%d\n", tap_count);
+    int n = tap_count, failed = tap_failed;
+    fflush(stdout);
+    pthread_mutex_unlock(&tap_lock);
+    if (n == 0) {
+        t_diag("no tests ran");
+        return 1;
+    }
+    return failed ? 1 : 0;
+}
+
+/* ------------------------------------------------------------ utilities */
+
+double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+double time_scale(void)
+{
+    const char *s = getenv("LOCKSERVICE_TEST_TIME_SCALE");
+    if (s && *s) {
+        double v = strtod(s, NULL);
+        if (v >= 1.0)
+            return v;
+    }
+    const char *w = getenv("LOCKSERVICE_WRAPPER");
+    return (w && *w) ? 10.0 : 1.0;
+}
+
+int free_port(void)
+{
+    for (int attempt = 0; attempt < 50; attempt++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            return -1;
+        struct sockaddr_in sa = {0};
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sa.sin_port = 0;
+        socklen_t len = sizeof sa;
+        int port = -1;
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+            getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+            port = ntohs(sa.sin_port);
+        close(fd);
+        if (port > 0 && port != 6379 && port != 8080)
+            return port;
+    }
+    return -1;
+}
+
+/* Splits s on spaces into argv[*argc...], strdup'ing each word; replaces
+ * "{dir}" by dir when dir is non-NULL. Returns 0 or -1 when full. */
+static int split_words(const char *s, const char *dir, char **argv, int *argc,
+                       int max)
+{
+    if (!s)
+        return 0;
+    const char *p = s;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        const char *e = p;
+        while (*e && *e != ' ')
+            e++;
+        if (*argc >= max - 1)
+            return -1;
+        char word[1024];
+        size_t wl = 0;
+        for (const char *q = p; q < e && wl < sizeof word - 1;) {
+            if (dir && strncmp(q, "{dir}", 5) == 0 && q + 5 <= e) {
+                size_t dl = strlen(dir);
+                if (wl + dl >= sizeof word)
+                    break;
+                memcpy(word + wl, dir, dl);
+                wl += dl;
+                q += 5;
+            } else {
+                word[wl++] = *q++;
+            }
+        }
+        word[wl] = '\0';
+        argv[(*argc)++] = strdup(word);
+        p = e;
+    }
+    argv[*argc] = NULL;
+    return 0;
+}
+
+static void free_words(char **argv, int from, int argc)
+{
+    for (int i = from; i < argc; i++)
+        free(argv[i]);
+}
+
+/* ------------------------------------------------ process bookkeeping */
+
+struct tracked {
+    volatile pid_t pid; /* 0: free slot */
+    char dir[256];      /* removed at exit when non-empty */
+};
+static struct tracked procs[MAX_PROCS];
+static pthread_mutex_t procs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static char logs[MAX_LOGS][256];
+static int log_count;
+static bool keep_logs; /* LOCKSERVICE_TEST_LOGDIR set: tests/run shows them */
+
+static void track(pid_t pid, const char *dir)
+{
+    pthread_mutex_lock(&procs_lock);
+    for (int i = 0; i < MAX_PROCS; i++) {
+        if (procs[i].pid == 0) {
+            snprintf(procs[i].dir, sizeof procs[i].dir, "%s", dir ? dir : "");
+            procs[i].pid = pid;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&procs_lock);
+}
+
+static void untrack(pid_t pid)
+{
+    pthread_mutex_lock(&procs_lock);
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (procs[i].pid == pid)
+            procs[i].pid = 0;
+    pthread_mutex_unlock(&procs_lock);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_rf(const char *dir)
+{
+    if (dir && *dir)
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Waits for pid up to ms; returns the waitpid status or -1 on timeout. */
+static int wait_for(pid_t pid, long ms)
+{
+    double end = now_ms() + (double)ms;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        if (r < 0 && errno != EINTR)
+            return -2; /* not our child any more */
+        if (now_ms() > end)
+            return -1;
+        sleep_ms(5);
+    }
+}
+
+static void print_log_tail(const char *path, int lines)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char *ring[200] = {0};
+    if (lines > 200)
+        lines = 200;
+    int n = 0;
+    char buf[1024];
+    while (fgets(buf, sizeof buf, f)) {
+        free(ring[n % lines]);
+        buf[strcspn(buf, "\n")] = '\0';
+        ring[n % lines] = strdup(buf);
+        n++;
+    }
+    fclose(f);
+    int start = n > lines ? n - lines : 0;
+    t_diag("---- last %d lines of %s ----", n - start, path);
+    for (int i = start; i < n; i++)
+        t_diag("%s", ring[i % lines]);
+    for (int i = 0; i < lines; i++)
+        free(ring[i]);
+}
+
+static void cleanup_at_exit(void)
+{
+    pthread_mutex_lock(&procs_lock);
+    for (int i = 0; i < MAX_PROCS; i++) {
+        pid_t pid = procs[i].pid;
+        if (pid > 0) {
+            kill(pid, SIGTERM);
+            if (wait_for(pid, 3000) == -1) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+            }
+            procs[i].pid = 0;
+        }
+        if (procs[i].dir[0]) {
+            rm_rf(procs[i].dir);
+            procs[i].dir[0] = '\0';
+        }
+    }
+    pthread_mutex_unlock(&procs_lock);
+    for (int i = 0; i < log_count && !keep_logs; i++) {
+        if (tap_failed > 0)
+            print_log_tail(logs[i], 40);
+        unlink(logs[i]);
+    }
+}
+
+/* Runs "rm -rf path" and waits; async-signal-safe (fork, execve, waitpid). */
+static void rm_rf_from_handler(const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *const argv[] = {"rm", "-rf", (char *)path, NULL};
+        char *const envp[] = {NULL};
+        execve("/bin/rm", argv, envp);
+        _exit(127);
+    }
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+}
+
+static void on_fatal_signal(int sig)
+{
+    /* Async-signal-safe only: kill what we started, remove its files, then
+     * die as asked. */
+    for (int i = 0; i < MAX_PROCS; i++) {
+        if (procs[i].pid > 0) {
+            kill(procs[i].pid, SIGKILL);
+            waitpid(procs[i].pid, NULL, 0);
+        }
+        if (procs[i].dir[0])
+            rm_rf_from_handler(procs[i].dir);
+    }
+    for (int i = 0; i < log_count && !keep_logs; i++)
+        rm_rf_from_handler(logs[i]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+__attribute__((constructor)) static void harness_init(void)
+{
+    curl_global_init(CURL_GLOBAL_ALL);
+    signal(SIGPIPE, SIG_IGN);
+    int sigs[] = {SIGINT,  SIGTERM, SIGHUP, SIGQUIT, SIGSEGV,
+                  SIGABRT, SIGBUS,  SIGFPE, SIGILL,  SIGALRM};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    keep_logs = getenv("LOCKSERVICE_TEST_LOGDIR") != NULL;
+    atexit(cleanup_at_exit);
+}
+
+static const char *tmp_root(void)
+{
+    const char *t = getenv("TMPDIR");
+    return (t && *t) ? t : "/tmp";
+}
+
+/* Builds the child environment: ours minus every LOCKSERVICE_* variable,
+ * plus env. Returns a malloc'd array (strings borrowed) or NULL. */
+static char **child_env(const char *const *env)
+{
+    size_t n = 0, m = 0;
+    while (environ[n])
+        n++;
+    while (env && env[m])
+        m++;
+    char **out = calloc(n + m + 1, sizeof *out);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "LOCKSERVICE_", 12) != 0)
+            out[k++] = environ[i];
+    for (size_t i = 0; i < m; i++)
+        out[k++] = (char *)env[i];
+    out[k] = NULL;
+    return out;
+}
+
+/* fork + exec argv with envp (NULL: inherit), stdin /dev/null, stdout and
+ * stderr to out_fd / err_fd (-1: /dev/null). Returns the pid or -1. */
+static pid_t spawn(char *const *argv, char *const *envp, int out_fd, int err_fd)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        /* Default signal dispositions for the child. */
+        for (int sig = 1; sig < 32; sig++)
+            signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0);
+        dup2(out_fd >= 0 ? out_fd : devnull, 1);
+        dup2(err_fd >= 0 ? err_fd : devnull, 2);
+        if (envp)
+            execvpe(argv[0], argv, envp);
+        else
+            execvp(argv[0], argv);
+        dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+/* ----------------------------------------------------------------- redis */
+
+static const char *redis_server_bin(void)
+{
+    const char *b = getenv("REDIS_SERVER");
+    return (b && *b) ? b : "redis-server";
+}
+
+/* The value following "--requirepass" in extra, copied into buf, or NULL. */
+static const char *requirepass(const char *extra, char *buf, size_t len)
+{
+    const char *p = extra ? strstr(extra, "--requirepass ") : NULL;
+    if (!p)
+        return NULL;
+    p += strlen("--requirepass ");
+    size_t n = strcspn(p, " ");
+    if (n == 0 || n >= len)
+        return NULL;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* True when a Redis on port answers PING with PONG or NOAUTH. */
+static bool redis_answers(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    bool ok = false;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        write(fd, "PING\r\n", 6) == 6) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        char buf[64] = {0};
+        if (poll(&pfd, 1, 500) == 1 && read(fd, buf, sizeof buf - 1) > 0)
+            ok = strncmp(buf, "+PONG", 5) == 0 ||
+                 strncmp(buf, "-NOAUTH", 7) == 0;
+    }
+    close(fd);
+    return ok;
+}
+
+/* Starts redis-server for r (r->port, r->dir, r->extra set). */
+static int redis_spawn(struct redis_proc *r)
+{
+    char *argv[MAX_ARGS];
+    int argc = 0;
+    char port[16], logfile[320];
+    snprintf(port, sizeof port, "%d", r->port);
+    snprintf(logfile, sizeof logfile, "%s/redis.log", r->dir);
+    const char *fixed[] = {redis_server_bin(),
+                           "--port",
+                           port,
+                           "--bind",
+                           "127.0.0.1",
+                           "--dir",
+                           r->dir,
+                           "--logfile",
+                           logfile,
+                           "--daemonize",
+                           "no",
+                           "--save",
+                           "",
+                           "--appendonly",
+                           "no",
+                           "--enable-debug-command",
+                           "local",
+                           NULL};
+    for (int i = 0; fixed[i]; i++)
+        argv[argc++] = (char *)fixed[i];
+    int nfixed = argc;
+    if (split_words(r->extra, r->dir, argv, &argc, MAX_ARGS) != 0) {
+        free_words(argv, nfixed, argc);
+        return -1;
+    }
+    argv[argc] = NULL;
+    pid_t pid = spawn(argv, NULL, -1, -1);
+    free_words(argv, nfixed, argc);
+    if (pid < 0)
+        return -1;
+    r->pid = pid;
+    track(pid, NULL);
+    double end = now_ms() + 10000.0;
+    while (now_ms() < end) {
+        if (redis_answers(r->port))
+            return 0;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            untrack(pid);
+            r->pid = 0;
+            return -1;
+        }
+        sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    untrack(pid);
+    r->pid = 0;
+    return -1;
+}
+
+int redis_start(struct redis_proc *r, const char *extra)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->extra, sizeof r->extra, "%s", extra ? extra : "");
+    snprintf(r->dir, sizeof r->dir, "%s/lockservice-redis-XXXXXX", tmp_root());
+    if (!mkdtemp(r->dir)) {
+        t_diag("redis_start: mkdtemp %s: %s", r->dir, strerror(errno));
+        r->dir[0] = '\0';
+        return -1;
+    }
+    /* Remember the dir so an aborted test still removes it. */
+    pthread_mutex_lock(&procs_lock);
+    for (int i = 0; i < MAX_PROCS; i++) {
+        if (procs[i].pid == 0 && procs[i].dir[0] == '\0') {
+            snprintf(procs[i].dir, sizeof procs[i].dir, "%s", r->dir);
+            procs[i].pid = -1; /* reserved: a dir with no process */
+            break;
+        }
+    }
+    pthread_mutex_unlock(&procs_lock);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        r->port = free_port();
+        if (r->port > 0 && redis_spawn(r) == 0)
+            return 0;
+    }
+    t_diag("redis_start: %s did not start (extra: %s)", redis_server_bin(),
+           r->extra);
+    char logfile[320];
+    snprintf(logfile, sizeof logfile, "%s/redis.log", r->dir);
+    print_log_tail(logfile, 20);
+    return -1;
+}
+
+static void forget_dir(const char *dir)
+{
+    pthread_mutex_lock(&procs_lock);
+    for (int i = 0; i < MAX_PROCS; i++) {
+        if (procs[i].dir[0] && strcmp(procs[i].dir, dir) == 0) {
+            procs[i].dir[0] = '\0';
+            if (procs[i].pid == -1)
+                procs[i].pid = 0;
+        }
+    }
+    pthread_mutex_unlock(&procs_lock);
+}
+
+void redis_stop(struct redis_proc *r)
+{
+    if (r->pid > 0) {
+        kill(r->pid, SIGTERM);
+        if (wait_for(r->pid, 10000) == -1) {
+            kill(r->pid, SIGKILL);
+            waitpid(r->pid, NULL, 0);
+        }
+        untrack(r->pid);
+        r->pid = 0;
+    }
+    if (r->dir[0]) {
+        rm_rf(r->dir);
+        forget_dir(r->dir);
+        r->dir[0] = '\0';
+    }
+}
+
+void redis_kill(struct redis_proc *r)
+{
+    if (r->pid > 0) {
+        kill(r->pid, SIGKILL);
+        waitpid(r->pid, NULL, 0);
+        untrack(r->pid);
+        r->pid = 0;
+    }
+}
+
+int redis_restart(struct redis_proc *r)
+{
+    redis_kill(r);
+    /* The port was ours a moment ago; retry briefly in case it lingers. */
+    for (int attempt = 0; attempt < 20; attempt++) {
+        if (redis_spawn(r) == 0)
+            return 0;
+        sleep_ms(100);
+    }
+    t_diag("redis_restart: could not restart on port %d", r->port);
+    return -1;
+}
+
+/* Reads fd to EOF into a malloc'd NUL-terminated string. */
+static char *read_all(int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return NULL;
+    for (;;) {
+        if (len + 1024 > cap) {
+            cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                return NULL;
+            }
+            buf = nb;
+        }
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+char *redis_cli(const struct redis_proc *r, const char *args)
+{
+    char *argv[MAX_ARGS];
+    int argc = 0;
+    char port[16], pass[256];
+    snprintf(port, sizeof port, "%d", r->port);
+    argv[argc++] = "redis-cli";
+    argv[argc++] = "-p";
+    argv[argc++] = port;
+    if (requirepass(r->extra, pass, sizeof pass)) {
+        argv[argc++] = "-a";
+        argv[argc++] = pass;
+        argv[argc++] = "--no-auth-warning";
+    }
+    int nfixed = argc;
+    if (split_words(args, NULL, argv, &argc, MAX_ARGS) != 0) {
+        free_words(argv, nfixed, argc);
+        return NULL;
+    }
+    int pfd[2];
+    if (pipe(pfd) != 0) {
+        free_words(argv, nfixed, argc);
+        return NULL;
+    }
+    pid_t pid = spawn(argv, NULL, pfd[1], -1);
+    free_words(argv, nfixed, argc);
+    close(pfd[1]);
+    if (pid < 0) {
+        close(pfd[0]);
+        return NULL;
+    }
+    char *out = read_all(pfd[0]);
+    close(pfd[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* --------------------------------------------------------------- service */
+
+static const char *svc_bin(void)
+{
+    const char *b = getenv("LOCKSERVICE_BIN");
+    return (b && *b) ? b : "./lockservice";
+}
+
+static bool wrapped(void)
+{
+    const char *w = getenv("LOCKSERVICE_WRAPPER");
+    return w && *w;
+}
+
+/* The value of NAME in a NULL-terminated "NAME=value" list, or NULL. */
+static const char *env_get(const char *const *env, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; env && env[i]; i++)
+        if (strncmp(env[i], name, n) == 0 && env[i][n] == '=')
+            return env[i] + n + 1;
+    return NULL;
+}
+
+/* Fills argv with wrapper + binary; returns the index of the first word to
+ * free (the wrapper words are strdup'd). */
+static int svc_argv_prefix(char **argv, int *argc)
+{
+    split_words(getenv("LOCKSERVICE_WRAPPER"), NULL, argv, argc, MAX_ARGS);
+    argv[(*argc)++] = (char *)svc_bin();
+    return *argc;
+}
+
+static int svc_start_once(struct svc_proc *s, const struct redis_proc *r,
+                          const char *const *extra_args, const char *const *env)
+{
+    char *argv[MAX_ARGS];
+    int argc = 0;
+    int nwrap = svc_argv_prefix(argv, &argc) - 1;
+    char listen[64], redis[128];
+    const char *env_listen = env_get(env, "LOCKSERVICE_LISTEN");
+    if (env_listen) {
+        const char *colon = strrchr(env_listen, ':');
+        s->port = colon ? (int)strtol(colon + 1, NULL, 10) : 8080;
+    } else {
+        s->port = free_port();
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
+        argv[argc++] = "--listen";
+        argv[argc++] = listen;
+    }
+    if (r && !env_get(env, "LOCKSERVICE_REDIS_URL")) {
+        snprintf(redis, sizeof redis, "redis://127.0.0.1:%d", r->port);
+        argv[argc++] = "--redis";
+        argv[argc++] = redis;
+    }
+    for (int i = 0; extra_args && extra_args[i] && argc < MAX_ARGS - 1; i++)
+        argv[argc++] = (char *)extra_args[i];
+    argv[argc] = NULL;
+    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
+
+    const char *logdir = getenv("LOCKSERVICE_TEST_LOGDIR");
+    snprintf(s->log, sizeof s->log, "%s/lockservice-%d-XXXXXX.log",
+             logdir && *logdir ? logdir : tmp_root(), s->port);
+    int logfd = mkstemps(s->log, 4);
+    if (logfd < 0) {
+        free_words(argv, 0, nwrap);
+        t_diag("svc_start: cannot create log %s: %s", s->log, strerror(errno));
+        return -1;
+    }
+    if (log_count < MAX_LOGS)
+        snprintf(logs[log_count++], sizeof logs[0], "%s", s->log);
+    {
+        char cmd[2048] = "";
+        for (int i = 0; i < argc; i++) {
+            strncat(cmd, argv[i], sizeof cmd - strlen(cmd) - 2);
+            strncat(cmd, " ", sizeof cmd - strlen(cmd) - 1);
+        }
+        dprintf(logfd, "# harness: %s\n", cmd);
+    }
+    char **envp = child_env(env);
+    s->pid = spawn(argv, envp, logfd, logfd);
+    free(envp);
+    free_words(argv, 0, nwrap);
+    close(logfd);
+    if (s->pid < 0)
+        return -1;
+    track(s->pid, NULL);
+
+    double limit = wrapped() ? 60000.0 : 10000.0;
+    double end = now_ms() + limit * (time_scale() > 1 && !wrapped() ? 2 : 1);
+    while (now_ms() < end) {
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            untrack(s->pid);
+            s->pid = 0;
+            return -2; /* exited: perhaps the port was taken */
+        }
+        struct http_resp h;
+        if (http_timeout(&h, 1000, s->url, "GET", "/healthz", NULL, NULL) ==
+                0 &&
+            h.status == 200) {
+            http_resp_free(&h);
+            return 0;
+        }
+        http_resp_free(&h);
+        sleep_ms(20);
+    }
+    t_diag("svc_start: %s did not answer /healthz within %.0f ms", s->url,
+           limit);
+    svc_kill(s);
+    return -1;
+}
+
+int svc_start_env(struct svc_proc *s, const struct redis_proc *r,
+                  const char *const *extra_args, const char *const *env)
+{
+    memset(s, 0, sizeof *s);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int rc = svc_start_once(s, r, extra_args, env);
+        if (rc == 0)
+            return 0;
+        if (rc == -1)
+            break;
+        if (env_get(env, "LOCKSERVICE_LISTEN"))
+            break; /* a fixed port will not get better */
+    }
+    t_diag("svc_start: %s failed to start; log %s", svc_bin(), s->log);
+    print_log_tail(s->log, 20);
+    return -1;
+}
+
+int svc_start(struct svc_proc *s, const struct redis_proc *r,
+              const char *const *extra_args)
+{
+    return svc_start_env(s, r, extra_args, NULL);
+}
+
+int svc_stop(struct svc_proc *s)
+{
+    if (s->pid <= 0)
+        return -1;
+    pid_t pid = s->pid;
+    int status = -1;
+    int st = -2;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+        t_ok(false, "service %s was still running when stopped", s->url);
+    } else {
+        kill(pid, SIGTERM);
+        st = wait_for(pid, wrapped() ? 60000 : 15000);
+        if (st == -1) {
+            t_ok(false, "service %s exits within 15 s of SIGTERM", s->url);
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            st = -2;
+        }
+    }
+    untrack(pid);
+    s->pid = 0;
+    if (st >= 0) {
+        if (WIFEXITED(st))
+            status = WEXITSTATUS(st);
+        else if (WIFSIGNALED(st))
+            status = 128 + WTERMSIG(st);
+        t_ok(status == 0,
+             "service %s shuts down cleanly on SIGTERM "
+             "(exit status %d%s)",
+             s->url, status,
+             status == 99 ? ": errors under LOCKSERVICE_WRAPPER" : "");
+        if (status != 0)
+            print_log_tail(s->log, 40);
+    }
+    return status;
+}
+
+void svc_kill(struct svc_proc *s)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    untrack(s->pid);
+    s->pid = 0;
+}
+
+/* Reads fd into *buf (growing) until EOF; returns false at EOF. */
+static bool drain(int fd, char **buf, size_t *len, size_t *cap)
+{
+    char tmp[4096];
+    ssize_t n = read(fd, tmp, sizeof tmp);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return true;
+    if (n <= 0)
+        return false;
+    if (*len + (size_t)n + 1 > *cap) {
+        size_t nc = (*cap + (size_t)n) * 2;
+        char *nb = realloc(*buf, nc);
+        if (!nb)
+            return false;
+        *buf = nb;
+        *cap = nc;
+    }
+    memcpy(*buf + *len, tmp, (size_t)n);
+    *len += (size_t)n;
+    (*buf)[*len] = '\0';
+    return true;
+}
+
+int svc_run(const char *const *args, const char *const *env, char **out,
+            char **err, int timeout_ms)
+{
+    char *argv[MAX_ARGS];
+    int argc = 0;
+    int nwrap = svc_argv_prefix(argv, &argc) - 1;
+    for (int i = 0; args && args[i] && argc < MAX_ARGS - 1; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc] = NULL;
+    int po[2], pe[2];
+    if (pipe(po) != 0 || pipe(pe) != 0) {
+        free_words(argv, 0, nwrap);
+        return -1;
+    }
+    char **envp = child_env(env);
+    pid_t pid = spawn(argv, envp, po[1], pe[1]);
+    free(envp);
+    free_words(argv, 0, nwrap);
+    close(po[1]);
+    close(pe[1]);
+    if (pid < 0) {
+        close(po[0]);
+        close(pe[0]);
+        return -1;
+    }
+    track(pid, NULL);
+    char *bufs[2] = {calloc(1, 1), calloc(1, 1)};
+    size_t lens[2] = {0, 0}, caps[2] = {1, 1};
+    struct pollfd pfd[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    double end = now_ms() + (double)timeout_ms * (wrapped() ? 10 : 1);
+    bool timed_out = false;
+    int open_fds = 2;
+    while (open_fds > 0) {
+        int left = (int)(end - now_ms());
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        if (poll(pfd, 2, left) < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < 2; i++) {
+            if (pfd[i].fd >= 0 && (pfd[i].revents & (POLLIN | POLLHUP))) {
+                if (!drain(pfd[i].fd, &bufs[i], &lens[i], &caps[i])) {
+                    close(pfd[i].fd);
+                    pfd[i].fd = -1;
+                    open_fds--;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (pfd[i].fd >= 0)
+            close(pfd[i].fd);
+    int st = timed_out ? -1 : wait_for(pid, (long)(end - now_ms()) + 100);
+    if (st < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    untrack(pid);
+    if (out)
+        *out = bufs[0];
+    else
+        free(bufs[0]);
+    if (err)
+        *err = bufs[1];
+    else
+        free(bufs[1]);
+    if (st < 0)
+        return -1;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+struct buf {
+    char *data;
+    size_t len, cap;
+};
+
+static size_t buf_append(struct buf *b, const char *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 1024;
+        while (b->len + n + 1 > nc)
+            nc *= 2;
+        char *nd = realloc(b->data, nc);
+        if (!nd)
+            return 0;
+        b->data = nd;
+        b->cap = nc;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    return buf_append(ud, p, size * n);
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct buf *b = ud;
+    /* A new status line (after a 100 Continue) starts a new block. */
+    if (size * n > 5 && strncmp(p, "HTTP/", 5) == 0)
+        b->len = 0;
+    return buf_append(b, p, size * n);
+}
+
+int http_timeout(struct http_resp *out, long timeout_ms, const char *base,
+                 const char *method, const char *path, const char *body,
+                 const char *const *headers)
+{
+    memset(out, 0, sizeof *out);
+    CURL *c = curl_easy_init();
+    if (!c) {
+        out->body = calloc(1, 1);
+        out->headers = calloc(1, 1);
+        return -1;
+    }
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    struct buf bb = {0}, hb = {0};
+    struct curl_slist *hl = NULL;
+    bool has_ct = false, has_expect = false;
+    for (int i = 0; headers && headers[i]; i++) {
+        if (strncasecmp(headers[i], "Content-Type:", 13) == 0)
+            has_ct = true;
+        if (strncasecmp(headers[i], "Expect:", 7) == 0)
+            has_expect = true;
+        hl = curl_slist_append(hl, headers[i]);
+    }
+    if (!has_expect)
+        hl = curl_slist_append(hl, "Expect:");
+    if (body && !has_ct)
+        hl = curl_slist_append(hl, "Content-Type: application/json");
+    if (!body && !has_ct)
+        hl = curl_slist_append(hl, "Content-Type:"); /* curl adds none */
+
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "GET") != 0 || body) {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    }
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)strlen(body));
+    } else if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+        /* A body-less POST: Content-Length: 0 and no Content-Type. */
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+
+    double t0 = now_ms();
+    CURLcode rc = curl_easy_perform(c);
+    out->seconds = (now_ms() - t0) / 1000.0;
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+        char *ct = NULL;
+        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+        if (ct)
+            snprintf(out->content_type, sizeof out->content_type, "%s", ct);
+    } else {
+        out->status = 0;
+    }
+    out->body = bb.data ? bb.data : calloc(1, 1);
+    out->len = bb.len;
+    out->headers = hb.data ? hb.data : calloc(1, 1);
+    if (out->len > 0) {
+        json_error_t je;
+        out->json = json_loadb(out->body, out->len, JSON_DECODE_ANY, &je);
+    }
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+int http(struct http_resp *out, const char *base, const char *method,
+         const char *path, const char *body, const char *const *headers)
+{
+    return http_timeout(out, 70000L * (long)time_scale(), base, method, path,
+                        body, headers);
+}
+
+void http_resp_free(struct http_resp *r)
+{
+    if (!r)
+        return;
+    free(r->body);
+    free(r->headers);
+    json_decref(r->json);
+    r->body = NULL;
+    r->headers = NULL;
+    r->json = NULL;
+}
+
+const char *http_header(const struct http_resp *r, const char *name, char *buf,
+                        size_t buflen)
+{
+    if (!r->headers || buflen == 0)
+        return NULL;
+    size_t nl = strlen(name);
+    for (const char *line = r->headers; *line;) {
+        const char *end = strstr(line, "\r\n");
+        if (!end)
+            end = line + strlen(line);
+        if ((size_t)(end - line) > nl && strncasecmp(line, name, nl) == 0 &&
+            line[nl] == ':') {
+            const char *v = line + nl + 1;
+            while (v < end && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *ve = end;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            size_t n = (size_t)(ve - v);
+            if (n >= buflen)
+                n = buflen - 1;
+            memcpy(buf, v, n);
+            buf[n] = '\0';
+            return buf;
+        }
+        if (!*end)
+            break;
+        line = end + 2;
+    }
+    return NULL;
+}
+
+long long jint(const struct http_resp *r, const char *key)
+{
+    json_t *v = r->json && json_is_object(r->json)
+                    ? json_object_get(r->json, key)
+                    : NULL;
+    return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+const char *jstr(const struct http_resp *r, const char *key)
+{
+    json_t *v = r->json && json_is_object(r->json)
+                    ? json_object_get(r->json, key)
+                    : NULL;
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+const char *problem_code(const struct http_resp *r)
+{
+    const char *c = jstr(r, "code");
+    return c ? c : "";
+}
+
+int httpf(struct http_resp *out, const char *base, const char *method,
+          const char *path, const char *const *headers, const char *fmt, ...)
+{
+    if (!fmt)
+        return http(out, base, method, path, NULL, headers);
+    va_list ap;
+    va_start(ap, fmt);
+    char *body = NULL;
+    int n = vasprintf(&body, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    int rc = http(out, base, method, path, body, headers);
+    free(body);
+    return rc;
+}
+
+bool problem_is(const struct http_resp *r, long status, const char *code)
+{
+    bool ok = r->status == status &&
+              strncmp(r->content_type, "application/problem+json", 24) == 0 &&
+              strcmp(problem_code(r), code) == 0 &&
+              jint(r, "status") == status && jstr(r, "title") != NULL &&
+              jstr(r, "type") != NULL;
+    if (!ok)
+        t_diag("expected %ld %s problem; got %ld [%s] %.300s", status, code,
+               r->status, r->content_type, r->body ? r->body : "");
+    return ok;
+}
+
+bool token_like(const char *s)
+{
+    if (!s || strlen(s) != 32)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+double metric_get(const char *base, const char *name, const char *const *labels)
+{
+    struct http_resp r;
+    double value = -1;
+    if (http(&r, base, "GET", "/metrics", NULL, NULL) != 0 || r.status != 200) {
+        http_resp_free(&r);
+        return -1;
+    }
+    size_t nl = strlen(name);
+    for (char *line = r.body; line && *line;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        if (line[0] != '#' && strncmp(line, name, nl) == 0 &&
+            (line[nl] == ' ' || line[nl] == '{')) {
+            char *close = line[nl] == '{' ? strrchr(line + nl, '}') : NULL;
+            bool all = true;
+            for (int i = 0; labels && labels[i]; i++) {
+                char *hit = close ? strstr(line + nl, labels[i]) : NULL;
+                if (!hit || hit > close)
+                    all = false;
+            }
+            if (all) {
+                char *v = strrchr(line, ' ');
+                value = v ? strtod(v + 1, NULL) : -1;
+                break;
+            }
+        }
+        line = end ? end + 1 : NULL;
+    }
+    http_resp_free(&r);
+    return value;
+}
