@@ -363,7 +363,7 @@ static const struct opt_spec opt_specs[] = {
     {OPT_REDIS, "redis", "LOCKSERVICE_REDIS_URL", "URL",
      "redis://[[user]:password@]host[:port][/db] or "
      "unix:///path[?db=N&password=P]\n"
-     "                          (default redis://127.0.0.1:6379)"},
+     "                            (default redis://127.0.0.1:6379)"},
     {OPT_THREADS, "threads", "LOCKSERVICE_THREADS", "N",
      "HTTP worker threads, each with its own Redis connection (default: "
      "cores)"},
@@ -382,7 +382,8 @@ static const struct opt_spec opt_specs[] = {
     {OPT_MAX_CONN, "max-connections", "LOCKSERVICE_MAX_CONNECTIONS", "N",
      "concurrent HTTP connections, waiting ones included (default 16384)"},
     {OPT_IDLE_TIMEOUT, "idle-timeout-s", "LOCKSERVICE_IDLE_TIMEOUT_S", "S",
-     "close a connection idle this long, e.g. a slow client (default 30)"},
+     "close a connection idle this long, or that takes this long to send\n"
+     "                            a whole request (slow clients; default 30)"},
     {OPT_MAX_WAITERS, "max-waiters", "LOCKSERVICE_MAX_WAITERS", "N",
      "suspended waiters per instance; past it: 429 (default 16384)"},
     {OPT_MAX_HOLD, "max-hold-count", "LOCKSERVICE_MAX_HOLD_COUNT", "N",
@@ -393,7 +394,7 @@ static const struct opt_spec opt_specs[] = {
      "10000)"},
     {OPT_API_KEYS, "api-keys-file", "LOCKSERVICE_API_KEYS_FILE", "PATH",
      "require Authorization: Bearer <key> on /v1 and /demo; one key\n"
-     "                          (16..256 characters) per line, optionally "
+     "                            (16..256 characters) per line, optionally "
      "followed by a name"},
     {OPT_DEMO, "demo", "LOCKSERVICE_DEMO", NULL,
      "serve the inventory overselling demo under /demo (env: 1 or 0)"},
@@ -420,9 +421,9 @@ static void print_help(void)
 
         snprintf(left, sizeof left, "--%s%s%s", o->flag, o->arg ? " " : "",
                  o->arg ? o->arg : "");
-        printf("  %-24s%s\n", left, o->help);
+        printf("  %-26s%s\n", left, o->help);
         if (o->env)
-            printf("  %-24s  env: %s\n", "", o->env);
+            printf("  %-26senv: %s\n", "", o->env);
     }
     printf("\nFlags win over environment variables. A bad value exits with "
            "status 2.\n");

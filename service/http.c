@@ -11,14 +11,18 @@
 #include "router.h"
 #include "token.h"
 
+#include <ctype.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static struct MHD_Daemon *daemon_handle;
 static const struct config *conf;
@@ -239,6 +243,8 @@ static bool authorized(struct MHD_Connection *conn)
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
         return false;
     h += 7;
+    while (*h == ' ')
+        h++;
     len = strlen(h);
     if (len > API_KEY_MAX)
         return false;
@@ -335,6 +341,143 @@ static bool admit(struct request *req, const char *url)
     return true;
 }
 
+/* ---- slow clients -------------------------------------------------------*/
+
+/* libmicrohttpd's timeout counts idle time only, so a client trickling one
+ * byte a second would hold its connection forever. Each connection is
+ * tracked from accept (or from the end of its previous request) until its
+ * request is complete; the reaper shuts down the socket of one that takes
+ * longer than the idle timeout to deliver a whole request. */
+struct conn_track {
+    struct conn_track *prev, *next;
+    int fd;
+    _Atomic uint64_t receiving_since_ns; /* 0: a request is being handled */
+};
+
+static pthread_mutex_t track_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct conn_track *track_head;
+static pthread_t reaper;
+static bool reaper_started;
+static atomic_bool reaper_stop;
+
+static struct conn_track *conn_track_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void conn_track_busy(struct MHD_Connection *conn)
+{
+    struct conn_track *t = conn_track_of(conn);
+    if (t != NULL)
+        atomic_store(&t->receiving_since_ns, 0);
+}
+
+static void conn_track_receiving(struct MHD_Connection *conn)
+{
+    struct conn_track *t = conn_track_of(conn);
+    if (t != NULL)
+        atomic_store(&t->receiving_since_ns, clock_now_ns());
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode what)
+{
+    struct conn_track *t = *socket_context;
+    const union MHD_ConnectionInfo *ci;
+
+    (void)cls;
+    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        t = calloc(1, sizeof *t);
+        if (t == NULL)
+            return;
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        t->fd = ci ? ci->connect_fd : -1;
+        atomic_store(&t->receiving_since_ns, clock_now_ns());
+        pthread_mutex_lock(&track_mu);
+        t->next = track_head;
+        if (track_head)
+            track_head->prev = t;
+        track_head = t;
+        pthread_mutex_unlock(&track_mu);
+        *socket_context = t;
+        return;
+    }
+    if (t == NULL)
+        return;
+    /* Unlinked before libmicrohttpd closes the socket, so the reaper never
+     * touches a descriptor that may have been reused. */
+    pthread_mutex_lock(&track_mu);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        track_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&track_mu);
+    free(t);
+    *socket_context = NULL;
+}
+
+static void *reaper_thread(void *arg)
+{
+    uint64_t limit = MS_TO_NS((uint64_t)conf->idle_timeout_s * 1000);
+
+    (void)arg;
+    while (!atomic_load(&reaper_stop)) {
+        uint64_t now = clock_now_ns();
+        struct conn_track *t;
+
+        pthread_mutex_lock(&track_mu);
+        for (t = track_head; t != NULL; t = t->next) {
+            uint64_t since = atomic_load(&t->receiving_since_ns);
+            if (since != 0 && now - since > limit && t->fd >= 0) {
+                log_debug("http: closing a connection that sent no complete "
+                          "request in %u s",
+                          conf->idle_timeout_s);
+                shutdown(t->fd, SHUT_RDWR);
+                atomic_store(&t->receiving_since_ns, 0);
+            }
+        }
+        pthread_mutex_unlock(&track_mu);
+        usleep(250000);
+    }
+    return NULL;
+}
+
+/* Decodes %HH escapes in place, except %00: a NUL would cut the path short
+ * and route the request somewhere its sender did not name. Left encoded,
+ * it fails name validation or routing like any other stray '%'. */
+static size_t unescape_path(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *in = s, *out = s;
+
+    (void)cls;
+    (void)conn;
+    while (*in != '\0') {
+        unsigned hi, lo;
+        if (in[0] == '%' && isxdigit((unsigned char)in[1]) &&
+            isxdigit((unsigned char)in[2])) {
+            hi = (unsigned)(isdigit((unsigned char)in[1])
+                                ? in[1] - '0'
+                                : (tolower((unsigned char)in[1]) - 'a' + 10));
+            lo = (unsigned)(isdigit((unsigned char)in[2])
+                                ? in[2] - '0'
+                                : (tolower((unsigned char)in[2]) - 'a' + 10));
+            if (hi != 0 || lo != 0) {
+                *out++ = (char)(hi << 4 | lo);
+                in += 3;
+                continue;
+            }
+        }
+        *out++ = *in++;
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}
+
 /* ---- libmicrohttpd callbacks --------------------------------------------*/
 
 /* Runs the handler of a routed request whose body is complete (or that was
@@ -360,6 +503,7 @@ static void dispatch(struct request *req)
         req->body = NULL;
         req->body_len = req->body_cap = 0;
     }
+    conn_track_busy(req->conn);
     req->suspended = false;
     req->route->handler(req);
     if (req->status == 0 && !req->suspended) {
@@ -438,9 +582,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     uint64_t dur;
 
     (void)cls;
-    (void)conn;
     if (req == NULL)
         return;
+    conn_track_receiving(conn);
     waiters_done(&req->waiter);
     dur = clock_now_ns() - req->start_ns;
     if (req->status == 0)
@@ -497,26 +641,37 @@ int http_start(const struct config *cfg)
     }
     if (cfg->listen_ipv6)
         flags |= MHD_USE_IPv6;
+    /* The logger goes first so that option errors reach it; a pool of one
+     * is no pool (libmicrohttpd warns about it). */
     daemon_handle = MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
-        cfg->threads, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+        ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_path, NULL,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_THREAD_POOL_SIZE,
+        cfg->threads > 1 ? cfg->threads : 0, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (daemon_handle == NULL) {
         log_error("cannot listen on %s:%d", cfg->listen_host, cfg->listen_port);
         return -1;
     }
+    if (pthread_create(&reaper, NULL, reaper_thread, NULL) == 0)
+        reaper_started = true;
     return 0;
 }
 
 void http_quiesce(void)
 {
-    if (daemon_handle != NULL)
-        MHD_quiesce_daemon(daemon_handle);
+    /* The listening socket is handed back to us: closing it makes the
+     * kernel refuse new connections instead of queueing them. */
+    if (daemon_handle != NULL) {
+        MHD_socket fd = MHD_quiesce_daemon(daemon_handle);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
 }
 
 unsigned http_inflight(void)
@@ -526,6 +681,11 @@ unsigned http_inflight(void)
 
 void http_stop(void)
 {
+    if (reaper_started) {
+        atomic_store(&reaper_stop, true);
+        pthread_join(reaper, NULL);
+        reaper_started = false;
+    }
     if (daemon_handle != NULL)
         MHD_stop_daemon(daemon_handle);
     daemon_handle = NULL;

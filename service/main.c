@@ -82,12 +82,13 @@ static void shutdown_gracefully(int sig)
     log_info("signal %d: shutting down (%u requests in flight)", sig,
              http_inflight());
     http_quiesce();
-    waiters_stop();
+    waiters_drain();
     while (http_inflight() > 0 && clock_now_ns() < deadline)
         usleep(10000);
     if (http_inflight() > 0)
         log_warn("shutdown timeout: %u requests still in flight",
                  http_inflight());
+    waiters_stop();
     http_stop();
     log_info("stopped");
 }

@@ -1,6 +1,7 @@
 /* redis_conn.c -- see redis_conn.h. */
 #include "redis_conn.h"
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -14,6 +15,10 @@ static const struct config *conf;
 static _Thread_local redisContext *thread_conn;
 static pthread_mutex_t script_sha_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t conn_key; /* frees a thread's connection at its exit */
+/* After a call that failed slowly (a frozen or overloaded Redis), calls fail
+ * at once until this time, so requests queued behind a stuck worker are
+ * answered 503 within the timeout instead of each waiting it out. */
+static _Atomic uint64_t fail_fast_until_ns;
 
 static void conn_destroy(void *c)
 {
@@ -127,6 +132,21 @@ void redis_conn_close_thread(void)
     }
 }
 
+/* Ends a call begun at started: a failure that took at least half the
+ * timeout opens the fail-fast window. Returns r. */
+static redisReply *conn_end(redisReply *r, uint64_t started)
+{
+    uint64_t now;
+
+    if (r != NULL)
+        return r;
+    now = clock_now_ns();
+    if (now - started >= MS_TO_NS(conf->redis_timeout_ms) / 2)
+        atomic_store(&fail_fast_until_ns,
+                     now + MS_TO_NS(conf->redis_timeout_ms));
+    return NULL;
+}
+
 /* A reply that is NULL means the context is dead (I/O error, timeout,
  * protocol error): hiredis contexts cannot be used after that. */
 static redisReply *checked(redisReply *r)
@@ -147,16 +167,34 @@ static redisReply *checked(redisReply *r)
     return r;
 }
 
-redisReply *redis_run_command(int argc, const char **argv,
-                              const size_t *argvlen)
+/* The thread's connection, or NULL while failing fast or when Redis cannot
+ * be reached; *started receives the time the attempt began. */
+static redisContext *conn_begin(uint64_t *started)
 {
-    redisContext *c = redis_conn_for_thread();
+    redisContext *c;
 
-    if (c == NULL) {
+    *started = clock_now_ns();
+    if (*started < atomic_load(&fail_fast_until_ns)) {
         metrics_redis_error();
         return NULL;
     }
-    return checked(redisCommandArgv(c, argc, argv, argvlen));
+    c = redis_conn_for_thread();
+    if (c == NULL) {
+        metrics_redis_error();
+        conn_end(NULL, *started);
+    }
+    return c;
+}
+
+redisReply *redis_run_command(int argc, const char **argv,
+                              const size_t *argvlen)
+{
+    uint64_t started;
+    redisContext *c = conn_begin(&started);
+
+    if (c == NULL)
+        return NULL;
+    return conn_end(checked(redisCommandArgv(c, argc, argv, argvlen)), started);
 }
 
 /* SCRIPT LOAD; records the SHA1 in script. Returns 0 or -1. */
@@ -190,15 +228,15 @@ redisReply *redis_run_script(struct redis_script *script, int nkeys, int argc,
     const char *av[SCRIPT_ARGS_MAX + 3];
     size_t avlen[SCRIPT_ARGS_MAX + 3];
     char nk[12];
-    redisContext *c = redis_conn_for_thread();
+    uint64_t started;
+    redisContext *c;
     redisReply *r;
     int attempt;
 
-    if (c == NULL) {
-        metrics_redis_error();
-        return NULL;
-    }
     if (argc > SCRIPT_ARGS_MAX)
+        return NULL;
+    c = conn_begin(&started);
+    if (c == NULL)
         return NULL;
     snprintf(nk, sizeof nk, "%d", nkeys);
     av[0] = "EVALSHA";
@@ -209,7 +247,7 @@ redisReply *redis_run_script(struct redis_script *script, int nkeys, int argc,
     memcpy(avlen + 3, argvlen, sizeof *argvlen * (size_t)argc);
     for (attempt = 0; attempt < 2; attempt++) {
         if (!atomic_load(&script->loaded) && script_load(c, script) < 0)
-            return NULL;
+            break;
         av[1] = script->sha;
         avlen[1] = 40;
         r = redisCommandArgv(c, argc + 3, av, avlen);
@@ -218,10 +256,10 @@ redisReply *redis_run_script(struct redis_script *script, int nkeys, int argc,
             /* Redis restarted or flushed its script cache. */
             freeReplyObject(r);
             if (script_load(c, script) < 0)
-                return NULL;
+                break;
             continue;
         }
-        return checked(r);
+        return conn_end(checked(r), started);
     }
-    return NULL;
+    return conn_end(NULL, started);
 }

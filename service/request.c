@@ -99,7 +99,16 @@ json_t *body_parse_object(const char *body, size_t len, unsigned max_depth,
                 max_depth);
         return NULL;
     }
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* JSON_ALLOW_NUL: a \u0000 inside a string parses, and field_string()
+     * then refuses it as a control character, naming the field. */
+    root =
+        json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (root == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
+        problem(prob, FIELD_INVALID_FIELD,
+                "a number is out of range (line %d, column %d)", jerr.line,
+                jerr.column);
+        return NULL;
+    }
     if (root == NULL) {
         problem(prob, FIELD_INVALID_JSON, "body is not valid JSON: %s",
                 jerr.text);

@@ -47,7 +47,8 @@ static const struct config *conf;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t thread;
 static bool thread_started;
-static bool stopping;
+static bool draining; /* shutdown begun: no new lock waiters */
+static bool stopping; /* the thread ends */
 static int epfd = -1, wakefd = -1;
 static redisContext *sub;
 static bool subscribed;
@@ -282,7 +283,7 @@ static enum waiters_result suspend_and_register(struct waiter *w,
     uint32_t slot;
 
     pthread_mutex_lock(&mu);
-    if (stopping) {
+    if (stopping || (draining && w->name[0] != '\0')) {
         pthread_mutex_unlock(&mu);
         return WAIT_SHUTTING_DOWN;
     }
@@ -306,7 +307,7 @@ static enum waiters_result suspend_and_register(struct waiter *w,
     MHD_suspend_connection(conn);
 
     pthread_mutex_lock(&mu);
-    if (stopping) {
+    if (stopping || (draining && w->name[0] != '\0')) {
         reserved--;
         w->wake = WAKE_SHUTDOWN;
         resume_now = true;
@@ -357,7 +358,7 @@ void waiters_done(struct waiter *w)
 {
     pthread_mutex_lock(&mu);
     registry_remove(w);
-    if (w->release_pending && w->name[0] != '\0' && !stopping)
+    if (w->release_pending && w->name[0] != '\0' && !draining)
         wake_one(w->name);
     w->release_pending = false;
     pthread_mutex_unlock(&mu);
@@ -546,6 +547,8 @@ static void *registry_thread(void *arg)
         if (n > 0)
             handle_events(ev, n, now);
         fire_timers(now);
+        if (draining)
+            wake_all_locks(WAKE_SHUTDOWN);
     }
     /* Shutdown: every waiter, lock or pause, is answered now. */
     while (heap_len > 0)
@@ -589,11 +592,22 @@ int waiters_start(const struct config *cfg)
     return 0;
 }
 
+void waiters_drain(void)
+{
+    if (!thread_started)
+        return;
+    pthread_mutex_lock(&mu);
+    draining = true;
+    pthread_mutex_unlock(&mu);
+    signal_thread();
+}
+
 void waiters_stop(void)
 {
     if (!thread_started)
         return;
     pthread_mutex_lock(&mu);
+    draining = true;
     stopping = true;
     pthread_mutex_unlock(&mu);
     signal_thread();

@@ -47,7 +47,12 @@ struct waiter {
 
 /* Starts the registry thread (and its subscriber). Returns 0 or -1. */
 int waiters_start(const struct config *cfg);
-/* Resumes every waiter with WAKE_SHUTDOWN and stops the thread. */
+/* Graceful shutdown, phase one: every lock waiter is resumed with
+ * WAKE_SHUTDOWN and no new one may register; timed pauses of in-flight
+ * requests still run to their end. */
+void waiters_drain(void);
+/* Phase two: resumes whatever still waits with WAKE_SHUTDOWN and stops the
+ * thread. */
 void waiters_stop(void);
 
 enum waiters_result { WAIT_OK, WAIT_FULL, WAIT_SHUTTING_DOWN, WAIT_RETRY };
