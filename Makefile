@@ -28,7 +28,7 @@ INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all tests test check valgrind run demo bench fuzz contract lint \
+.PHONY: all tests test check valgrind run demo bench fuzz safety contract lint \
         test-docker install uninstall format format-check clean
 
 all: lockservice oversell-demo
@@ -91,6 +91,10 @@ bench:
 
 fuzz:
 	sh tests/fuzz/run
+
+# Two instances, one Redis, 16+ clients, kills and Redis restarts (~90 s).
+safety: lockservice
+	sh tests/safety/run
 
 contract:
 	sh tests/contract/run
