@@ -72,6 +72,20 @@ static void lease_from_reply(const redisReply *r, struct lease *out)
     out->held = true;
 }
 
+/* renew.lua and release.lua lead with 1 (done), 0 (nobody holds the lock)
+ * or -1 (another token holds it). */
+static enum lock_result owner_checked(const redisReply *r)
+{
+    switch (r->element[0]->integer) {
+    case 1:
+        return LOCK_OK;
+    case 0:
+        return LOCK_NOT_HELD;
+    default:
+        return LOCK_NOT_OWNER;
+    }
+}
+
 /* Runs a script whose reply is an array led by an integer status. */
 static redisReply *run(struct redis_script *s, int nkeys, int argc,
                        const char **argv, const size_t *lens)
@@ -173,18 +187,10 @@ enum lock_result lock_renew(const char *name, const char *token, int64_t ttl_ms,
     r = run(&script_renew, 2, 4, argv, lens);
     if (r == NULL)
         return LOCK_UNAVAILABLE;
-    switch (r->element[0]->integer) {
-    case 1:
+    res = owner_checked(r);
+    if (res == LOCK_OK) {
         memcpy(out->token, token, TOKEN_HEX_LEN);
         lease_from_reply(r, out);
-        res = LOCK_OK;
-        break;
-    case 0:
-        res = LOCK_NOT_HELD;
-        break;
-    default:
-        res = LOCK_NOT_OWNER;
-        break;
     }
     freeReplyObject(r);
     return res;
@@ -211,18 +217,9 @@ enum lock_result lock_release(const char *name, const char *token,
     r = run(&script_release, 2, 5, argv, lens);
     if (r == NULL)
         return LOCK_UNAVAILABLE;
-    switch (r->element[0]->integer) {
-    case 1:
+    res = owner_checked(r);
+    if (res == LOCK_OK)
         *count = elem_int(r, 1, 0);
-        res = LOCK_OK;
-        break;
-    case 0:
-        res = LOCK_NOT_HELD;
-        break;
-    default:
-        res = LOCK_NOT_OWNER;
-        break;
-    }
     freeReplyObject(r);
     return res;
 }
