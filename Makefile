@@ -47,7 +47,7 @@ $(BUILD)/%.o: %.c $(wildcard service/*.h handlers/*.h demo-inventory/*.h) $(BUIL
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c -o $@ $<
 
-$(BUILD)/gen/embedded.h $(BUILD)/gen/embedded.c: tools/embed.sh $(LUA) openapi.yaml
+$(BUILD)/gen/embedded.h $(BUILD)/gen/embedded.c &: tools/embed.sh $(LUA) openapi.yaml
 	@mkdir -p $(BUILD)/gen
 	sh tools/embed.sh $(BUILD)/gen $(LUA) openapi.yaml
 

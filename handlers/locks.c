@@ -10,8 +10,9 @@
 #include <inttypes.h>
 
 /* How often a waiter may find a release it just missed and try again at
- * once, before it registers regardless. */
+ * once, before it registers regardless, to look again after RECHECK_MS. */
 #define IMMEDIATE_RETRIES 3
+#define RECHECK_MS 10
 
 static json_t *lease_json(const char *name, const struct lease *l)
 {
@@ -76,16 +77,19 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
                       "the service is shutting down; retry elsewhere");
         return STEP_REPLIED;
     }
-    for (tries = 0; tries <= IMMEDIATE_RETRIES; tries++) {
+    for (tries = 0;; tries++) {
         uint64_t now = clock_now_ns();
         int64_t left_ms =
             now < deadline ? ceil_div((int64_t)(deadline - now), 1000000) : 0;
+        uint64_t attempt_ns = now, retry_at;
         enum lock_result r;
 
         r = lock_acquire(name, token, ttl_ms, owner, left_ms, lease);
         if (r != LOCK_UNAVAILABLE)
-            waiters_release_used(w);
+            waiters_baton_used(w);
         if (r == LOCK_OK) {
+            if (w->wake != WAKE_NONE)
+                waiters_granted(w, now + MS_TO_NS(ttl_ms + 1));
             metrics_acquire(ACQUIRE_GRANTED);
             return STEP_GRANTED;
         }
@@ -98,9 +102,15 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
             reply_held(req, name, lease, wait_ms);
             return STEP_REPLIED;
         }
-        switch (request_wait_lock(req, name, now,
-                                  now + MS_TO_NS(lease->retry_after_ms + 1),
-                                  deadline)) {
+        retry_at = now + MS_TO_NS(lease->retry_after_ms + 1);
+        if (tries == IMMEDIATE_RETRIES) {
+            /* Releases keep slipping past between attempt and registration:
+             * register regardless, and look again soon in case one did. */
+            attempt_ns = 0;
+            if (retry_at > now + MS_TO_NS(RECHECK_MS))
+                retry_at = now + MS_TO_NS(RECHECK_MS);
+        }
+        switch (request_wait_lock(req, name, attempt_ns, retry_at, deadline)) {
         case WAIT_OK:
             return STEP_SUSPENDED;
         case WAIT_RETRY:
@@ -116,11 +126,6 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
             return STEP_REPLIED;
         }
     }
-    /* Releases keep slipping past between attempt and registration. */
-    reply_problem(req, 503, "backend_unavailable",
-                  "lock '%s' changed hands too often to register a waiter",
-                  name);
-    return STEP_REPLIED;
 }
 
 void handle_lock_acquire(struct request *req)

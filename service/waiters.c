@@ -33,6 +33,7 @@
 struct name_bucket {
     struct name_bucket *chain;
     struct waiter *head, *tail;
+    struct registry_timer retry; /* the holder's lease should end: wake one */
     uint32_t hash;
     char name[LOCK_NAME_MAX + 1];
 };
@@ -55,13 +56,15 @@ static bool subscribed;
 static uint64_t next_connect_ns;
 static struct name_bucket *buckets[BUCKETS];
 static uint64_t recent_release_ns[RECENT_SLOTS];
-static struct waiter **heap; /* min-heap on wake_at_ns, capacity max_waiters */
+/* Min-heap of armed timers: one per waiter, one per name with waiters, so
+ * at most 2 * max_waiters. */
+static struct registry_timer **heap;
 static size_t heap_len;
 static unsigned reserved;     /* registered or about to be */
 static struct waiter **by_fd; /* client socket -> registered waiter */
 static size_t by_fd_len;
 static uint32_t next_gen;
-static struct wake_list pending; /* capacity max_waiters + 1 */
+static struct wake_list pending; /* capacity 2 * max_waiters + 16 */
 
 static uint32_t name_hash(const char *s)
 {
@@ -71,11 +74,22 @@ static uint32_t name_hash(const char *s)
     return h;
 }
 
+static struct waiter *timer_waiter(struct registry_timer *t)
+{
+    return (struct waiter *)((char *)t - offsetof(struct waiter, timer));
+}
+
+static struct name_bucket *timer_bucket(struct registry_timer *t)
+{
+    return (struct name_bucket *)((char *)t -
+                                  offsetof(struct name_bucket, retry));
+}
+
 /* ---- timer heap ---------------------------------------------------------*/
 
 static void heap_swap(size_t a, size_t b)
 {
-    struct waiter *t = heap[a];
+    struct registry_timer *t = heap[a];
     heap[a] = heap[b];
     heap[b] = t;
     heap[a]->heap_index = a;
@@ -86,7 +100,7 @@ static void heap_up(size_t i)
 {
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (heap[p]->wake_at_ns <= heap[i]->wake_at_ns)
+        if (heap[p]->at_ns <= heap[i]->at_ns)
             break;
         heap_swap(i, p);
         i = p;
@@ -97,9 +111,9 @@ static void heap_down(size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < heap_len && heap[l]->wake_at_ns < heap[m]->wake_at_ns)
+        if (l < heap_len && heap[l]->at_ns < heap[m]->at_ns)
             m = l;
-        if (r < heap_len && heap[r]->wake_at_ns < heap[m]->wake_at_ns)
+        if (r < heap_len && heap[r]->at_ns < heap[m]->at_ns)
             m = r;
         if (m == i)
             return;
@@ -108,16 +122,40 @@ static void heap_down(size_t i)
     }
 }
 
-static void heap_remove(struct waiter *w)
+static void timer_arm(struct registry_timer *t, uint64_t at_ns)
 {
-    size_t i = w->heap_index;
+    t->at_ns = at_ns;
+    t->heap_index = heap_len;
+    t->armed = true;
+    heap[heap_len++] = t;
+    heap_up(t->heap_index);
+}
 
+static void timer_disarm(struct registry_timer *t)
+{
+    size_t i = t->heap_index;
+
+    if (!t->armed)
+        return;
+    t->armed = false;
     heap_len--;
     if (i != heap_len) {
         heap[i] = heap[heap_len];
         heap[i]->heap_index = i;
         heap_down(i);
         heap_up(i);
+    }
+}
+
+/* Arms t at at_ns, or moves it earlier if armed later: a retry that comes
+ * too early costs one attempt, one that comes too late costs a whole lease. */
+static void timer_arm_earliest(struct registry_timer *t, uint64_t at_ns)
+{
+    if (!t->armed) {
+        timer_arm(t, at_ns);
+    } else if (at_ns < t->at_ns) {
+        t->at_ns = at_ns;
+        heap_up(t->heap_index);
     }
 }
 
@@ -137,6 +175,7 @@ static struct name_bucket *bucket_get(const char *name, bool create)
     if (b == NULL)
         return NULL;
     b->hash = h;
+    b->retry.is_bucket = true;
     snprintf(b->name, sizeof b->name, "%s", name);
     b->chain = *slot;
     *slot = b;
@@ -149,6 +188,7 @@ static void bucket_free_if_empty(struct name_bucket *b)
 
     if (b->head != NULL)
         return;
+    timer_disarm(&b->retry);
     while (*p != b)
         p = &(*p)->chain;
     *p = b->chain;
@@ -156,7 +196,7 @@ static void bucket_free_if_empty(struct name_bucket *b)
 }
 
 /* Links w everywhere. Returns 0, or -1 when out of memory. */
-static int registry_add(struct waiter *w)
+static int registry_add(struct waiter *w, uint64_t retry_at_ns)
 {
     struct epoll_event ev;
 
@@ -172,10 +212,10 @@ static int registry_add(struct waiter *w)
         else
             b->head = w;
         b->tail = w;
+        timer_arm_earliest(&b->retry, retry_at_ns);
     }
-    w->heap_index = heap_len;
-    heap[heap_len++] = w;
-    heap_up(w->heap_index);
+    w->timer.is_bucket = false;
+    timer_arm(&w->timer, w->timer.at_ns);
     w->gen = ++next_gen;
     if (w->fd >= 0 && (size_t)w->fd < by_fd_len) {
         ev.events = EPOLLRDHUP;
@@ -207,7 +247,7 @@ static void registry_remove(struct waiter *w)
         w->bucket = NULL;
         bucket_free_if_empty(b);
     }
-    heap_remove(w);
+    timer_disarm(&w->timer);
     if (w->fd >= 0 && (size_t)w->fd < by_fd_len && by_fd[w->fd] == w) {
         epoll_ctl(epfd, EPOLL_CTL_DEL, w->fd, NULL);
         by_fd[w->fd] = NULL;
@@ -217,12 +257,14 @@ static void registry_remove(struct waiter *w)
     metrics_waiters_add(-1);
 }
 
-/* Unlinks w and queues its connection for resumption with reason why. */
-static void wake(struct waiter *w, enum waiter_wake why)
+/* Unlinks w and queues its connection for resumption with reason why. A
+ * waiter woken for its queue (a release, or the holder's lease ending)
+ * carries the baton: it must use the wake-up or pass it on. */
+static void wake(struct waiter *w, enum waiter_wake why, bool baton)
 {
     registry_remove(w);
     w->wake = why;
-    w->release_pending = why == WAKE_RELEASED;
+    w->baton = baton;
     pending.conns[pending.len++] = w->conn;
 }
 
@@ -246,12 +288,12 @@ static void resume_pending(void)
 }
 
 /* Wakes the longest-waiting local waiter of name, if any. */
-static void wake_one(const char *name)
+static void wake_one(const char *name, enum waiter_wake why)
 {
     struct name_bucket *b = bucket_get(name, false);
 
     if (b != NULL && b->head != NULL)
-        wake(b->head, WAKE_RELEASED);
+        wake(b->head, why, true);
 }
 
 /* Wakes every waiter on a lock name (pure timers keep sleeping). */
@@ -259,12 +301,9 @@ static void wake_all_locks(enum waiter_wake why)
 {
     size_t i;
 
-    for (i = 0; i < heap_len;) {
-        if (heap[i]->name[0] != '\0')
-            wake(heap[i], why); /* heap[i] is now another waiter */
-        else
-            i++;
-    }
+    for (i = 0; i < BUCKETS; i++)
+        while (buckets[i] != NULL)
+            wake(buckets[i]->head, why, false); /* frees emptied buckets */
 }
 
 static void signal_thread(void)
@@ -276,14 +315,16 @@ static void signal_thread(void)
 
 static enum waiters_result suspend_and_register(struct waiter *w,
                                                 struct MHD_Connection *conn,
-                                                uint64_t attempt_ns)
+                                                uint64_t attempt_ns,
+                                                uint64_t retry_at_ns)
 {
     const union MHD_ConnectionInfo *ci;
     bool resume_now = false, top;
-    uint32_t slot;
+    bool is_lock = w->name[0] != '\0';
+    uint32_t slot = name_hash(w->name) & (RECENT_SLOTS - 1);
 
     pthread_mutex_lock(&mu);
-    if (stopping || (draining && w->name[0] != '\0')) {
+    if (stopping || (draining && is_lock)) {
         pthread_mutex_unlock(&mu);
         return WAIT_SHUTTING_DOWN;
     }
@@ -291,8 +332,7 @@ static enum waiters_result suspend_and_register(struct waiter *w,
         pthread_mutex_unlock(&mu);
         return WAIT_FULL;
     }
-    slot = name_hash(w->name) & (RECENT_SLOTS - 1);
-    if (w->name[0] != '\0' && recent_release_ns[slot] >= attempt_ns) {
+    if (is_lock && attempt_ns != 0 && recent_release_ns[slot] >= attempt_ns) {
         pthread_mutex_unlock(&mu);
         return WAIT_RETRY;
     }
@@ -303,25 +343,28 @@ static enum waiters_result suspend_and_register(struct waiter *w,
     w->fd = ci ? ci->connect_fd : -1;
     w->conn = conn;
     w->wake = WAKE_NONE;
-    w->release_pending = false;
+    w->baton = false;
     MHD_suspend_connection(conn);
 
     pthread_mutex_lock(&mu);
-    if (stopping || (draining && w->name[0] != '\0')) {
+    if (stopping || (draining && is_lock)) {
         reserved--;
         w->wake = WAKE_SHUTDOWN;
         resume_now = true;
-    } else if (w->name[0] != '\0' && recent_release_ns[slot] >= attempt_ns) {
+    } else if (is_lock && attempt_ns != 0 &&
+               recent_release_ns[slot] >= attempt_ns) {
         reserved--;
         w->wake = WAKE_RELEASED;
-        w->release_pending = true;
+        w->baton = true;
         resume_now = true;
-    } else if (registry_add(w) < 0) {
+    } else if (registry_add(w, retry_at_ns) < 0) {
         reserved--;
         w->wake = WAKE_BACKEND_LOST;
         resume_now = true;
     }
-    top = !resume_now && w->heap_index == 0;
+    top = !resume_now && heap_len > 0 &&
+          (heap[0] == &w->timer ||
+           (w->bucket != NULL && heap[0] == &w->bucket->retry));
     pthread_mutex_unlock(&mu);
     if (resume_now)
         MHD_resume_connection(conn);
@@ -335,32 +378,49 @@ enum waiters_result waiters_wait(struct waiter *w, struct MHD_Connection *conn,
                                  uint64_t retry_at_ns, uint64_t deadline_ns)
 {
     snprintf(w->name, sizeof w->name, "%s", name);
-    w->deadline_ns = deadline_ns;
-    w->wake_at_ns = retry_at_ns < deadline_ns ? retry_at_ns : deadline_ns;
-    return suspend_and_register(w, conn, attempt_ns);
+    w->timer.at_ns = deadline_ns;
+    return suspend_and_register(w, conn, attempt_ns,
+                                retry_at_ns < deadline_ns ? retry_at_ns
+                                                          : deadline_ns);
 }
 
 enum waiters_result waiters_sleep(struct waiter *w, struct MHD_Connection *conn,
                                   uint64_t until_ns)
 {
     w->name[0] = '\0';
-    w->deadline_ns = until_ns;
-    w->wake_at_ns = until_ns;
-    return suspend_and_register(w, conn, 0);
+    w->timer.at_ns = until_ns;
+    return suspend_and_register(w, conn, 0, 0);
 }
 
-void waiters_release_used(struct waiter *w)
+void waiters_granted(struct waiter *w, uint64_t expires_ns)
 {
-    w->release_pending = false;
+    struct name_bucket *b;
+
+    w->baton = false;
+    pthread_mutex_lock(&mu);
+    b = bucket_get(w->name, false);
+    if (b != NULL) {
+        /* Until now the name's timer pointed at the previous lease. */
+        timer_disarm(&b->retry);
+        timer_arm(&b->retry, expires_ns);
+    }
+    pthread_mutex_unlock(&mu);
+    if (b != NULL)
+        signal_thread();
+}
+
+void waiters_baton_used(struct waiter *w)
+{
+    w->baton = false;
 }
 
 void waiters_done(struct waiter *w)
 {
     pthread_mutex_lock(&mu);
     registry_remove(w);
-    if (w->release_pending && w->name[0] != '\0' && !draining)
-        wake_one(w->name);
-    w->release_pending = false;
+    if (w->baton && w->name[0] != '\0' && !draining)
+        wake_one(w->name, WAKE_RELEASED);
+    w->baton = false;
     pthread_mutex_unlock(&mu);
     resume_pending();
 }
@@ -438,7 +498,7 @@ static int subscriber_read(uint64_t now)
             memcpy(name, r->element[2]->str, r->element[2]->len);
             name[r->element[2]->len] = '\0';
             recent_release_ns[name_hash(name) & (RECENT_SLOTS - 1)] = now;
-            wake_one(name);
+            wake_one(name, WAKE_RELEASED);
         }
         freeReplyObject(r);
     }
@@ -446,9 +506,18 @@ static int subscriber_read(uint64_t now)
 
 static void fire_timers(uint64_t now)
 {
-    while (heap_len > 0 && heap[0]->wake_at_ns <= now) {
-        struct waiter *w = heap[0];
-        wake(w, now >= w->deadline_ns ? WAKE_DEADLINE : WAKE_TIMER);
+    while (heap_len > 0 && heap[0]->at_ns <= now) {
+        struct registry_timer *t = heap[0];
+
+        timer_disarm(t);
+        if (t->is_bucket) {
+            /* The holder's lease should be over: one waiter tries. */
+            struct name_bucket *b = timer_bucket(t);
+            wake(b->head, WAKE_TIMER, true);
+        } else {
+            struct waiter *w = timer_waiter(t);
+            wake(w, w->name[0] != '\0' ? WAKE_DEADLINE : WAKE_TIMER, false);
+        }
     }
 }
 
@@ -457,7 +526,7 @@ static int next_timeout_ms(uint64_t now)
     uint64_t next = UINT64_MAX;
 
     if (heap_len > 0)
-        next = heap[0]->wake_at_ns;
+        next = heap[0]->at_ns;
     if (sub == NULL && next_connect_ns < next)
         next = next_connect_ns;
     if (next == UINT64_MAX)
@@ -492,7 +561,7 @@ static void handle_events(struct epoll_event *ev, int n, uint64_t now)
             uint32_t fd = (uint32_t)d, gen = (uint32_t)(d >> 32);
             struct waiter *w = fd < by_fd_len ? by_fd[fd] : NULL;
             if (w != NULL && w->gen == gen)
-                wake(w, WAKE_CLIENT_GONE);
+                wake(w, WAKE_CLIENT_GONE, false);
         }
     }
 }
@@ -551,8 +620,9 @@ static void *registry_thread(void *arg)
             wake_all_locks(WAKE_SHUTDOWN);
     }
     /* Shutdown: every waiter, lock or pause, is answered now. */
+    wake_all_locks(WAKE_SHUTDOWN);
     while (heap_len > 0)
-        wake(heap[0], WAKE_SHUTDOWN);
+        wake(timer_waiter(heap[0]), WAKE_SHUTDOWN, false);
     subscriber_drop();
     subscribed = false;
     pthread_mutex_unlock(&mu);
@@ -566,7 +636,7 @@ int waiters_start(const struct config *cfg)
     struct rlimit rl;
 
     conf = cfg;
-    heap = calloc(cfg->max_waiters + 1, sizeof *heap);
+    heap = calloc(2 * (size_t)cfg->max_waiters + 1, sizeof *heap);
     /* Woken connections wait here until resumed; a woken waiter no longer
      * counts against max_waiters, so allow for a second generation. */
     pending.conns =

@@ -29,18 +29,24 @@ enum waiter_wake {
     WAKE_CLIENT_GONE,  /* the client hung up: drop the request */
 };
 
+/* An entry of the registry's timer heap. */
+struct registry_timer {
+    uint64_t at_ns;
+    size_t heap_index;
+    bool armed;
+    bool is_bucket; /* a name's holder-expiry timer, else a waiter's own */
+};
+
 /* Embedded in each request; the registry only links it. */
 struct waiter {
     struct MHD_Connection *conn;
     char name[LOCK_NAME_MAX + 1]; /* empty for a pure timer */
-    uint64_t wake_at_ns;          /* next timer */
-    uint64_t deadline_ns;         /* wait_ms runs out (>= wake_at_ns) */
+    struct registry_timer timer;  /* the wait's deadline, or the pause's end */
     enum waiter_wake wake;
     bool registered;
-    bool release_pending; /* woken by a release it has not yet used */
+    bool baton; /* woken to try the lock for its queue: use it or pass it */
     int fd;
     uint32_t gen;
-    size_t heap_index;
     struct waiter *prev, *next; /* FIFO of waiters on the same name */
     struct name_bucket *bucket;
 };
@@ -58,22 +64,29 @@ void waiters_stop(void);
 enum waiters_result { WAIT_OK, WAIT_FULL, WAIT_SHUTTING_DOWN, WAIT_RETRY };
 
 /* Registers w for lock name and suspends conn. Call from the connection's
- * handler. retry_at_ns: when the holder's lease runs out; deadline_ns: when
- * the wait ends. attempt_ns: when the failed acquire was sent, so a release
- * seen since then is not missed (WAIT_RETRY: try again now, nothing
- * registered). WAIT_FULL: the waiter limit is reached. */
+ * handler. retry_at_ns: when the holder's lease runs out (a name keeps one
+ * such timer for all its local waiters and wakes one of them when it fires);
+ * deadline_ns: when this wait ends. attempt_ns: when the failed acquire was
+ * sent, so that a release seen since is not missed (WAIT_RETRY: try again
+ * now, nothing registered); 0 registers regardless. WAIT_FULL: the waiter
+ * limit is reached. */
 enum waiters_result waiters_wait(struct waiter *w, struct MHD_Connection *conn,
                                  const char *name, uint64_t attempt_ns,
                                  uint64_t retry_at_ns, uint64_t deadline_ns);
 /* Suspends conn until until_ns (a timed pause inside a request). */
 enum waiters_result waiters_sleep(struct waiter *w, struct MHD_Connection *conn,
                                   uint64_t until_ns);
+/* A waiter woken on this instance got the lock, leased until expires_ns: the
+ * name's other local waiters now wait for that lease, which may end without
+ * a release. */
+void waiters_granted(struct waiter *w, uint64_t expires_ns);
+/* The woken waiter used its wake-up: it got the lock, or found it held by
+ * someone whose release or expiry wakes the queue again. */
+void waiters_baton_used(struct waiter *w);
 /* Called when a request ends: unlinks w if still registered, and passes an
- * unused release wake-up on to the next waiter of the name. */
+ * unused wake-up on to the next waiter of the name. */
 void waiters_done(struct waiter *w);
-/* The woken waiter used its release wake-up (it got the lock, or found it
- * held by someone whose release will notify again). */
-void waiters_release_used(struct waiter *w);
+/* Waiters registered now. */
 unsigned waiters_count(void);
 /* True while the subscriber is connected to Redis. */
 bool waiters_subscribed(void);
