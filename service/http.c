@@ -432,8 +432,10 @@ static void *reaper_thread(void *arg)
 
         pthread_mutex_lock(&track_mu);
         for (t = track_head; t != NULL; t = t->next) {
+            /* A worker may have stamped it after now was read. */
             uint64_t since = atomic_load(&t->receiving_since_ns);
-            if (since != 0 && now - since > limit && t->fd >= 0) {
+            if (since != 0 && now > since && now - since > limit &&
+                t->fd >= 0) {
                 log_debug("http: closing a connection that sent no complete "
                           "request in %u s",
                           conf->idle_timeout_s);
