@@ -1,0 +1,39 @@
+-- acquire_release.lua: uncontended acquire + release on random lock names.
+-- One operation = one acquire (200) followed by the release of its lease.
+local B = dofile((os.getenv("BENCH_DIR") or "bench") .. "/common.lua")
+local H = B.json_headers
+
+function setup(thread) B.setup(thread) end
+function init(args) B.seed() end
+
+function request()
+    local lease = B.pop()
+    if lease then
+        return wrk.format("POST", "/v1/locks/" .. lease[1] .. "/release", H,
+                          '{"token":"' .. lease[2] .. '"}')
+    end
+    local name = string.format("bench-u-%d-%d", thread_id or 0, math.random(1, 2147483647))
+    return wrk.format("POST", "/v1/locks/" .. name .. "/acquire", H,
+                      '{"ttl_ms":30000,"owner":"' .. B.now_us() .. '"}')
+end
+
+function response(status, headers, body)
+    if status == 200 then
+        local token = body:match('"token"%s*:%s*"(%x+)"')
+        if token then
+            B.record(B.now_us() - tonumber(body:match('"owner"%s*:%s*"(%d+)"') or 0))
+            B.push({ body:match('"name"%s*:%s*"([^"]+)"'), token })
+            B.count("acquired")
+        elseif body:find('"released"%s*:%s*true') then
+            B.count("released")
+        else
+            B.count("other_200")
+        end
+    else
+        B.count("status_" .. status)
+    end
+end
+
+function done(summary, latency, requests)
+    B.summary(summary, latency, "released", true)
+end

@@ -1,0 +1,45 @@
+-- contend.lua: every connection acquires the same lock with a wait, holds it
+-- for no time and releases it. One operation = one grant. The acquire's owner
+-- label carries its send time, so the grant answer gives the exact time from
+-- request to grant (grant_p50_ms / grant_p99_ms).
+-- Args: lock name (default bench-hot).
+local B = dofile((os.getenv("BENCH_DIR") or "bench") .. "/common.lua")
+local H = B.json_headers
+local name = "bench-hot"
+
+function setup(thread) B.setup(thread) end
+function init(args)
+    B.seed()
+    if args[1] then name = args[1] end
+end
+
+function request()
+    local lease = B.pop()
+    if lease then
+        return wrk.format("POST", "/v1/locks/" .. name .. "/release", H,
+                          '{"token":"' .. lease .. '"}')
+    end
+    return wrk.format("POST", "/v1/locks/" .. name .. "/acquire", H,
+                      '{"ttl_ms":10000,"wait_ms":30000,"owner":"' .. B.now_us() .. '"}')
+end
+
+function response(status, headers, body)
+    if status == 200 then
+        local token = body:match('"token"%s*:%s*"(%x+)"')
+        if token then
+            B.record(B.now_us() - tonumber(body:match('"owner"%s*:%s*"(%d+)"') or 0))
+            B.push(token)
+            B.count("granted")
+        elseif body:find('"released"%s*:%s*true') then
+            B.count("released")
+        else
+            B.count("other_200")
+        end
+    else
+        B.count("status_" .. status)
+    end
+end
+
+function done(summary, latency, requests)
+    B.summary(summary, latency, "granted", true)
+end

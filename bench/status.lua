@@ -1,0 +1,23 @@
+-- status.lua: GET /v1/locks/{name} over 200 names, of which bench/run holds
+-- the first 20 (so about 10% of reads see a held lock).
+local B = dofile((os.getenv("BENCH_DIR") or "bench") .. "/common.lua")
+
+function setup(thread) B.setup(thread) end
+function init(args) B.seed() end
+
+function request()
+    return wrk.format("GET", "/v1/locks/bench-s-" .. math.random(1, 200))
+end
+
+function response(status, headers, body)
+    if status == 200 then
+        B.count("reads")
+        if body:find('"held"%s*:%s*true') then B.count("held") end
+    else
+        B.count("status_" .. status)
+    end
+end
+
+function done(summary, latency, requests)
+    B.summary(summary, latency, "reads", false)
+end
