@@ -8,7 +8,7 @@ PKGS := libmicrohttpd jansson hiredis
 
 CC ?= cc
 OPT ?= -O2 -g
-WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes
+WARN := -Wall -Wextra -Wshadow -Wconversion -Wformat=2 -Wvla -Wstrict-prototypes
 CFLAGS ?=
 CPPFLAGS += -D_GNU_SOURCE -I. -Iservice -I$(BUILD)/gen
 ALL_CFLAGS = -std=c11 $(OPT) $(WARN) $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
@@ -29,7 +29,7 @@ TESTLIB_SRC := $(wildcard tests/lib/*.c)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all tests test check valgrind run demo bench fuzz safety contract lint \
-        test-docker install uninstall format format-check clean
+        test-docker install uninstall format format-check style clean
 
 all: lockservice oversell-demo
 
@@ -117,6 +117,10 @@ format:
 
 format-check:
 	clang-format --dry-run -Werror service/*.[ch] handlers/*.[ch] demo-inventory/*.[ch] tests/*/*.[ch]
+
+# clang-format's layout and no banned functions (tools/banned.sh).
+style: format-check
+	sh tools/banned.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz lockservice oversell-demo

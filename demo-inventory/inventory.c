@@ -165,7 +165,7 @@ void handle_inventory_purchase(struct request *req)
 {
     struct purchase_args a;
     struct purchase *p = req->state;
-    char lock_name[LOCK_NAME_MAX + 1];
+    char lock_name[sizeof "inventory:" + LOCK_NAME_MAX];
     enum inventory_result r;
     int64_t fence, order_id;
 

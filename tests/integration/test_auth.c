@@ -54,7 +54,8 @@ static bool target_unchanged(void)
     struct http_resp r;
     const char *h[] = {"Authorization: Bearer " KEY1, NULL};
     http(&r, svc.url, "GET", "/v1/locks/target", NULL, h);
-    bool ok = r.status == 200 && json_is_true(json_object_get(r.json, "held")) &&
+    bool ok = r.status == 200 &&
+              json_is_true(json_object_get(r.json, "held")) &&
               jint(&r, "fence") == held_fence && jint(&r, "count") == 1;
     if (!ok)
         t_diag("lock 'target' changed: %ld %s", r.status, r.body);
@@ -242,7 +243,7 @@ static void test_bad_files(void)
         if (strcmp(files[i].name, "long.keys") == 0) {
             char key[300];
             memset(key, 'k', 257);
-            strcpy(key + 257, "\n");
+            memcpy(key + 257, "\n", 2);
             write_file(path, key);
         } else if (files[i].text) {
             write_file(path, files[i].text);
@@ -316,16 +317,15 @@ int main(void)
     }
     snprintf(keyfile, sizeof keyfile, "%s/api.keys", tmpdir);
     write_file(keyfile, "# lockservice API keys\n"
-                        "\n"
-                        KEY1 "   " KEY1_NAME "\n"
+                        "\n" KEY1 "   " KEY1_NAME "\n"
                         "   " KEY2 "\n");
 
     if (redis_start(&redis, NULL) != 0) {
         t_ok(false, "redis-server starts");
         return t_done();
     }
-    const char *args[] = {"--api-keys-file", keyfile, "--demo", "--log-level",
-                          "debug", NULL};
+    const char *args[] = {"--api-keys-file", keyfile, "--demo",
+                          "--log-level",     "debug", NULL};
     if (svc_start(&svc, &redis, args) != 0) {
         t_ok(false, "lockservice starts with --api-keys-file");
         redis_stop(&redis);
@@ -334,14 +334,14 @@ int main(void)
 
     const char *h1[] = {"Authorization: Bearer " KEY1, NULL};
     struct http_resp r;
-    http(&r, svc.url, "POST", "/v1/locks/target/acquire",
-         "{\"ttl_ms\":600000}", h1);
+    http(&r, svc.url, "POST", "/v1/locks/target/acquire", "{\"ttl_ms\":600000}",
+         h1);
     char token[64] = "";
     if (jstr(&r, "token"))
         snprintf(token, sizeof token, "%s", jstr(&r, "token"));
     held_fence = jint(&r, "fence");
-    t_ok(r.status == 200 && token_like(token),
-         "hold 'target' with KEY1 (%ld)", r.status);
+    t_ok(r.status == 200 && token_like(token), "hold 'target' with KEY1 (%ld)",
+         r.status);
     http_resp_free(&r);
 
     test_refused(token);

@@ -149,9 +149,9 @@ static bool raw_problem(const char *buf, int status, const char *code)
     json_error_t je;
     json_t *j = json_loads(b, 0, &je);
     const char *c = j ? json_string_value(json_object_get(j, "code")) : NULL;
-    bool ok = raw_status(buf) == status && c && strcmp(c, code) == 0 &&
-              strcasestr(buf, "\r\nContent-Type: application/problem+json") !=
-                  NULL;
+    bool ok =
+        raw_status(buf) == status && c && strcmp(c, code) == 0 &&
+        strcasestr(buf, "\r\nContent-Type: application/problem+json") != NULL;
     if (!ok)
         t_diag("expected %d %s; got: %.400s", status, code, buf);
     json_decref(j);
@@ -200,9 +200,9 @@ static void test_table(void)
     static char long_owner[200], long_name_path[300], deep[64], bad_token[128],
         upper_token[128], long_token[128], nonhex_token[128], wrong_renew[128];
     memset(long_owner, 0, sizeof long_owner);
-    strcpy(long_owner, "{\"owner\":\"");
-    memset(long_owner + strlen(long_owner), 'o', 129);
-    strcat(long_owner, "\"}");
+    memcpy(long_owner, "{\"owner\":\"", 10);
+    memset(long_owner + 10, 'o', 129);
+    memcpy(long_owner + 10 + 129, "\"}", 3);
     char name129[130];
     memset(name129, 'n', 129);
     name129[129] = '\0';
@@ -213,8 +213,8 @@ static void test_table(void)
     snprintf(upper_token, sizeof upper_token,
              "{\"token\":\"0123456789ABCDEF0123456789ABCDEF\"}");
     snprintf(long_token, sizeof long_token, "{\"token\":\"%s0\"}", held_token);
-    snprintf(nonhex_token, sizeof nonhex_token,
-             "{\"token\":\"%.31sg\"}", held_token);
+    snprintf(nonhex_token, sizeof nonhex_token, "{\"token\":\"%.31sg\"}",
+             held_token);
     snprintf(wrong_renew, sizeof wrong_renew,
              "{\"token\":\"00000000000000000000000000000000\"}");
 
@@ -320,8 +320,9 @@ static void test_table(void)
          "unknown field bogus"},
         {"POST", A, "{\"TTL_MS\":1000}", NULL, 400, "invalid_field", NULL,
          "unknown field TTL_MS (keys are case-sensitive)"},
-        {"POST", RN, "{\"token\":\"00000000000000000000000000000000\","
-                     "\"wait_ms\":1}",
+        {"POST", RN,
+         "{\"token\":\"00000000000000000000000000000000\","
+         "\"wait_ms\":1}",
          NULL, 400, "invalid_field", NULL, "wait_ms is unknown on renew"},
         /* strings */
         {"POST", A, "{\"owner\":\"a\\u0000b\"}", NULL, 400, "invalid_field",
@@ -352,8 +353,8 @@ static void test_table(void)
         /* names */
         {"POST", long_name_path, "{}", NULL, 400, "invalid_name", NULL,
          "a 129-character name"},
-        {"POST", "/v1/locks/caf%C3%A9/acquire", "{}", NULL, 400,
-         "invalid_name", NULL, "a non-ASCII name (percent-encoded UTF-8)"},
+        {"POST", "/v1/locks/caf%C3%A9/acquire", "{}", NULL, 400, "invalid_name",
+         NULL, "a non-ASCII name (percent-encoded UTF-8)"},
         {"POST", "/v1/locks/a%20b/acquire", "{}", NULL, 400, "invalid_name",
          NULL, "%20 in a name"},
         {"POST", "/v1/locks/x%252e/acquire", "{}", NULL, 400, "invalid_name",
@@ -391,8 +392,7 @@ static void test_table(void)
         {"POST", A, NULL, NULL, 409, "lock_held", NULL,
          "acquire with no body is {} (409 lock_held on the held lock)"},
         /* routes and methods */
-        {"GET", "/v1/nope", NULL, NULL, 404, "not_found", NULL,
-         "GET /v1/nope"},
+        {"GET", "/v1/nope", NULL, NULL, 404, "not_found", NULL, "GET /v1/nope"},
         {"POST", "/v1/locks/target/steal", "{}", NULL, 404, "not_found", NULL,
          "POST /v1/locks/target/steal"},
         {"GET", "/v1/locks/target/acquire/extra", NULL, NULL, 404, "not_found",
@@ -456,8 +456,8 @@ static void test_positive_shapes(void)
     http(&r, svc.url, "HEAD", "/v1/locks/target", NULL, NULL);
     t_ok(r.status == 200 && r.len == 0 &&
              strncmp(r.content_type, "application/json", 16) == 0,
-         "HEAD /v1/locks/target -> 200, no body (%ld, %zu bytes, %s)",
-         r.status, r.len, r.content_type);
+         "HEAD /v1/locks/target -> 200, no body (%ld, %zu bytes, %s)", r.status,
+         r.len, r.content_type);
     http_resp_free(&r);
     http(&r, svc.url, "HEAD", "/healthz", NULL, NULL);
     t_ok(r.status == 200 && r.len == 0, "HEAD /healthz -> 200, no body (%ld)",
@@ -483,8 +483,8 @@ static void test_positive_shapes(void)
     allow = http_header(&r, "Allow", buf, sizeof buf);
     t_ok(r.status == 204 && allow && strstr(allow, "POST") &&
              !strstr(allow, "GET") && lock_unchanged(),
-         "OPTIONS on acquire -> 204, Allow: %s (%ld)",
-         allow ? allow : "(none)", r.status);
+         "OPTIONS on acquire -> 204, Allow: %s (%ld)", allow ? allow : "(none)",
+         r.status);
     http_resp_free(&r);
     http(&r, svc.url, "OPTIONS", "/nope", NULL, NULL);
     t_ok(problem_is(&r, 404, "not_found"), "OPTIONS on an unknown path -> 404");
@@ -546,9 +546,9 @@ static void test_raw(void)
     /* Chunked past the 16 KiB limit -> 413. */
     {
         static char big[20100];
-        strcpy(big, "{\"owner\":\"");
+        memcpy(big, "{\"owner\":\"", 10);
         memset(big + 10, 'a', 20000);
-        strcpy(big + 10 + 20000, "\"}");
+        memcpy(big + 10 + 20000, "\"}", 3);
         chunked(req, sizeof req, A, big, 1000);
         raw_exchange(req, strlen(req), buf, sizeof buf, 5000, &closed);
         t_ok(raw_problem(buf, 413, "body_too_large") && lock_unchanged(),
@@ -681,8 +681,8 @@ int main(void)
     httpf(&r, svc.url, "POST", "/v1/locks/target/release", NULL,
           "{\"token\":\"%s\"}", held_token);
     t_ok(r.status == 200 && jint(&r, "count") == 0,
-         "the held lock is released by its token at the end (%ld %s)",
-         r.status, r.body);
+         "the held lock is released by its token at the end (%ld %s)", r.status,
+         r.body);
     http_resp_free(&r);
 
     svc_stop(&svc);

@@ -27,7 +27,10 @@ static struct svc_proc svc;
 #define TIMEOUT_MS 300
 #define BOUND_MS 1500.0
 
-static double bound(void) { return BOUND_MS * time_scale(); }
+static double bound(void)
+{
+    return BOUND_MS * time_scale();
+}
 
 struct route_case {
     const char *method, *path, *body;
@@ -42,7 +45,8 @@ static void fill_routes(struct route_case *c, size_t *n)
     snprintf(release, sizeof release, "{\"token\":\"%s\"}", held_token);
     struct route_case all[] = {
         {"POST", "/v1/locks/f-new/acquire", "{\"ttl_ms\":1000}"},
-        {"POST", "/v1/locks/f-held/acquire", "{\"ttl_ms\":1000,\"wait_ms\":2000}"},
+        {"POST", "/v1/locks/f-held/acquire",
+         "{\"ttl_ms\":1000,\"wait_ms\":2000}"},
         {"POST", "/v1/locks/f-held/renew", renew},
         {"POST", "/v1/locks/f-held/release", release},
         {"GET", "/v1/locks/f-held", NULL},
@@ -185,8 +189,7 @@ static void release_wakes_waiter(const char *name, const char *when)
 /* ---- the service serves again ---------------------------------------------*/
 
 /* Polls acquire until 200; returns ms taken or -1. */
-static double serves_again(const char *name, double limit_ms,
-                           long long *fence)
+static double serves_again(const char *name, double limit_ms, long long *fence)
 {
     double t0 = now_ms();
     char path[128];
@@ -233,8 +236,8 @@ static void workers_sane(const char *when)
         http_resp_free(&g);
     }
     t_ok(good == total,
-         "%s: %d/%d acquire+status pairs answer for their own lock", when,
-         good, total);
+         "%s: %d/%d acquire+status pairs answer for their own lock", when, good,
+         total);
 }
 
 /* ---- slow Redis -----------------------------------------------------------*/
@@ -283,7 +286,8 @@ static void test_slow_redis(void)
     for (int i = 0; i < 4; i++)
         pthread_join(th[i], NULL);
     for (int i = 0; i < 4; i++)
-        t_ok(t[i].status == 503 && strcmp(t[i].code, "backend_unavailable") == 0 &&
+        t_ok(t[i].status == 503 &&
+                 strcmp(t[i].code, "backend_unavailable") == 0 &&
                  t[i].ms >= TIMEOUT_MS * 0.8 && t[i].ms < bound(),
              "DEBUG SLEEP 2: acquire %d -> 503 %s after %.0f ms (timeout %d)",
              i, t[i].code, t[i].ms, TIMEOUT_MS);
@@ -314,7 +318,8 @@ static void test_frozen_redis(void)
     for (int i = 0; i < 2; i++)
         pthread_join(th[i], NULL);
     for (int i = 0; i < 2; i++)
-        t_ok(t[i].status == 503 && strcmp(t[i].code, "backend_unavailable") == 0 &&
+        t_ok(t[i].status == 503 &&
+                 strcmp(t[i].code, "backend_unavailable") == 0 &&
                  t[i].ms < bound(),
              "Redis frozen (SIGSTOP): acquire %d -> 503 %s in %.0f ms", i,
              t[i].code, t[i].ms);
@@ -391,7 +396,8 @@ static void test_redis_down(void)
     pthread_t th;
     pthread_create(&th, NULL, waiter, &w);
     t_ok(wait_gauge(1, 3000), "a waiter is suspended on f-wait");
-    double errors0 = metric_get(svc.url, "lockservice_redis_errors_total", NULL);
+    double errors0 =
+        metric_get(svc.url, "lockservice_redis_errors_total", NULL);
 
     redis_kill(&redis);
     double killed = now_ms();
@@ -420,8 +426,10 @@ static void test_redis_down(void)
             pthread_join(tt[i], NULL);
             good += t[i].status == 503 && t[i].ms < bound();
         }
-        t_ok(good == 8, "Redis down: 8 concurrent acquires all 503 in time "
-                        "(%d/8)", good);
+        t_ok(good == 8,
+             "Redis down: 8 concurrent acquires all 503 in time "
+             "(%d/8)",
+             good);
     }
     /* A new waiter while Redis is down is answered 503 at once. */
     http_timeout(&r, 10000, svc.url, "POST", "/v1/locks/f-wait/acquire",
@@ -431,7 +439,8 @@ static void test_redis_down(void)
          "Redis down: an acquire with wait_ms 20000 -> 503 in %.0f ms",
          r.seconds * 1000);
     http_resp_free(&r);
-    double errors1 = metric_get(svc.url, "lockservice_redis_errors_total", NULL);
+    double errors1 =
+        metric_get(svc.url, "lockservice_redis_errors_total", NULL);
     t_ok(errors1 > errors0, "lockservice_redis_errors_total grew (%g -> %g)",
          errors0, errors1);
 
@@ -494,8 +503,8 @@ int main(void)
         t_ok(false, "redis-server starts");
         return t_done();
     }
-    const char *args[] = {"--redis-timeout-ms", "300", "--demo", "--threads",
-                          "2", NULL};
+    const char *args[] = {"--redis-timeout-ms", "300", "--demo",
+                          "--threads",          "2",   NULL};
     if (svc_start(&svc, &redis, args) != 0) {
         t_ok(false, "lockservice starts");
         redis_stop(&redis);

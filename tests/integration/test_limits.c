@@ -96,8 +96,8 @@ static void test_body_and_depth(void)
     memcpy(body, "{\"ttl_ms\":1000}", 15);
     body[1024] = '\0';
     http(&r, svc.url, "POST", "/v1/locks/body-1024/acquire", body, NULL);
-    t_ok(r.status == 200, "--max-body-bytes 1024: a 1024-byte body -> 200 (%ld)",
-         r.status);
+    t_ok(r.status == 200,
+         "--max-body-bytes 1024: a 1024-byte body -> 200 (%ld)", r.status);
     http_resp_free(&r);
     body[1024] = ' ';
     body[1025] = '\0';
@@ -113,14 +113,14 @@ static void test_body_and_depth(void)
 
     /* --max-json-depth 3: depth 3 parses (then the field is checked),
      * depth 4 is invalid_json; brackets inside strings do not count. */
-    http(&r, svc.url, "POST", "/v1/locks/depth/acquire",
-         "{\"owner\":[[1]]}", NULL);
+    http(&r, svc.url, "POST", "/v1/locks/depth/acquire", "{\"owner\":[[1]]}",
+         NULL);
     t_ok(problem_is(&r, 400, "invalid_field"),
          "--max-json-depth 3: depth 3 is parsed (owner an array: "
          "invalid_field)");
     http_resp_free(&r);
-    http(&r, svc.url, "POST", "/v1/locks/depth/acquire",
-         "{\"owner\":[[[1]]]}", NULL);
+    http(&r, svc.url, "POST", "/v1/locks/depth/acquire", "{\"owner\":[[[1]]]}",
+         NULL);
     t_ok(problem_is(&r, 400, "invalid_json"),
          "--max-json-depth 3: depth 4 -> 400 invalid_json");
     http_resp_free(&r);
@@ -252,8 +252,8 @@ static void *waiter(void *p)
     char path[128];
     snprintf(path, sizeof path, "/v1/locks/%s/acquire", w->name);
     double t0 = now_ms();
-    httpf(&r, svc.url, "POST", path, NULL,
-          "{\"ttl_ms\":5000,\"wait_ms\":%d}", w->wait_ms);
+    httpf(&r, svc.url, "POST", path, NULL, "{\"ttl_ms\":5000,\"wait_ms\":%d}",
+          w->wait_ms);
     w->ms = now_ms() - t0;
     w->status = r.status;
     snprintf(w->code, sizeof w->code, "%s", problem_code(&r));
@@ -353,7 +353,8 @@ static void test_waiters(void)
     http(&r, svc.url, "POST", "/v1/locks/busy2/acquire",
          "{\"ttl_ms\":1000,\"wait_ms\":3500}", NULL);
     double took = now_ms() - t0;
-    t_ok(problem_is(&r, 409, "lock_held") && took >= 3400 && took < 3500 + 1300 * time_scale(),
+    t_ok(problem_is(&r, 409, "lock_held") && took >= 3400 &&
+             took < 3500 + 1300 * time_scale(),
          "a waiter with wait_ms 3500 > idle timeout gets 409 lock_held at "
          "its deadline (%.0f ms)",
          took);
@@ -442,8 +443,10 @@ static void test_connections(void)
     t_ok(fd5 < 0 || st5 == 1 || st5 == 0,
          "connection 5 of --max-connections 4 is refused, closed, or not "
          "served while four are open (%s)",
-         fd5 < 0 ? "refused" : st5 == 1 ? "closed" : st5 == 0 ? "not answered"
-                                                               : buf);
+         fd5 < 0    ? "refused"
+         : st5 == 1 ? "closed"
+         : st5 == 0 ? "not answered"
+                    : buf);
 
     for (int i = 0; i < 4; i++)
         if (fds[i] >= 0)
@@ -453,7 +456,9 @@ static void test_connections(void)
         int st = raw_wait(fd5, 3000, buf, sizeof buf);
         t_ok(st == 2 && strncmp(buf, "HTTP/1.1 200", 12) == 0,
              "  the queued connection 5 is served once the four close (%.40s)",
-             st == 2 ? buf : st == 1 ? "closed" : "no answer");
+             st == 2   ? buf
+             : st == 1 ? "closed"
+                       : "no answer");
     }
     if (fd5 >= 0)
         close(fd5);
@@ -469,8 +474,8 @@ static void test_connections(void)
             break;
         sleep_ms(50);
     }
-    t_ok(status == 200,
-         "after the four close, the server serves again (%ld)", status);
+    t_ok(status == 200, "after the four close, the server serves again (%ld)",
+         status);
     /* And four in a row work (no leaked slots). */
     int good = 0;
     for (int i = 0; i < 8; i++) {
@@ -490,17 +495,18 @@ int main(void)
         t_ok(false, "redis-server starts");
         return t_done();
     }
-    const char *args[] = {"--max-body-bytes", "1024", "--max-json-depth", "3",
-                          "--max-ttl-ms", "5000", "--max-wait-ms", "8000",
-                          "--max-hold-count", "3", "--max-waiters", "3",
-                          "--idle-timeout-s", "2", "--demo", NULL};
+    const char *args[] = {
+        "--max-body-bytes", "1024", "--max-json-depth", "3",
+        "--max-ttl-ms",     "5000", "--max-wait-ms",    "8000",
+        "--max-hold-count", "3",    "--max-waiters",    "3",
+        "--idle-timeout-s", "2",    "--demo",           NULL};
     if (svc_start(&svc, &redis, args) != 0) {
         t_ok(false, "lockservice starts with small limits");
         redis_stop(&redis);
         return t_done();
     }
-    const char *cargs[] = {"--max-connections", "4", "--threads", "1",
-                           "--idle-timeout-s", "10", NULL};
+    const char *cargs[] = {"--max-connections", "4",  "--threads", "1",
+                           "--idle-timeout-s",  "10", NULL};
     if (svc_start(&csvc, &redis, cargs) != 0)
         t_ok(false, "lockservice starts with --max-connections 4");
 

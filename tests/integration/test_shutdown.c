@@ -131,9 +131,13 @@ static void run(int sig, const char *signame)
     http_resp_free(&r);
 
     /* A waiter on the held lock, and an in-flight purchase. */
-    struct call w = {.base = s.url, .method = "POST", .path = path,
+    struct call w = {.base = s.url,
+                     .method = "POST",
+                     .path = path,
                      .body = "{\"ttl_ms\":1000,\"wait_ms\":20000}"};
-    struct call buy = {.base = s.url, .method = "POST", .path = buypath,
+    struct call buy = {.base = s.url,
+                       .method = "POST",
+                       .path = buypath,
                        .body = "{\"mode\":\"locked\",\"work_ms\":500}"};
     pthread_t tw, tb;
     pthread_create(&tw, NULL, do_call, &w);
@@ -162,7 +166,8 @@ static void run(int sig, const char *signame)
 
     pthread_join(tb, NULL);
     bool bought = buy.status == 201;
-    t_ok(bought || (buy.status == 503 && strcmp(buy.code, "shutting_down") == 0),
+    t_ok(bought ||
+             (buy.status == 503 && strcmp(buy.code, "shutting_down") == 0),
          "%s: the in-flight purchase (work_ms 500) is answered: %ld %s",
          signame, buy.status, bought ? "(finished)" : buy.code);
     if (buy.status == 503)
@@ -226,7 +231,8 @@ static void run_long_inflight(void)
     struct http_resp r;
     http(&r, s.url, "PUT", "/demo/inventory/sku-long", "{\"stock\":5}", NULL);
     http_resp_free(&r);
-    struct call buy = {.base = s.url, .method = "POST",
+    struct call buy = {.base = s.url,
+                       .method = "POST",
                        .path = "/demo/inventory/sku-long/purchase",
                        .body = "{\"mode\":\"unsafe\",\"work_ms\":8000}"};
     pthread_t tb;
@@ -273,7 +279,8 @@ static void run_blocked_inflight(void)
     pthread_t ts, tc;
     pthread_create(&ts, NULL, debug_sleep, NULL);
     sleep_ms(100);
-    struct call c = {.base = s.url, .method = "POST",
+    struct call c = {.base = s.url,
+                     .method = "POST",
                      .path = "/v1/locks/inflight/acquire",
                      .body = "{\"ttl_ms\":60000,\"owner\":\"inflight\"}"};
     pthread_create(&tc, NULL, do_call, &c);

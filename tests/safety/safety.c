@@ -58,8 +58,10 @@
 #define NDIRECT_NAMES 3
 #define NNAMES (NSKU + NDIRECT_NAMES)
 #define STOCK 1000000
-#define TTL_MARGIN_MS 10 /* clock granularity slack for lease-validity checks */
-#define REDIS_GRACE_MS 3000 /* 503s this long after Redis is back are "during" */
+/* Clock granularity slack for lease-validity checks. */
+#define TTL_MARGIN_MS 10
+/* 503s this long after Redis is back still count as "during" the fault. */
+#define REDIS_GRACE_MS 3000
 
 /* ---- time, logging ------------------------------------------------------*/
 
@@ -72,7 +74,10 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * SEC + ts.tv_nsec;
 }
 
-static double rel_s(int64_t t) { return (double)(t - t_start) / SEC; }
+static double rel_s(int64_t t)
+{
+    return (double)(t - t_start) / SEC;
+}
 
 static void say(const char *fmt, ...)
 {
@@ -191,10 +196,24 @@ static void start_redis(void)
     char port[16], pidf[4096];
     snprintf(port, sizeof port, "%d", redis_port);
     snprintf(pidf, sizeof pidf, "%s/redis-server.pid", dir);
-    char *argv[] = {(char *)redis_bin, "--port", port, "--bind", "127.0.0.1",
-                    "--dir", (char *)dir, "--appendonly", "yes",
-                    "--appendfsync", "always", "--save", "",
-                    "--daemonize", "no", "--pidfile", pidf, NULL};
+    char *argv[] = {(char *)redis_bin,
+                    "--port",
+                    port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    (char *)dir,
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                    "--daemonize",
+                    "no",
+                    "--pidfile",
+                    pidf,
+                    NULL};
     spawn(P_REDIS, argv);
 }
 
@@ -203,8 +222,9 @@ static void start_svc(int i)
     char listen[64], redis[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", svc_port[i]);
     snprintf(redis, sizeof redis, "redis://127.0.0.1:%d", redis_port);
-    char *argv[] = {(char *)ls_bin, "--demo", "--threads", "2", "--listen",
-                    listen, "--redis", redis, "--log-level", "warn", NULL};
+    char *argv[] = {(char *)ls_bin, "--demo", "--threads", "2",
+                    "--listen",     listen,   "--redis",   redis,
+                    "--log-level",  "warn",   NULL};
     spawn(i, argv);
 }
 
@@ -219,8 +239,8 @@ static void check_children(void)
         if (waitpid(pids[i], &st, WNOHANG) == pids[i]) {
             unexpected_deaths++;
             snprintf(death_detail, sizeof death_detail,
-                     "%s (pid %d) died on its own at %.3fs: %s %d", proc_names[i],
-                     (int)pids[i], rel_s(now_ns()),
+                     "%s (pid %d) died on its own at %.3fs: %s %d",
+                     proc_names[i], (int)pids[i], rel_s(now_ns()),
                      WIFSIGNALED(st) ? "signal" : "exit status",
                      WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
             say("UNEXPECTED: %s", death_detail);
@@ -490,8 +510,7 @@ static bool classify(int inst, const char *op, const struct resp *r,
     if (r->status == 409 &&
         (strcmp(r->code, "lock_held") == 0 ||
          strcmp(r->code, "stale_fence") == 0 ||
-         strcmp(r->code, "sold_out") == 0 ||
-         strcmp(r->code, "not_held") == 0 ||
+         strcmp(r->code, "sold_out") == 0 || strcmp(r->code, "not_held") == 0 ||
          strcmp(r->code, "not_owner") == 0)) {
         snprintf(k, sizeof k, "409 %s", r->code);
         count_kind(k, false);
@@ -513,7 +532,10 @@ struct client {
     unsigned seed;
 };
 
-static int rnd(struct client *c, int n) { return (int)(rand_r(&c->seed) % (unsigned)n); }
+static int rnd(struct client *c, int n)
+{
+    return (int)(rand_r(&c->seed) % (unsigned)n);
+}
 
 /* Buyers: fenced purchases on one SKU, alternating instances. Every fourth
  * buyer pauses past its lease TTL, so its lease expires mid-purchase. */
@@ -543,8 +565,12 @@ static void *buyer(void *arg)
         atomic_fetch_add(&ops_purchase, 1);
         if (r.cerr == CURLE_OK && r.status == 201) {
             bool ok = true;
-            struct grant g = {.name = sku, .kind = K_PURCHASE, .inst = inst,
-                              .ttl_ms = ttl, .t0 = r.t0, .t1 = r.t1};
+            struct grant g = {.name = sku,
+                              .kind = K_PURCHASE,
+                              .inst = inst,
+                              .ttl_ms = ttl,
+                              .t0 = r.t0,
+                              .t1 = r.t1};
             g.fence = jint(&r, "fence", &ok);
             g.order_id = jint(&r, "order_id", &ok);
             if (!ok || g.fence <= 0 || g.order_id <= 0) {
@@ -586,8 +612,8 @@ static void *direct(void *arg)
     while (!atomic_load(&stopping)) {
         int64_t ttl = sleeper ? 60 : 300, wait = 3000;
         int64_t hold = sleeper ? 80 + rnd(cl, 60) : 1 + rnd(cl, 10);
-        struct grant g = {.name = name, .kind = K_DIRECT, .inst = inst,
-                          .ttl_ms = ttl};
+        struct grant g = {
+            .name = name, .kind = K_DIRECT, .inst = inst, .ttl_ms = ttl};
         const char *tok;
         bool ok = true;
 
@@ -609,8 +635,8 @@ static void *direct(void *arg)
         g.t0 = r.t0;
         g.t1 = r.t1;
         g.fence = jint(&r, "fence", &ok);
-        tok = r.json ? json_string_value(json_object_get(r.json, "token"))
-                     : NULL;
+        tok =
+            r.json ? json_string_value(json_object_get(r.json, "token")) : NULL;
         if (!ok || g.fence <= 0 || tok == NULL || strlen(tok) != 32) {
             count_kind("UNDOCUMENTED 200 acquire without fence/token", true);
             bad_event("acquire 200 on svc%d: %.200s", inst, r.body);
@@ -648,7 +674,15 @@ static void *direct(void *arg)
 
 /* ---- nemesis ------------------------------------------------------------*/
 
-enum { F_KILL0, F_REDIS, F_KILL1, F_REDIS2, F_BOTH, F_REDIS_KILL, F_REDIS_STOP };
+enum {
+    F_KILL0,
+    F_REDIS,
+    F_KILL1,
+    F_REDIS2,
+    F_BOTH,
+    F_REDIS_KILL,
+    F_REDIS_STOP
+};
 static bool extended; /* --faults extended: also SIGKILL and SIGSTOP Redis */
 static int n_redis_kills, n_redis_stops;
 struct window {
@@ -799,8 +833,7 @@ static void nemesis(CURL *c, int64_t end)
         switch (kind) {
         case F_KILL0:
         case F_KILL1:
-            kill_svc(c, kind == F_KILL0 ? 0 : 1, down,
-                     &windows[n_windows++]);
+            kill_svc(c, kind == F_KILL0 ? 0 : 1, down, &windows[n_windows++]);
             break;
         case F_REDIS:
         case F_REDIS2:
@@ -865,13 +898,15 @@ static void assert_that(bool ok, const char *what, const char *fmt, ...)
 
 static int by_t1(const void *a, const void *b)
 {
-    const struct grant *x = *(struct grant *const *)a, *y = *(struct grant *const *)b;
+    const struct grant *x = *(struct grant *const *)a,
+                       *y = *(struct grant *const *)b;
     return x->t1 < y->t1 ? -1 : x->t1 > y->t1;
 }
 
 static int by_order(const void *a, const void *b)
 {
-    const struct grant *x = *(struct grant *const *)a, *y = *(struct grant *const *)b;
+    const struct grant *x = *(struct grant *const *)a,
+                       *y = *(struct grant *const *)b;
     return x->order_id < y->order_id ? -1 : x->order_id > y->order_id;
 }
 
@@ -902,8 +937,8 @@ static long check_fences(char *detail, size_t dlen)
                 v[n++] = &grants[i];
         qsort(v, n, sizeof *v, by_t1);
         for (i = 0; i < n; i++)
-            pmax[i] = i == 0 || v[i]->fence > pmax[i - 1] ? v[i]->fence
-                                                          : pmax[i - 1];
+            pmax[i] =
+                i == 0 || v[i]->fence > pmax[i - 1] ? v[i]->fence : pmax[i - 1];
         for (i = 0; i < n; i++) {
             /* count of grants with t1 < v[i]->t0 */
             size_t lo = 0, hi = n;
@@ -948,7 +983,8 @@ static long check_exclusion(char *detail, size_t dlen, long *early,
         if (g->rel_t1 < g->t0 + (g->ttl_ms - TTL_MARGIN_MS) * MS) {
             if ((*early)++ == 0)
                 snprintf(edetail, elen,
-                         "%s fence %" PRId64 ": release answered 409 %s %.1f ms "
+                         "%s fence %" PRId64
+                         ": release answered 409 %s %.1f ms "
                          "after the acquire was sent, ttl_ms %" PRId64,
                          lock_names[g->name], g->fence, g->rel_code,
                          (double)(g->rel_t1 - g->t0) / MS, g->ttl_ms);
@@ -976,7 +1012,8 @@ static long check_exclusion(char *detail, size_t dlen, long *early,
             if (v[i].s < maxe) {
                 if (bad++ == 0)
                     snprintf(detail, dlen,
-                             "%s: fence %" PRId64 " held from %.3fs while fence "
+                             "%s: fence %" PRId64
+                             " held from %.3fs while fence "
                              "%" PRId64 " held until %.3fs",
                              lock_names[name], v[i].g->fence, rel_s(v[i].s),
                              maxg->fence, rel_s(maxe));
@@ -1047,15 +1084,15 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--redis-server") == 0 && val)
             redis_bin = argv[++i];
         else if (strcmp(a, "--seconds") == 0 && val)
-            seconds = atoi(argv[++i]);
+            seconds = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(a, "--buyers") == 0 && val)
-            n_buyers = atoi(argv[++i]);
+            n_buyers = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(a, "--mode") == 0 && val)
             purchase_mode = argv[++i];
         else if (strcmp(a, "--faults") == 0 && val)
             extended = strcmp(argv[++i], "extended") == 0;
         else if (strcmp(a, "--direct") == 0 && val)
-            n_direct = atoi(argv[++i]);
+            n_direct = (int)strtol(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: safety --dir DIR --lockservice PATH "
                             "[--redis-server PATH] [--seconds N] [--buyers N] "
@@ -1086,8 +1123,8 @@ int main(int argc, char **argv)
     } while (svc_port[0] == svc_port[1] || svc_port[0] == redis_port ||
              svc_port[1] == redis_port || svc_port[0] == 8080 ||
              svc_port[1] == 8080 || redis_port == 6379);
-    say("redis on %d, svc0 on %d, svc1 on %d, dir %s", redis_port,
-        svc_port[0], svc_port[1], dir);
+    say("redis on %d, svc0 on %d, svc1 on %d, dir %s", redis_port, svc_port[0],
+        svc_port[1], dir);
     start_redis();
     if (!wait_redis(10000)) {
         say("redis did not start; see %s/redis.log", dir);
@@ -1095,7 +1132,8 @@ int main(int argc, char **argv)
     }
     start_svc(0);
     start_svc(1);
-    if (setup_ok && (!wait_healthz(c, 0, 10000) || !wait_healthz(c, 1, 10000))) {
+    if (setup_ok &&
+        (!wait_healthz(c, 0, 10000) || !wait_healthz(c, 1, 10000))) {
         say("lockservice did not start; see %s/svc*.log", dir);
         setup_ok = false;
     }
@@ -1119,8 +1157,8 @@ int main(int argc, char **argv)
 
     nthreads = n_buyers + n_direct;
     cls = calloc((size_t)nthreads, sizeof *cls);
-    say("running %d buyers and %d direct clients for %d s", n_buyers,
-        n_direct, seconds);
+    say("running %d buyers and %d direct clients for %d s", n_buyers, n_direct,
+        seconds);
     end = now_ns() + (int64_t)seconds * SEC;
     for (i = 0; i < nthreads; i++) {
         cls[i].id = i < n_buyers ? i : i - n_buyers;
@@ -1175,11 +1213,13 @@ int main(int argc, char **argv)
     printf("\n== safety checker: %d s, %d buyers (%d pausing past TTL), %d "
            "direct clients, 2 instances, 1 redis ==\n",
            seconds, n_buyers, n_buyers / 4, n_direct);
-    printf("operations:            %ld (purchases %ld, lock API requests %ld)\n",
-           atomic_load(&ops), atomic_load(&ops_purchase),
-           atomic_load(&ops_direct));
-    printf("grants:                %zu (purchases accepted %ld, lock API %ld)\n",
-           n_grants, n201[0] + n201[1] + n201[2], ndirect);
+    printf(
+        "operations:            %ld (purchases %ld, lock API requests %ld)\n",
+        atomic_load(&ops), atomic_load(&ops_purchase),
+        atomic_load(&ops_direct));
+    printf(
+        "grants:                %zu (purchases accepted %ld, lock API %ld)\n",
+        n_grants, n201[0] + n201[1] + n201[2], ndirect);
     printf("stale writes rejected: %ld (409 stale_fence)\n",
            atomic_load(&stale_rejected));
     printf("outcome unknown:       %ld purchases (connection lost or 503)\n",
@@ -1239,7 +1279,8 @@ int main(int argc, char **argv)
                 }
             printf("unacknowledged order %s #%" PRId64
                    " written between %.3fs and %.3fs; failed purchases then:\n",
-                   sku_names[i], id, rel_s(lo), hi == INT64_MAX ? 0.0 : rel_s(hi));
+                   sku_names[i], id, rel_s(lo),
+                   hi == INT64_MAX ? 0.0 : rel_s(hi));
             /* a purchase that wrote lasted at least its work_ms (>= 1) */
             int lines = 0;
             for (size_t f = 0; f < n_fails && lines < 6; f++)
@@ -1342,8 +1383,9 @@ int main(int argc, char **argv)
         for (i = 0; i < n_kinds; i++)
             if (kinds[i].bad)
                 badn += kinds[i].n;
-        assert_that(badn == 0, "only documented errors (and connection "
-                               "failures while the instance was down)",
+        assert_that(badn == 0,
+                    "only documented errors (and connection "
+                    "failures while the instance was down)",
                     "%ld not allowed; see errors by kind", badn);
     }
     assert_that(atomic_load(&max_release_ns) <= RELEASE_BOUND_MS * MS,
