@@ -342,10 +342,15 @@ async function shutdownTests(S, headers) {
   await call(S, ACQ, L(n, 'acquire'), { body: { ttl_ms: 20000 }, headers, status: 200 });
   await call(S, PUTI, I('s'), { body: { stock: 5 }, headers, status: 200 });
   const waiter = call(S, ACQ, L(n, 'acquire'), { body: { wait_ms: 8000 }, headers, status: 503, code: 'shutting_down', desc: 'waiting when SIGTERM arrives' });
-  const buyer = call(S, BUY, I('s', 'purchase'), { body: { mode: 'locked', work_ms: 8000 }, headers, status: 503, code: 'shutting_down', desc: 'working when SIGTERM arrives' });
+  // A buyer waiting for the SKU's lock is answered 503; one already at work
+  // (holding the lock of another SKU) is let finish: 201.
+  await call(S, ACQ, L('inventory:s', 'acquire'), { body: { ttl_ms: 20000 }, headers, status: 200 });
+  await call(S, PUTI, I('s2'), { body: { stock: 5 }, headers, status: 200 });
+  const buyer = call(S, BUY, I('s', 'purchase'), { body: { mode: 'locked', wait_ms: 8000 }, headers, status: 503, code: 'shutting_down', desc: 'waiting for the lock when SIGTERM arrives' });
+  const worker = call(S, BUY, I('s2', 'purchase'), { body: { mode: 'locked', work_ms: 1000 }, headers, status: 201, desc: 'at work when SIGTERM arrives: finishes' });
   await sleep(300);
   S.child.kill('SIGTERM');
-  await Promise.all([waiter, buyer]);
+  await Promise.all([waiter, buyer, worker]);
   const ex = await Promise.race([S.child.exited, sleep(12000).then(() => null)]);
   ok(ex && ex.code === 0, `${S.name}: SIGTERM: the service exits 0`, `exit: ${JSON.stringify(ex)}`);
 }
