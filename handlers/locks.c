@@ -84,9 +84,13 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
         uint64_t attempt_ns = now, retry_at;
         enum lock_result r;
 
-        r = lock_acquire(name, token, ttl_ms, owner, left_ms, lease);
-        if (r != LOCK_UNAVAILABLE)
+        /* A release that woke us reserved the lock for its ticket. */
+        r = lock_acquire(name, token, w->ticket[0] ? w->ticket : NULL, ttl_ms,
+                         owner, left_ms, lease);
+        if (r != LOCK_UNAVAILABLE) {
             waiters_baton_used(w);
+            w->ticket[0] = '\0';
+        }
         if (r == LOCK_OK) {
             if (w->wake != WAKE_NONE)
                 waiters_granted(w, now + MS_TO_NS(ttl_ms + 1));

@@ -10,6 +10,10 @@
 #include <string.h>
 
 #define KEY_MAX (KEY_PREFIX_MAX + 16 + LOCK_NAME_MAX)
+/* How long a release reserves the lock for the waiter it wakes: ample for
+ * a resume and one round trip, and the longest a lock stays idle when that
+ * waiter has vanished. */
+#define HANDOFF_MS "250"
 
 static const struct config *conf;
 static char release_channel[KEY_PREFIX_MAX + 16];
@@ -107,13 +111,14 @@ static void set_args(const char **argv, size_t *lens, int i, const char *s)
 }
 
 enum lock_result lock_acquire(const char *name, const char *token,
-                              int64_t ttl_ms, const char *owner,
-                              int64_t wait_ms, struct lease *out)
+                              const char *ticket, int64_t ttl_ms,
+                              const char *owner, int64_t wait_ms,
+                              struct lease *out)
 {
-    char k_lock[KEY_MAX], k_fence[KEY_MAX], k_wait[KEY_MAX];
+    char k_lock[KEY_MAX], k_fence[KEY_MAX], k_wait[KEY_MAX], k_hand[KEY_MAX];
     char ttl[24], wait[24], maxhold[24];
-    const char *argv[9];
-    size_t lens[9];
+    const char *argv[11];
+    size_t lens[11];
     enum lock_result res;
     redisReply *r;
 
@@ -127,7 +132,8 @@ enum lock_result lock_acquire(const char *name, const char *token,
     }
     if (!lock_key(k_lock, sizeof k_lock, "lock", name) ||
         !lock_key(k_fence, sizeof k_fence, "fence", name) ||
-        !lock_key(k_wait, sizeof k_wait, "waiters", name))
+        !lock_key(k_wait, sizeof k_wait, "waiters", name) ||
+        !lock_key(k_hand, sizeof k_hand, "handoff", name))
         return LOCK_UNAVAILABLE;
     snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms);
     snprintf(wait, sizeof wait, "%" PRId64, wait_ms);
@@ -135,13 +141,15 @@ enum lock_result lock_acquire(const char *name, const char *token,
     set_args(argv, lens, 0, k_lock);
     set_args(argv, lens, 1, k_fence);
     set_args(argv, lens, 2, k_wait);
-    set_args(argv, lens, 3, out->token);
-    set_args(argv, lens, 4, token ? "1" : "0");
-    set_args(argv, lens, 5, ttl);
-    set_args(argv, lens, 6, owner ? owner : "");
-    set_args(argv, lens, 7, wait);
-    set_args(argv, lens, 8, maxhold);
-    r = run(&script_acquire, 3, 9, argv, lens);
+    set_args(argv, lens, 3, k_hand);
+    set_args(argv, lens, 4, out->token);
+    set_args(argv, lens, 5, token ? "1" : "0");
+    set_args(argv, lens, 6, ttl);
+    set_args(argv, lens, 7, owner ? owner : "");
+    set_args(argv, lens, 8, wait);
+    set_args(argv, lens, 9, maxhold);
+    set_args(argv, lens, 10, ticket ? ticket : "");
+    r = run(&script_acquire, 4, 11, argv, lens);
     if (r == NULL)
         return LOCK_UNAVAILABLE;
     switch (r->element[0]->integer) {
@@ -199,22 +207,25 @@ enum lock_result lock_renew(const char *name, const char *token, int64_t ttl_ms,
 enum lock_result lock_release(const char *name, const char *token,
                               int64_t *count)
 {
-    char k_lock[KEY_MAX], k_wait[KEY_MAX];
-    const char *argv[5];
-    size_t lens[5];
+    char k_lock[KEY_MAX], k_wait[KEY_MAX], k_hand[KEY_MAX];
+    const char *argv[7];
+    size_t lens[7];
     enum lock_result res;
     redisReply *r;
 
     *count = 0;
     if (!lock_key(k_lock, sizeof k_lock, "lock", name) ||
-        !lock_key(k_wait, sizeof k_wait, "waiters", name))
+        !lock_key(k_wait, sizeof k_wait, "waiters", name) ||
+        !lock_key(k_hand, sizeof k_hand, "handoff", name))
         return LOCK_UNAVAILABLE;
     set_args(argv, lens, 0, k_lock);
     set_args(argv, lens, 1, k_wait);
-    set_args(argv, lens, 2, token);
-    set_args(argv, lens, 3, release_channel);
-    set_args(argv, lens, 4, name);
-    r = run(&script_release, 2, 5, argv, lens);
+    set_args(argv, lens, 2, k_hand);
+    set_args(argv, lens, 3, token);
+    set_args(argv, lens, 4, release_channel);
+    set_args(argv, lens, 5, name);
+    set_args(argv, lens, 6, HANDOFF_MS);
+    r = run(&script_release, 3, 7, argv, lens);
     if (r == NULL)
         return LOCK_UNAVAILABLE;
     res = owner_checked(r);

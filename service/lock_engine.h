@@ -31,12 +31,14 @@ struct lease {
 void lock_engine_init(const struct config *cfg);
 
 /* Acquires name for ttl_ms. token NULL mints a new lease; a token re-enters
- * the lease it names. wait_ms > 0 announces a waiter so that the release
- * publishes a notification. Fills *out on LOCK_OK and retry_after_ms on
- * LOCK_HELD. */
+ * the lease it names. ticket: the hand-off ticket a woken waiter received
+ * with the release notification, or NULL. wait_ms > 0 announces a waiter so
+ * that the release publishes a notification. Fills *out on LOCK_OK and
+ * retry_after_ms on LOCK_HELD. */
 enum lock_result lock_acquire(const char *name, const char *token,
-                              int64_t ttl_ms, const char *owner,
-                              int64_t wait_ms, struct lease *out);
+                              const char *ticket, int64_t ttl_ms,
+                              const char *owner, int64_t wait_ms,
+                              struct lease *out);
 /* ttl_ms 0: keep the TTL the lease was granted with. */
 enum lock_result lock_renew(const char *name, const char *token, int64_t ttl_ms,
                             struct lease *out);
@@ -50,7 +52,7 @@ int lock_engine_ping(void);
 /* Writes "<prefix><kind>:<name>" into buf. Returns its length, or 0 if it
  * does not fit. Shared with the demo, which keeps its keys beside these. */
 size_t lock_key(char *buf, size_t buflen, const char *kind, const char *name);
-/* The channel release notifications are published on. */
+/* The channel release notifications ("<name> <ticket>") are published on. */
 const char *lock_release_channel(void);
 
 #endif

@@ -55,7 +55,16 @@ static redisContext *sub;
 static bool subscribed;
 static uint64_t next_connect_ns;
 static struct name_bucket *buckets[BUCKETS];
-static uint64_t recent_release_ns[RECENT_SLOTS];
+/* The last release notification seen per name hash, so that a waiter whose
+ * failed attempt raced a release (the notification arrived before it
+ * registered) is not left waiting for a wake-up that already went by. */
+struct recent_release {
+    uint64_t ns;
+    uint32_t hash;
+    bool claimed; /* a local waiter has the ticket (woken, or a latecomer) */
+    char ticket[24];
+};
+static struct recent_release recent[RECENT_SLOTS];
 /* Min-heap of armed timers: one per waiter, one per name with waiters, so
  * at most 2 * max_waiters. */
 static struct registry_timer **heap;
@@ -260,11 +269,13 @@ static void registry_remove(struct waiter *w)
 /* Unlinks w and queues its connection for resumption with reason why. A
  * waiter woken for its queue (a release, or the holder's lease ending)
  * carries the baton: it must use the wake-up or pass it on. */
-static void wake(struct waiter *w, enum waiter_wake why, bool baton)
+static void wake(struct waiter *w, enum waiter_wake why, bool baton,
+                 const char *ticket)
 {
     registry_remove(w);
     w->wake = why;
     w->baton = baton;
+    snprintf(w->ticket, sizeof w->ticket, "%s", ticket);
     pending.conns[pending.len++] = w->conn;
 }
 
@@ -287,13 +298,16 @@ static void resume_pending(void)
     }
 }
 
-/* Wakes the longest-waiting local waiter of name, if any. */
-static void wake_one(const char *name, enum waiter_wake why)
+/* Wakes the longest-waiting local waiter of name, if any, handing it the
+ * release's ticket. Returns whether there was one. */
+static bool wake_one(const char *name, const char *ticket)
 {
     struct name_bucket *b = bucket_get(name, false);
 
-    if (b != NULL && b->head != NULL)
-        wake(b->head, why, true);
+    if (b == NULL || b->head == NULL)
+        return false;
+    wake(b->head, WAKE_RELEASED, true, ticket);
+    return true;
 }
 
 /* Wakes every waiter on a lock name (pure timers keep sleeping). */
@@ -303,7 +317,7 @@ static void wake_all_locks(enum waiter_wake why)
 
     for (i = 0; i < BUCKETS; i++)
         while (buckets[i] != NULL)
-            wake(buckets[i]->head, why, false); /* frees emptied buckets */
+            wake(buckets[i]->head, why, false, ""); /* frees empty buckets */
 }
 
 static void signal_thread(void)
@@ -311,6 +325,22 @@ static void signal_thread(void)
     uint64_t one = 1;
     if (write(wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
         log_warn("waiters: eventfd write failed: %s", strerror(errno));
+}
+
+/* True when a release of w's name was seen after attempt_ns and woke no
+ * local waiter: its ticket is then w's to use (copied into w->ticket), and
+ * w should try again at once rather than register. A release that woke a
+ * local waiter needs nothing: that waiter's own release will notify. */
+static bool missed_release(struct waiter *w, uint32_t hash, uint64_t attempt_ns)
+{
+    struct recent_release *r = &recent[hash & (RECENT_SLOTS - 1)];
+
+    if (w->name[0] == '\0' || attempt_ns == 0 || r->hash != hash ||
+        r->ns < attempt_ns || r->claimed)
+        return false;
+    r->claimed = true;
+    snprintf(w->ticket, sizeof w->ticket, "%s", r->ticket);
+    return true;
 }
 
 static enum waiters_result suspend_and_register(struct waiter *w,
@@ -321,7 +351,7 @@ static enum waiters_result suspend_and_register(struct waiter *w,
     const union MHD_ConnectionInfo *ci;
     bool resume_now = false, top;
     bool is_lock = w->name[0] != '\0';
-    uint32_t slot = name_hash(w->name) & (RECENT_SLOTS - 1);
+    uint32_t hash = name_hash(w->name);
 
     pthread_mutex_lock(&mu);
     if (stopping || (draining && is_lock)) {
@@ -332,7 +362,7 @@ static enum waiters_result suspend_and_register(struct waiter *w,
         pthread_mutex_unlock(&mu);
         return WAIT_FULL;
     }
-    if (is_lock && attempt_ns != 0 && recent_release_ns[slot] >= attempt_ns) {
+    if (missed_release(w, hash, attempt_ns)) {
         pthread_mutex_unlock(&mu);
         return WAIT_RETRY;
     }
@@ -344,6 +374,7 @@ static enum waiters_result suspend_and_register(struct waiter *w,
     w->conn = conn;
     w->wake = WAKE_NONE;
     w->baton = false;
+    w->ticket[0] = '\0';
     MHD_suspend_connection(conn);
 
     pthread_mutex_lock(&mu);
@@ -351,8 +382,7 @@ static enum waiters_result suspend_and_register(struct waiter *w,
         reserved--;
         w->wake = WAKE_SHUTDOWN;
         resume_now = true;
-    } else if (is_lock && attempt_ns != 0 &&
-               recent_release_ns[slot] >= attempt_ns) {
+    } else if (missed_release(w, hash, attempt_ns)) {
         reserved--;
         w->wake = WAKE_RELEASED;
         w->baton = true;
@@ -419,7 +449,7 @@ void waiters_done(struct waiter *w)
     pthread_mutex_lock(&mu);
     registry_remove(w);
     if (w->baton && w->name[0] != '\0' && !draining)
-        wake_one(w->name, WAKE_RELEASED);
+        wake_one(w->name, w->ticket);
     w->baton = false;
     pthread_mutex_unlock(&mu);
     resume_pending();
@@ -493,12 +523,24 @@ static int subscriber_read(uint64_t now)
         r = reply;
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
             r->element[2]->type == REDIS_REPLY_STRING &&
-            r->element[2]->len <= LOCK_NAME_MAX) {
-            char name[LOCK_NAME_MAX + 1];
-            memcpy(name, r->element[2]->str, r->element[2]->len);
-            name[r->element[2]->len] = '\0';
-            recent_release_ns[name_hash(name) & (RECENT_SLOTS - 1)] = now;
-            wake_one(name, WAKE_RELEASED);
+            r->element[2]->len < LOCK_NAME_MAX + 24) {
+            /* "<name> <ticket>" */
+            char msg[LOCK_NAME_MAX + 24], *space;
+            memcpy(msg, r->element[2]->str, r->element[2]->len);
+            msg[r->element[2]->len] = '\0';
+            space = strrchr(msg, ' ');
+            if (space != NULL) {
+                uint32_t hash;
+                struct recent_release *rr;
+
+                *space = '\0';
+                hash = name_hash(msg);
+                rr = &recent[hash & (RECENT_SLOTS - 1)];
+                rr->ns = now;
+                rr->hash = hash;
+                rr->claimed = wake_one(msg, space + 1);
+                snprintf(rr->ticket, sizeof rr->ticket, "%s", space + 1);
+            }
         }
         freeReplyObject(r);
     }
@@ -513,10 +555,10 @@ static void fire_timers(uint64_t now)
         if (t->is_bucket) {
             /* The holder's lease should be over: one waiter tries. */
             struct name_bucket *b = timer_bucket(t);
-            wake(b->head, WAKE_TIMER, true);
+            wake(b->head, WAKE_TIMER, true, "");
         } else {
             struct waiter *w = timer_waiter(t);
-            wake(w, w->name[0] != '\0' ? WAKE_DEADLINE : WAKE_TIMER, false);
+            wake(w, w->name[0] != '\0' ? WAKE_DEADLINE : WAKE_TIMER, false, "");
         }
     }
 }
@@ -561,7 +603,7 @@ static void handle_events(struct epoll_event *ev, int n, uint64_t now)
             uint32_t fd = (uint32_t)d, gen = (uint32_t)(d >> 32);
             struct waiter *w = fd < by_fd_len ? by_fd[fd] : NULL;
             if (w != NULL && w->gen == gen)
-                wake(w, WAKE_CLIENT_GONE, false);
+                wake(w, WAKE_CLIENT_GONE, false, "");
         }
     }
 }
@@ -622,7 +664,7 @@ static void *registry_thread(void *arg)
     /* Shutdown: every waiter, lock or pause, is answered now. */
     wake_all_locks(WAKE_SHUTDOWN);
     while (heap_len > 0)
-        wake(timer_waiter(heap[0]), WAKE_SHUTDOWN, false);
+        wake(timer_waiter(heap[0]), WAKE_SHUTDOWN, false, "");
     subscriber_drop();
     subscribed = false;
     pthread_mutex_unlock(&mu);

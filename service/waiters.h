@@ -45,6 +45,7 @@ struct waiter {
     enum waiter_wake wake;
     bool registered;
     bool baton; /* woken to try the lock for its queue: use it or pass it */
+    char ticket[24]; /* hand-off ticket of the release that woke it, or "" */
     int fd;
     uint32_t gen;
     struct waiter *prev, *next; /* FIFO of waiters on the same name */

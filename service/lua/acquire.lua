@@ -4,19 +4,25 @@
 -- KEYS[2] fence key    last fence handed out for this name; TTL = lease + 60 s
 -- KEYS[3] waiters key  exists while some instance has a waiter on the name;
 --                      TTL = the longest announced wait
+-- KEYS[4] handoff key  the ticket of the last release that woke a waiter;
+--                      TTL = the hand-off window (release.lua sets it)
 -- ARGV[1] token: a freshly minted token, or the client's token to re-enter
 -- ARGV[2] "1" when ARGV[1] is the client's token (re-entry), else "0"
 -- ARGV[3] ttl_ms      ARGV[4] owner label      ARGV[5] wait_ms (0: no wait)
 -- ARGV[6] max hold count
+-- ARGV[7] the hand-off ticket of a woken waiter, or ""
 --
 -- Returns {1, fence, count, ttl_ms, owner}   granted (new or re-entered)
---         {0, pttl}                          held by another lease
+--         {0, pttl}                          held by another lease, or
+--                                            reserved for a woken waiter
 --         {-1}                               re-entry token does not hold it
 --         {-2}                               re-entry would pass the hold limit
 --
 -- Invariants: at most one holder per name; fences strictly increase per name
 -- even after the fence key expired or Redis lost its data, because a new fence
--- is max(last + 1, Redis TIME in microseconds), and stays below 2^53.
+-- is max(last + 1, Redis TIME in microseconds), and stays below 2^53. A lock
+-- released to waiters goes to the waiter holding the ticket, not to whoever
+-- asks first, for at most the hand-off window.
 local ttl = tonumber(ARGV[3])
 if ARGV[2] == "1" then
     if redis.call("HGET", KEYS[1], "token") ~= ARGV[1] then
@@ -33,13 +39,27 @@ if ARGV[2] == "1" then
     local f = redis.call("HMGET", KEYS[1], "fence", "owner")
     return {1, tonumber(f[1]), count, ttl, f[2]}
 end
-local pttl = redis.call("PTTL", KEYS[1])
-if pttl ~= -2 then
+
+-- Refuses with how long until another try makes sense, and announces the
+-- waiter (if it will wait) so that the next release publishes.
+local function refuse(pttl)
     local wait = tonumber(ARGV[5])
     if wait > 0 and redis.call("PTTL", KEYS[3]) < wait then
         redis.call("SET", KEYS[3], "1", "PX", wait)
     end
     return {0, pttl}
+end
+
+local pttl = redis.call("PTTL", KEYS[1])
+if pttl ~= -2 then
+    return refuse(pttl)
+end
+local ticket = redis.call("GET", KEYS[4])
+if ticket then
+    if ticket ~= ARGV[7] then
+        return refuse(redis.call("PTTL", KEYS[4]))
+    end
+    redis.call("DEL", KEYS[4])
 end
 local now = redis.call("TIME")
 local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])

@@ -1,20 +1,25 @@
 -- release.lua: drop one hold of the holder; free the lock at zero.
 --
--- KEYS[1] lock hash      KEYS[2] waiters key
--- ARGV[1] token          ARGV[2] release channel      ARGV[3] lock name
+-- KEYS[1] lock hash      KEYS[2] waiters key      KEYS[3] handoff key
+-- ARGV[1] token          ARGV[2] release channel  ARGV[3] lock name
+-- ARGV[4] hand-off window in milliseconds
 --
 -- Returns {1, count}   released; count is the remaining hold count
 --         {0}          no lease on the name (not_held)
 --         {-1}         another token holds it (not_owner)
 --
 -- Invariant: only the holder's token changes the lock. A release that frees
--- the lock publishes the name on the channel only while some instance
--- announced a waiter for it, so a release nobody waits for costs no PUBLISH.
-local token = redis.call("HGET", KEYS[1], "token")
-if not token then
+-- the lock publishes only while some instance announced a waiter for it, so
+-- a release nobody waits for costs no PUBLISH. Then it reserves the lock for
+-- the hand-off window under a ticket (the released lease's fence, unique per
+-- grant) and publishes "<name> <ticket>": the waiter each instance wakes
+-- presents the ticket, so a newcomer cannot take the lock from under the
+-- queue, and the waiter's attempt does not fail.
+local h = redis.call("HMGET", KEYS[1], "token", "fence")
+if not h[1] then
     return {0}
 end
-if token ~= ARGV[1] then
+if h[1] ~= ARGV[1] then
     return {-1}
 end
 local count = redis.call("HINCRBY", KEYS[1], "count", -1)
@@ -23,6 +28,7 @@ if count > 0 then
 end
 redis.call("DEL", KEYS[1])
 if redis.call("EXISTS", KEYS[2]) == 1 then
-    redis.call("PUBLISH", ARGV[2], ARGV[3])
+    redis.call("SET", KEYS[3], h[2], "PX", ARGV[4])
+    redis.call("PUBLISH", ARGV[2], ARGV[3] .. " " .. h[2])
 end
 return {1, 0}
