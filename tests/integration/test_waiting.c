@@ -114,6 +114,39 @@ static void test_granted_on_release(void)
     drop("handover", w.token);
 }
 
+/* A release that frees a lock somebody waits for reserves it for the waiter
+ * it wakes. Here the waiter is only announced (its marker set in Redis, no
+ * client behind it), so nobody presents the ticket: a newcomer is refused
+ * with the reservation's remaining time, and gets the lock once it lapses. */
+static void test_release_reserves_for_waiter(void)
+{
+    char tok[64], *out;
+    struct http_resp r;
+    double t0;
+
+    hold("handoff", 30000, tok, sizeof tok);
+    out = redis_cli(&redis, "SET lockservice:waiters:handoff 1 PX 10000");
+    free(out);
+    t_ok(drop("handoff", tok) == 200, "hand-off: holder releases");
+    t0 = now_ms();
+    http(&r, svc.url, "POST", "/v1/locks/handoff/acquire", "{}", NULL);
+    t_ok(problem_is(&r, 409, "lock_held") && jint(&r, "retry_after_ms") > 0 &&
+             jint(&r, "retry_after_ms") <= 250,
+         "hand-off: a newcomer is refused while the lock is reserved (%ld %s, "
+         "retry_after_ms %lld <= 250)",
+         r.status, problem_code(&r), jint(&r, "retry_after_ms"));
+    http_resp_free(&r);
+    http(&r, svc.url, "POST", "/v1/locks/handoff/acquire", "{\"wait_ms\":5000}",
+         NULL);
+    t_ok(r.status == 200 && now_ms() - t0 < 2000 * time_scale(),
+         "hand-off: an unclaimed reservation lapses: granted after %.0f ms "
+         "(%ld)",
+         now_ms() - t0, r.status);
+    if (jstr(&r, "token"))
+        drop("handoff", jstr(&r, "token"));
+    http_resp_free(&r);
+}
+
 static void test_granted_on_expiry(void)
 {
     char tok[64];
@@ -300,6 +333,7 @@ int main(void)
         return t_done();
     }
     test_granted_on_release();
+    test_release_reserves_for_waiter();
     test_granted_on_expiry();
     test_wait_times_out();
     test_crowd();
