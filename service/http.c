@@ -149,6 +149,11 @@ static void reply_problem_va(struct request *req, unsigned status,
     json_t *body;
 
     vsnprintf(detail, sizeof detail, fmt, ap);
+    /* Details may quote client bytes (a path, a parser message): keep them
+     * printable ASCII so the JSON is valid whatever was sent. */
+    for (char *p = detail; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
     body = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank",
                      "title", status_title(status, code), "status", (int)status,
                      "code", code, "detail", detail);
@@ -573,6 +578,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         return MHD_YES;
     if (req->waiter.wake == WAKE_CLIENT_GONE)
         return MHD_NO; /* nobody to answer */
+    if (req->route_index < 0)
+        return MHD_NO; /* admit() could not even queue its error */
     dispatch(req);
     return MHD_YES;
 }
