@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 #define LOCK_NAME_MAX 128
-#define OWNER_MAX 128
+#define OWNER_MAX 128 /* characters; up to 4 UTF-8 bytes each */
+#define OWNER_BYTES_MAX (4 * OWNER_MAX)
 #define TOKEN_HEX_LEN 32
 #define KEY_PREFIX_MAX 64
 #define REDIS_HOST_MAX 256

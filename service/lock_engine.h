@@ -23,7 +23,7 @@ struct lease {
     int64_t fence;
     int64_t count;
     int64_t ttl_ms; /* granted TTL (acquire, renew) or remaining (status) */
-    char owner[OWNER_MAX + 1];
+    char owner[OWNER_BYTES_MAX + 1];
     bool held;              /* status only */
     int64_t retry_after_ms; /* LOCK_HELD: the holder's remaining TTL */
 };

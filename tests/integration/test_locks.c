@@ -59,6 +59,31 @@ static void test_acquire_shape(void)
     http_resp_free(&r);
 }
 
+/* owner is up to 128 characters, not bytes: 128 three-byte characters come
+ * back whole from acquire and status. */
+static void test_owner_characters(void)
+{
+    char owner[128 * 3 + 1], body[512];
+    struct http_resp r;
+
+    for (int i = 0; i < 128; i++)
+        memcpy(owner + 3 * i, "\xe2\x82\xac", 3); /* U+20AC, the euro sign */
+    owner[128 * 3] = '\0';
+    snprintf(body, sizeof body, "{\"ttl_ms\":60000,\"owner\":\"%s\"}", owner);
+    http(&r, svc.url, "POST", "/v1/locks/owner-utf8/acquire", body, NULL);
+    t_ok(r.status == 200 && jstr(&r, "owner") &&
+             strcmp(jstr(&r, "owner"), owner) == 0,
+         "acquire: a 128-character owner of 3-byte characters comes back "
+         "whole (%ld)",
+         r.status);
+    http_resp_free(&r);
+    http(&r, svc.url, "GET", "/v1/locks/owner-utf8", NULL, NULL);
+    t_ok(r.status == 200 && jstr(&r, "owner") &&
+             strcmp(jstr(&r, "owner"), owner) == 0,
+         "status: the same owner, whole (%ld)", r.status);
+    http_resp_free(&r);
+}
+
 static void test_held_and_reentrant(void)
 {
     struct http_resp r;
@@ -478,6 +503,7 @@ int main(void)
         return t_done();
     }
     test_acquire_shape();
+    test_owner_characters();
     test_held_and_reentrant();
     test_renew_and_wrong_token();
     test_key_hygiene();
