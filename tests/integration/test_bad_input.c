@@ -47,37 +47,6 @@ static bool lock_unchanged(void)
 
 /* ---- raw sockets ---------------------------------------------------------*/
 
-static int raw_connect(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((unsigned short)svc.port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static bool raw_send(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 /* Reads until the peer closes or timeout_ms passes. *closed tells which.
  * Returns the bytes read (buf is NUL-terminated). */
 static size_t raw_read(int fd, char *buf, size_t cap, int timeout_ms,
@@ -132,7 +101,7 @@ static const char *raw_body(const char *buf)
 static int raw_exchange(const char *req, size_t len, char *buf, size_t cap,
                         int timeout_ms, bool *closed)
 {
-    int fd = raw_connect();
+    int fd = raw_connect(svc.port);
     buf[0] = '\0';
     *closed = false;
     if (fd < 0)

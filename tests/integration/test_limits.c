@@ -27,36 +27,6 @@ static struct svc_proc csvc; /* --max-connections 4 --threads 1 */
 
 /* ---- raw sockets ---------------------------------------------------------*/
 
-static int raw_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((unsigned short)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static bool raw_send(int fd, const char *s, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        s += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 /* 1: the peer closed (EOF or reset), 0: still open after timeout_ms,
  * 2: data arrived (copied into buf when given). */
 static int raw_wait(int fd, int timeout_ms, char *buf, size_t cap)

@@ -80,6 +80,12 @@ const char *jstr(const struct http_resp *r, const char *key);
 /* The "code" member of a problem+json body, or "" */
 const char *problem_code(const struct http_resp *r);
 
+/* A TCP connection to 127.0.0.1:port, or -1: for requests libcurl will not
+ * send (truncated, trickled, malformed). */
+int raw_connect(int port);
+/* Sends all len bytes (no SIGPIPE). Returns false when the peer is gone. */
+bool raw_send(int fd, const void *buf, size_t len);
+
 /* Milliseconds since an arbitrary monotonic start. */
 double now_ms(void);
 
