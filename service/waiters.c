@@ -52,7 +52,6 @@ static bool draining; /* shutdown begun: no new lock waiters */
 static bool stopping; /* the thread ends */
 static int epfd = -1, wakefd = -1;
 static redisContext *sub;
-static bool subscribed;
 static uint64_t next_connect_ns;
 static struct name_bucket *buckets[BUCKETS];
 /* The last release notification seen per name hash, so that a waiter whose
@@ -446,6 +445,11 @@ void waiters_baton_used(struct waiter *w)
 
 void waiters_done(struct waiter *w)
 {
+    /* Most requests never waited, or used their wake-up: nothing to do, and
+     * no lock taken on the hot path. (A woken waiter's fields were written
+     * before its resumption, which happens before this call.) */
+    if (!w->registered && !w->baton)
+        return;
     pthread_mutex_lock(&mu);
     registry_remove(w);
     if (w->baton && w->name[0] != '\0' && !draining)
@@ -453,24 +457,6 @@ void waiters_done(struct waiter *w)
     w->baton = false;
     pthread_mutex_unlock(&mu);
     resume_pending();
-}
-
-unsigned waiters_count(void)
-{
-    unsigned n;
-    pthread_mutex_lock(&mu);
-    n = (unsigned)heap_len;
-    pthread_mutex_unlock(&mu);
-    return n;
-}
-
-bool waiters_subscribed(void)
-{
-    bool s;
-    pthread_mutex_lock(&mu);
-    s = subscribed;
-    pthread_mutex_unlock(&mu);
-    return s;
 }
 
 /* ---- the registry thread ------------------------------------------------*/
@@ -593,7 +579,6 @@ static void handle_events(struct epoll_event *ev, int n, uint64_t now)
             if (sub != NULL && subscriber_read(now) < 0) {
                 log_warn("waiters: lost the Redis subscriber connection");
                 subscriber_drop();
-                subscribed = false;
                 next_connect_ns = now + RECONNECT_NS;
                 /* Their releases may go unseen: let them retry (a Redis that
                  * is down answers 503). */
@@ -628,7 +613,6 @@ static void try_subscribe(uint64_t now)
         next_connect_ns = now + RECONNECT_NS;
         return;
     }
-    subscribed = true;
     log_info("waiters: subscribed to release notifications");
     /* Releases published while we were not listening are lost: every
      * waiter tries again. */
@@ -666,7 +650,6 @@ static void *registry_thread(void *arg)
     while (heap_len > 0)
         wake(timer_waiter(heap[0]), WAKE_SHUTDOWN, false, "");
     subscriber_drop();
-    subscribed = false;
     pthread_mutex_unlock(&mu);
     resume_pending();
     return NULL;

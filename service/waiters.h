@@ -87,9 +87,5 @@ void waiters_baton_used(struct waiter *w);
 /* Called when a request ends: unlinks w if still registered, and passes an
  * unused wake-up on to the next waiter of the name. */
 void waiters_done(struct waiter *w);
-/* Waiters registered now. */
-unsigned waiters_count(void);
-/* True while the subscriber is connected to Redis. */
-bool waiters_subscribed(void);
 
 #endif
