@@ -607,6 +607,64 @@ static void test_raw(void)
          "a garbage request line -> 4xx or closed (%d)", st);
 }
 
+/* Random paths, methods and bodies (a fixed seed, so a failure replays):
+ * every answer is well-formed problem+json or a 2xx, the server keeps
+ * serving, and the held lock is untouched. */
+static void test_random_requests(void)
+{
+    static const char *const methods[] = {"GET",  "POST",   "PUT",
+                                          "HEAD", "DELETE", "OPTIONS"};
+    static const char *const prefixes[] = {"/v1/locks/", "/demo/inventory/",
+                                           "/", "/v1/", "/healthz/"};
+    static const char *const pieces[] = {
+        "%ff", "%00", "%2f",  "%2F",    "%25",     "%e2%82%ac", "%c0%af",
+        "%",   "%g1", "a",    "target", "acquire", "release",   "/",
+        "//",  ".",   "..",   ":",      "-",       "_",         "%20",
+        "%41", "~",   "?x=1", "#f",     "purchase"};
+    static const char *const bodies[] = {NULL,
+                                         "{}",
+                                         "{\"ttl_ms\":1}",
+                                         "[",
+                                         "{\"a\xff\":1}",
+                                         "{\"owner\":\"\xe2\x82\"}",
+                                         "{\"token\":\"%s\"}",
+                                         "null"};
+    unsigned seed = 20261126u, bad = 0, served = 0;
+    int i;
+
+    for (i = 0; i < 400; i++) {
+        char path[256];
+        struct http_resp r;
+        int n = 1 + (int)(rand_r(&seed) % 5);
+        const char *method = methods[rand_r(&seed) % 6];
+        const char *body = bodies[rand_r(&seed) % 8];
+
+        snprintf(path, sizeof path, "%s", prefixes[rand_r(&seed) % 5]);
+        while (n-- > 0)
+            strncat(path, pieces[rand_r(&seed) % 26],
+                    sizeof path - strlen(path) - 1);
+        if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+            body = NULL;
+        if (http(&r, svc.url, method, path, body, NULL) != 0) {
+            bad++;
+            t_diag("no answer to %s %s", method, path);
+        } else if (r.status >= 400 && strcmp(method, "HEAD") != 0 &&
+                   (strcmp(r.content_type, "application/problem+json") != 0 ||
+                    problem_code(&r)[0] == '\0')) {
+            bad++;
+            t_diag("%s %s -> %ld %s %s", method, path, r.status, r.content_type,
+                   r.body);
+        } else {
+            served++;
+        }
+        http_resp_free(&r);
+    }
+    t_ok(bad == 0, "400 random requests: every answer well-formed (%u bad)",
+         bad);
+    t_ok(served == 400 && lock_unchanged(),
+         "the server kept serving and the held lock is unchanged");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -634,6 +692,7 @@ int main(void)
     test_table();
     test_positive_shapes();
     test_raw();
+    test_random_requests();
 
     /* After all of it: still serving, and the lock still works. */
     http(&r, svc.url, "GET", "/healthz", NULL, NULL);
