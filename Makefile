@@ -87,6 +87,7 @@ demo:
 	sh scripts/run --demo-only
 
 bench:
+	sh scripts/deps.sh bench
 	sh bench/run
 
 fuzz:

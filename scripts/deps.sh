@@ -1,5 +1,5 @@
 #!/bin/sh
-# deps.sh [run|test|ci] -- installs the Debian/Ubuntu packages a step needs
+# deps.sh [run|test|ci|bench] -- installs the Debian/Ubuntu packages a step needs
 # when they are missing (apt-get, through sudo when not root). Quiet when
 # everything is there already.
 set -eu
@@ -8,6 +8,7 @@ pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev \
 libhiredis-dev libcurl4-openssl-dev redis-server redis-tools curl"
 case $what in
 test) pkgs="$pkgs libcmocka-dev" ;;
+bench) pkgs="$pkgs wrk etcd-server python3" ;;
 ci) pkgs="$pkgs libcmocka-dev valgrind clang libclang-rt-14-dev clang-format" ;;
 esac
 # Node.js (contract test, OpenAPI lint) may come from elsewhere than Debian
