@@ -98,6 +98,17 @@ redisContext *redis_connect(const struct config *cfg)
     return c;
 }
 
+/* Drops this thread's connection (dead after any I/O error); the next call
+ * connects anew. */
+static void redis_conn_close_thread(void)
+{
+    if (thread_conn != NULL) {
+        redisFree(thread_conn);
+        thread_conn = NULL;
+        pthread_setspecific(conn_key, NULL);
+    }
+}
+
 /* True when the peer has closed (or reset) an idle connection, e.g. after a
  * Redis restart. Checked before each command so that the first request after
  * Redis returns does not fail on a socket that was dead all along; a command
@@ -121,15 +132,6 @@ static redisContext *redis_conn_for_thread(void)
         pthread_setspecific(conn_key, thread_conn);
     }
     return thread_conn;
-}
-
-void redis_conn_close_thread(void)
-{
-    if (thread_conn != NULL) {
-        redisFree(thread_conn);
-        thread_conn = NULL;
-        pthread_setspecific(conn_key, NULL);
-    }
 }
 
 /* Ends a call begun at started: a failure that took at least half the

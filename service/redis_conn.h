@@ -41,7 +41,4 @@ redisReply *redis_run_script(struct redis_script *script, int nkeys, int argc,
 redisReply *redis_run_command(int argc, const char **argv,
                               const size_t *argvlen);
 
-/* Closes this thread's connection (worker thread exit). */
-void redis_conn_close_thread(void);
-
 #endif
