@@ -18,20 +18,7 @@ function request()
 end
 
 function response(status, headers, body)
-    if status == 200 then
-        local token = body:match('"token"%s*:%s*"(%x+)"')
-        if token then
-            B.record(B.now_us() - tonumber(body:match('"owner"%s*:%s*"(%d+)"') or 0))
-            B.push({ body:match('"name"%s*:%s*"([^"]+)"'), token })
-            B.count("acquired")
-        elseif body:find('"released"%s*:%s*true') then
-            B.count("released")
-        else
-            B.count("other_200")
-        end
-    else
-        B.count("status_" .. status)
-    end
+    B.lock_response(status, body, "acquired", function(token, body) return { body:match('"name"%s*:%s*"([^"]+)"'), token } end)
 end
 
 function done(summary, latency, requests)

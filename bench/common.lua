@@ -129,4 +129,24 @@ end
 
 M.json_headers = { ["Content-Type"] = "application/json" }
 
+-- Counts a lock API answer: a grant (its send time comes back in "owner",
+-- so the request-to-grant latency is recorded) is counted as `granted` and
+-- keep(token, body) is queued for release; a release counts as "released".
+function M.lock_response(status, body, granted, keep)
+    if status ~= 200 then
+        M.count("status_" .. status)
+        return
+    end
+    local token = body:match('"token"%s*:%s*"(%x+)"')
+    if token then
+        M.record(M.now_us() - tonumber(body:match('"owner"%s*:%s*"(%d+)"') or 0))
+        M.push(keep(token, body))
+        M.count(granted)
+    elseif body:find('"released"%s*:%s*true') then
+        M.count("released")
+    else
+        M.count("other_200")
+    end
+end
+
 return M

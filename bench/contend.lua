@@ -24,20 +24,7 @@ function request()
 end
 
 function response(status, headers, body)
-    if status == 200 then
-        local token = body:match('"token"%s*:%s*"(%x+)"')
-        if token then
-            B.record(B.now_us() - tonumber(body:match('"owner"%s*:%s*"(%d+)"') or 0))
-            B.push(token)
-            B.count("granted")
-        elseif body:find('"released"%s*:%s*true') then
-            B.count("released")
-        else
-            B.count("other_200")
-        end
-    else
-        B.count("status_" .. status)
-    end
+    B.lock_response(status, body, "granted", function(token) return token end)
 end
 
 function done(summary, latency, requests)
