@@ -46,6 +46,11 @@ static void queue(struct request *req, struct MHD_Response *resp,
     else
         req->status = 500; /* connection is going away; log it as such */
     MHD_destroy_response(resp);
+    /* Counted now, not at completion: a client that has read this answer
+     * and then scrapes /metrics must find it there. */
+    req->replied_ns = clock_now_ns();
+    metrics_request(req->route_index, req->method, req->status,
+                    req->replied_ns - req->start_ns);
 }
 
 void reply_raw(struct request *req, unsigned status, const char *content_type,
@@ -596,9 +601,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     conn_track_receiving(conn);
     waiters_done(&req->waiter);
     dur = clock_now_ns() - req->start_ns;
-    if (req->status == 0)
+    if (req->replied_ns == 0) { /* never answered: the client went away */
         req->status = why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
-    metrics_request(req->route_index, req->method, req->status, dur);
+        metrics_request(req->route_index, req->method, req->status, dur);
+    }
     if (log_enabled(LOG_INFO))
         log_info("%s %s %u %.3fms%s", req->method,
                  req->route ? req->route->pattern : "-", req->status,
