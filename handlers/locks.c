@@ -63,6 +63,9 @@ static void reply_held(struct request *req, const char *name,
                      "lock '%s' is held; waited %" PRId64 " ms", name, wait_ms);
 }
 
+_Static_assert(sizeof((struct waiter *)0)->id == LOCK_WAITER_ID_MAX,
+               "a waiter holds a whole waiter id");
+
 enum acquire_step acquire_or_wait(struct request *req, const char *name,
                                   const char *token, int64_t ttl_ms,
                                   const char *owner, int64_t wait_ms,
@@ -84,9 +87,13 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
         uint64_t attempt_ns = now, retry_at;
         enum lock_result r;
 
+        struct lock_wait lw = {left_ms, w->id, w->ticket[0] ? w->ticket : NULL};
+
+        if (wait_ms > 0 && w->id[0] == '\0')
+            lock_waiter_id(w->id);
         /* A release that woke us reserved the lock for its ticket. */
-        r = lock_acquire(name, token, w->ticket[0] ? w->ticket : NULL, ttl_ms,
-                         owner, left_ms, lease);
+        r = lock_acquire(name, token, ttl_ms, owner, wait_ms > 0 ? &lw : NULL,
+                         lease);
         if (r != LOCK_UNAVAILABLE) {
             waiters_baton_used(w);
             w->ticket[0] = '\0';
@@ -210,6 +217,12 @@ void handle_lock_status(struct request *req)
 
     if (lock_status(req->param, &lease) != LOCK_OK) {
         reply_lock_error(req, LOCK_UNAVAILABLE);
+        return;
+    }
+    if (!lease.held && lease.reserved_ms > 0) {
+        reply_json(req, 200,
+                   json_pack("{s:s, s:b, s:I}", "name", req->param, "held", 0,
+                             "reserved_ms", (json_int_t)lease.reserved_ms));
         return;
     }
     if (!lease.held) {

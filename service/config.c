@@ -332,6 +332,7 @@ enum opt_id {
     OPT_KEY_PREFIX,
     OPT_MAX_TTL,
     OPT_MAX_WAIT,
+    OPT_HANDOFF,
     OPT_REDIS_TIMEOUT,
     OPT_MAX_BODY,
     OPT_MAX_DEPTH,
@@ -373,6 +374,10 @@ static const struct opt_spec opt_specs[] = {
      "largest lease ttl_ms a client may ask for (default 3600000)"},
     {OPT_MAX_WAIT, "max-wait-ms", "LOCKSERVICE_MAX_WAIT_MS", "MS",
      "largest wait_ms a client may ask for (default 60000)"},
+    {OPT_HANDOFF, "handoff-ms", "LOCKSERVICE_HANDOFF_MS", "MS",
+     "how long a release reserves the lock for the waiter it wakes;\n"
+     "                            0: no reservation, anyone may take it "
+     "(default 250)"},
     {OPT_REDIS_TIMEOUT, "redis-timeout-ms", "LOCKSERVICE_REDIS_TIMEOUT_MS",
      "MS", "Redis connect and command timeout; past it: 503 (default 1000)"},
     {OPT_MAX_BODY, "max-body-bytes", "LOCKSERVICE_MAX_BODY_BYTES", "N",
@@ -479,6 +484,9 @@ static int apply_opt(struct config *cfg, const struct opt_spec *o,
     case OPT_MAX_WAIT:
         INT_OPT(max_wait_ms, 0, 3600000);
         break;
+    case OPT_HANDOFF:
+        INT_OPT(handoff_ms, 0, 10000);
+        break;
     case OPT_REDIS_TIMEOUT:
         INT_OPT(redis_timeout_ms, 10, 60000);
         break;
@@ -561,6 +569,7 @@ static void config_defaults(struct config *cfg)
     snprintf(cfg->key_prefix, sizeof cfg->key_prefix, "lockservice:");
     cfg->max_ttl_ms = 3600000;
     cfg->max_wait_ms = 60000;
+    cfg->handoff_ms = 250;
     cfg->redis_timeout_ms = 1000;
     cfg->max_body_bytes = 16384;
     cfg->max_json_depth = 8;

@@ -50,6 +50,7 @@ struct config {
     char key_prefix[KEY_PREFIX_MAX + 1];
     int64_t max_ttl_ms;
     int64_t max_wait_ms;
+    int64_t handoff_ms; /* release reserves a woken waiter's lock this long */
     int64_t redis_timeout_ms;
     size_t max_body_bytes;
     unsigned max_json_depth;

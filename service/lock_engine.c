@@ -6,17 +6,21 @@
 #include "token.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define KEY_MAX (KEY_PREFIX_MAX + 16 + LOCK_NAME_MAX)
-/* How long a release reserves the lock for the waiter it wakes: ample for
- * a resume and one round trip, and the longest a lock stays idle when that
- * waiter has vanished. */
-#define HANDOFF_MS "250"
-
 static const struct config *conf;
 static char release_channel[KEY_PREFIX_MAX + 16];
+/* How long a release reserves the lock for the waiter it wakes
+ * (--handoff-ms): ample for a resume and one round trip, and the longest a
+ * lock stays idle when that waiter has vanished. */
+static char handoff_ms[24];
+/* Random per process: waiter ids from different instances never meet. */
+static char instance_id[TOKEN_HEX_LEN + 1];
+static atomic_ullong waiter_seq;
 
 static struct redis_script script_acquire = REDIS_SCRIPT(embedded_acquire_lua);
 static struct redis_script script_renew = REDIS_SCRIPT(embedded_renew_lua);
@@ -28,6 +32,16 @@ void lock_engine_init(const struct config *cfg)
     conf = cfg;
     snprintf(release_channel, sizeof release_channel, "%sreleased",
              cfg->key_prefix);
+    snprintf(handoff_ms, sizeof handoff_ms, "%" PRId64, cfg->handoff_ms);
+    if (token_new(instance_id) < 0) /* no randomness: still unique per pid */
+        snprintf(instance_id, sizeof instance_id, "pid%ld", (long)getpid());
+    instance_id[16] = '\0';
+}
+
+void lock_waiter_id(char out[LOCK_WAITER_ID_MAX])
+{
+    snprintf(out, LOCK_WAITER_ID_MAX, "%s:%llu", instance_id,
+             (unsigned long long)atomic_fetch_add(&waiter_seq, 1) + 1);
 }
 
 const char *lock_release_channel(void)
@@ -111,14 +125,13 @@ static void set_args(const char **argv, size_t *lens, int i, const char *s)
 }
 
 enum lock_result lock_acquire(const char *name, const char *token,
-                              const char *ticket, int64_t ttl_ms,
-                              const char *owner, int64_t wait_ms,
-                              struct lease *out)
+                              int64_t ttl_ms, const char *owner,
+                              const struct lock_wait *wait, struct lease *out)
 {
     char k_lock[KEY_MAX], k_fence[KEY_MAX], k_wait[KEY_MAX], k_hand[KEY_MAX];
-    char ttl[24], wait[24], maxhold[24];
-    const char *argv[11];
-    size_t lens[11];
+    char ttl[24], wait_ms[24], maxhold[24];
+    const char *argv[12];
+    size_t lens[12];
     enum lock_result res;
     redisReply *r;
 
@@ -132,11 +145,11 @@ enum lock_result lock_acquire(const char *name, const char *token,
     }
     if (!lock_key(k_lock, sizeof k_lock, "lock", name) ||
         !lock_key(k_fence, sizeof k_fence, "fence", name) ||
-        !lock_key(k_wait, sizeof k_wait, "waiters", name) ||
+        !lock_key(k_wait, sizeof k_wait, "waitq", name) ||
         !lock_key(k_hand, sizeof k_hand, "handoff", name))
         return LOCK_UNAVAILABLE;
     snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms);
-    snprintf(wait, sizeof wait, "%" PRId64, wait_ms);
+    snprintf(wait_ms, sizeof wait_ms, "%" PRId64, wait ? wait->ms : 0);
     snprintf(maxhold, sizeof maxhold, "%" PRId64, conf->max_hold_count);
     set_args(argv, lens, 0, k_lock);
     set_args(argv, lens, 1, k_fence);
@@ -146,10 +159,11 @@ enum lock_result lock_acquire(const char *name, const char *token,
     set_args(argv, lens, 5, token ? "1" : "0");
     set_args(argv, lens, 6, ttl);
     set_args(argv, lens, 7, owner ? owner : "");
-    set_args(argv, lens, 8, wait);
+    set_args(argv, lens, 8, wait_ms);
     set_args(argv, lens, 9, maxhold);
-    set_args(argv, lens, 10, ticket ? ticket : "");
-    r = run(&script_acquire, 4, 11, argv, lens);
+    set_args(argv, lens, 10, wait && wait->ticket ? wait->ticket : "");
+    set_args(argv, lens, 11, wait ? wait->id : "");
+    r = run(&script_acquire, 4, 12, argv, lens);
     if (r == NULL)
         return LOCK_UNAVAILABLE;
     switch (r->element[0]->integer) {
@@ -215,7 +229,7 @@ enum lock_result lock_release(const char *name, const char *token,
 
     *count = 0;
     if (!lock_key(k_lock, sizeof k_lock, "lock", name) ||
-        !lock_key(k_wait, sizeof k_wait, "waiters", name) ||
+        !lock_key(k_wait, sizeof k_wait, "waitq", name) ||
         !lock_key(k_hand, sizeof k_hand, "handoff", name))
         return LOCK_UNAVAILABLE;
     set_args(argv, lens, 0, k_lock);
@@ -224,7 +238,7 @@ enum lock_result lock_release(const char *name, const char *token,
     set_args(argv, lens, 3, token);
     set_args(argv, lens, 4, release_channel);
     set_args(argv, lens, 5, name);
-    set_args(argv, lens, 6, HANDOFF_MS);
+    set_args(argv, lens, 6, handoff_ms);
     r = run(&script_release, 3, 7, argv, lens);
     if (r == NULL)
         return LOCK_UNAVAILABLE;
@@ -237,20 +251,24 @@ enum lock_result lock_release(const char *name, const char *token,
 
 enum lock_result lock_status(const char *name, struct lease *out)
 {
-    char k_lock[KEY_MAX];
-    const char *argv[1];
-    size_t lens[1];
+    char k_lock[KEY_MAX], k_hand[KEY_MAX];
+    const char *argv[2];
+    size_t lens[2];
     redisReply *r;
 
     memset(out, 0, sizeof *out);
-    if (!lock_key(k_lock, sizeof k_lock, "lock", name))
+    if (!lock_key(k_lock, sizeof k_lock, "lock", name) ||
+        !lock_key(k_hand, sizeof k_hand, "handoff", name))
         return LOCK_UNAVAILABLE;
     set_args(argv, lens, 0, k_lock);
-    r = run(&script_status, 1, 1, argv, lens);
+    set_args(argv, lens, 1, k_hand);
+    r = run(&script_status, 2, 2, argv, lens);
     if (r == NULL)
         return LOCK_UNAVAILABLE;
     if (r->element[0]->integer == 1)
         lease_from_reply(r, out);
+    else if (r->element[0]->integer == 2)
+        out->reserved_ms = elem_int(r, 1, 0);
     freeReplyObject(r);
     return LOCK_OK;
 }

@@ -26,19 +26,33 @@ struct lease {
     char owner[OWNER_BYTES_MAX + 1];
     bool held;              /* status only */
     int64_t retry_after_ms; /* LOCK_HELD: the holder's remaining TTL */
+    int64_t reserved_ms;    /* status of a free lock: > 0 while a release
+                               reserves it for the waiter it woke */
 };
 
 void lock_engine_init(const struct config *cfg);
 
+/* How an acquire that may wait shows itself to releases. */
+struct lock_wait {
+    int64_t ms;         /* how much longer the caller will wait (0: no more) */
+    const char *id;     /* unique per waiting request (lock_waiter_id) */
+    const char *ticket; /* hand-off ticket of the release that woke it, or
+                           NULL */
+};
+
+#define LOCK_WAITER_ID_MAX 40
+
 /* Acquires name for ttl_ms. token NULL mints a new lease; a token re-enters
- * the lease it names. ticket: the hand-off ticket a woken waiter received
- * with the release notification, or NULL. wait_ms > 0 announces a waiter so
- * that the release publishes a notification. Fills *out on LOCK_OK and
+ * the lease it names. wait NULL: the caller does not wait. Otherwise a
+ * refusal enters wait->id in the name's waiter set until wait->ms from now,
+ * so that a release publishes a notification and reserves the lock for the
+ * waiter it wakes; a grant takes it out again. Fills *out on LOCK_OK and
  * retry_after_ms on LOCK_HELD. */
 enum lock_result lock_acquire(const char *name, const char *token,
-                              const char *ticket, int64_t ttl_ms,
-                              const char *owner, int64_t wait_ms,
-                              struct lease *out);
+                              int64_t ttl_ms, const char *owner,
+                              const struct lock_wait *wait, struct lease *out);
+/* Writes a new waiter id (this instance's random id and a counter). */
+void lock_waiter_id(char out[LOCK_WAITER_ID_MAX]);
 /* ttl_ms 0: keep the TTL the lease was granted with. */
 enum lock_result lock_renew(const char *name, const char *token, int64_t ttl_ms,
                             struct lease *out);

@@ -46,6 +46,7 @@ struct waiter {
     bool registered;
     bool baton; /* woken to try the lock for its queue: use it or pass it */
     char ticket[24]; /* hand-off ticket of the release that woke it, or "" */
+    char id[40];     /* its entry in the name's Redis waiter set, or "" */
     int fd;
     uint32_t gen;
     struct waiter *prev, *next; /* FIFO of waiters on the same name */

@@ -2,8 +2,9 @@
 --
 -- KEYS[1] lock hash    {token, fence, count, owner, ttl}; PEXPIRE = lease TTL
 -- KEYS[2] fence key    last fence handed out for this name; TTL = lease + 60 s
--- KEYS[3] waiters key  exists while some instance has a waiter on the name;
---                      TTL = the longest announced wait
+-- KEYS[3] waiter set   sorted set: the id of each waiting request, scored
+--                      by the Redis time (ms) its wait ends; TTL = the
+--                      longest wait entered
 -- KEYS[4] handoff key  the ticket of the last release that woke a waiter;
 --                      TTL = the hand-off window (release.lua sets it)
 -- ARGV[1] token: a freshly minted token, or the client's token to re-enter
@@ -11,6 +12,7 @@
 -- ARGV[3] ttl_ms      ARGV[4] owner label      ARGV[5] wait_ms (0: no wait)
 -- ARGV[6] max hold count
 -- ARGV[7] the hand-off ticket of a woken waiter, or ""
+-- ARGV[8] the waiter's id when the caller waits, or ""
 --
 -- Returns {1, fence, count, ttl_ms, owner}   granted (new or re-entered)
 --         {0, pttl}                          held by another lease, or
@@ -22,7 +24,8 @@
 -- even after the fence key expired or Redis lost its data, because a new fence
 -- is max(last + 1, Redis TIME in microseconds), and stays below 2^53. A lock
 -- released to waiters goes to the waiter holding the ticket, not to whoever
--- asks first, for at most the hand-off window.
+-- asks first, for at most the hand-off window. A waiter is in the waiter set
+-- from its first refusal until it is granted or its wait ends.
 local ttl = tonumber(ARGV[3])
 if ARGV[2] == "1" then
     if redis.call("HGET", KEYS[1], "token") ~= ARGV[1] then
@@ -40,12 +43,18 @@ if ARGV[2] == "1" then
     return {1, tonumber(f[1]), count, ttl, f[2]}
 end
 
--- Refuses with how long until another try makes sense, and announces the
--- waiter (if it will wait) so that the next release publishes.
+-- Refuses with how long until another try makes sense, and enters the
+-- waiter (if it will wait) in the waiter set so that releases publish.
 local function refuse(pttl)
     local wait = tonumber(ARGV[5])
-    if wait > 0 and redis.call("PTTL", KEYS[3]) < wait then
-        redis.call("SET", KEYS[3], "1", "PX", wait)
+    if wait > 0 and ARGV[8] ~= "" then
+        local now = redis.call("TIME")
+        local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+        redis.call("ZREMRANGEBYSCORE", KEYS[3], "-inf", now_ms)
+        redis.call("ZADD", KEYS[3], now_ms + wait, ARGV[8])
+        if redis.call("PTTL", KEYS[3]) < wait then
+            redis.call("PEXPIRE", KEYS[3], wait)
+        end
     end
     return {0, pttl}
 end
@@ -71,4 +80,7 @@ redis.call("SET", KEYS[2], fence, "PX", ttl + 60000)
 redis.call("HSET", KEYS[1], "token", ARGV[1], "fence", fence, "count", 1,
            "owner", ARGV[4], "ttl", ttl)
 redis.call("PEXPIRE", KEYS[1], ttl)
+if ARGV[8] ~= "" then
+    redis.call("ZREM", KEYS[3], ARGV[8])
+end
 return {1, fence, 1, ttl, ARGV[4]}

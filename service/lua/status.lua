@@ -1,17 +1,22 @@
 -- status.lua: read a lock without changing it.
 --
 -- KEYS[1] lock hash
+-- KEYS[2] handoff key (see acquire.lua): set while a release reserves the
+--         free lock for the waiter it woke
 --
 -- Returns {0}                                 free
+--         {2, pttl_ms}                        free, but reserved for a woken
+--                                             waiter for pttl_ms more
 --         {1, fence, count, pttl_ms, owner}   held
 --
--- Invariant: never returns the token.
+-- Invariant: never returns the token or the hand-off ticket.
 local h = redis.call("HMGET", KEYS[1], "fence", "count", "owner")
-if not h[1] then
-    return {0}
-end
 local pttl = redis.call("PTTL", KEYS[1])
-if pttl < 0 then
-    return {0}
+if h[1] and pttl >= 0 then
+    return {1, tonumber(h[1]), tonumber(h[2]), pttl, h[3]}
 end
-return {1, tonumber(h[1]), tonumber(h[2]), pttl, h[3]}
+local reserved = redis.call("PTTL", KEYS[2])
+if pttl == -2 and reserved > 0 then
+    return {2, reserved}
+end
+return {0}

@@ -121,6 +121,15 @@ async function lockTests(A) {
   await call(A, ACQ, L(n, 'acquire'), { body: { wait_ms: 5000 }, status: 200, desc: 'waiter granted on expiry',
     check: (r) => want(r.json.fence > (w.json ? w.json.fence : 0), 'fence did not increase') });
 
+  // a waiter whose client hung up stays in the waiter set until its wait
+  // ends, so a release keeps the lock for it: status shows reserved_ms
+  const rn = lockName('r');
+  const rh = await call(A, ACQ, L(rn, 'acquire'), { status: 200, desc: 'holder of a lock a waiter gives up on' });
+  await request(A, 'POST', L(rn, 'acquire'), { wait_ms: 10000 }, {}, 300).catch(() => null);
+  await call(A, REL, L(rn, 'release'), { body: { token: rh.json && rh.json.token }, status: 200 });
+  await call(A, GETL, L(rn), { status: 200, desc: 'free, reserved for a woken waiter',
+    check: (r) => want(r.json.held === false && r.json.reserved_ms > 0, `not reserved: ${r.raw}`) });
+
   // boundaries the spec states
   const m = lockName('b');
   await call(A, ACQ, L(m, 'acquire'), { body: { ttl_ms: 3600000, wait_ms: 60000, owner: 'o'.repeat(128) }, status: 200, desc: 'maximum ttl_ms, wait_ms, owner' });

@@ -78,6 +78,7 @@ static void test_bad_values(void)
         {"--max-ttl-ms", "-5", "--max-ttl-ms"},
         {"--max-ttl-ms", "0", "--max-ttl-ms"},
         {"--max-wait-ms", "lots", "--max-wait-ms"},
+        {"--handoff-ms", "20000", "--handoff-ms"},
         {"--redis-timeout-ms", "0", "--redis-timeout-ms"},
         {"--max-body-bytes", "-1", "--max-body-bytes"},
         {"--max-waiters", "x", "--max-waiters"},

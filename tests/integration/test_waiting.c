@@ -94,6 +94,15 @@ static long drop(const char *name, const char *tok)
     return st;
 }
 
+/* An integer answer of redis-cli, or -99 when there is none. */
+static long cli_int(const char *cmd)
+{
+    char *out = redis_cli(&redis, cmd);
+    long v = out && *out ? strtol(out, NULL, 10) : -99;
+    free(out);
+    return v;
+}
+
 static void test_granted_on_release(void)
 {
     char tok[64];
@@ -101,6 +110,12 @@ static void test_granted_on_release(void)
     long long f0 = hold("handover", 30000, tok, sizeof tok);
     waiter_start(&w, "/v1/locks/handover/acquire", 10000, 0);
     t_ok(waiters_become(1, 5000), "waiter is suspended (gauge 1)");
+    long card = cli_int("ZCARD lockservice:waitq:handover");
+    long ttl = cli_int("PTTL lockservice:waitq:handover");
+    t_ok(card == 1 && ttl > 0 && ttl <= 10000,
+         "the waiter is in the name's waiter set, which has a TTL (%ld "
+         "member, PTTL %ld)",
+         card, ttl);
     long st = drop("handover", tok);
     double released = now_ms();
     pthread_join(w.thread, NULL);
@@ -111,13 +126,45 @@ static void test_granted_on_release(void)
     t_ok(lag < 100 * time_scale(),
          "waiter answered %.1f ms after the release returned (< 100 ms)", lag);
     t_ok(waiters_become(0, 2000), "waiters gauge back to 0");
+    card = cli_int("EXISTS lockservice:waitq:handover");
+    t_ok(card == 0,
+         "the grant took the waiter out of the waiter set (EXISTS %ld)", card);
     drop("handover", w.token);
+    /* Nobody waits any more: the release reserved nothing. */
+    struct http_resp r;
+    http(&r, svc.url, "POST", "/v1/locks/handover/acquire", "{}", NULL);
+    t_ok(r.status == 200,
+         "once the waiter was served, a release keeps nothing back: a "
+         "newcomer gets the lock at once (%ld)",
+         r.status);
+    if (jstr(&r, "token"))
+        drop("handover", jstr(&r, "token"));
+    http_resp_free(&r);
 }
+
+/* Enters a waiter with no client behind it in the waiter set of name, for
+ * 10 s (as a waiter whose client went away stays until its wait ends). */
+static void announce_ghost(const char *prefix, const char *name)
+{
+    char cmd[256], *out;
+    snprintf(cmd, sizeof cmd, "ZADD %swaitq:%s 99999999999999 ghost", prefix,
+             name);
+    out = redis_cli(&redis, cmd);
+    free(out);
+    snprintf(cmd, sizeof cmd, "PEXPIRE %swaitq:%s 10000", prefix, name);
+    out = redis_cli(&redis, cmd);
+    free(out);
+}
+
+/* The hand-off window the service runs with: 250 ms by default, scaled up
+ * under sanitizers and valgrind so that the test's own requests fit in it. */
+static long handoff_ms;
 
 /* A release that frees a lock somebody waits for reserves it for the waiter
  * it wakes. Here the waiter is only announced (its marker set in Redis, no
  * client behind it), so nobody presents the ticket: a newcomer is refused
- * with the reservation's remaining time, and gets the lock once it lapses. */
+ * with the reservation's remaining time, status shows the lock free but
+ * reserved, and the newcomer gets the lock once the reservation lapses. */
 static void test_release_reserves_for_waiter(void)
 {
     char tok[64], *out;
@@ -125,26 +172,73 @@ static void test_release_reserves_for_waiter(void)
     double t0;
 
     hold("handoff", 30000, tok, sizeof tok);
-    out = redis_cli(&redis, "SET lockservice:waiters:handoff 1 PX 10000");
-    free(out);
+    announce_ghost("lockservice:", "handoff");
     t_ok(drop("handoff", tok) == 200, "hand-off: holder releases");
     t0 = now_ms();
     http(&r, svc.url, "POST", "/v1/locks/handoff/acquire", "{}", NULL);
     t_ok(problem_is(&r, 409, "lock_held") && jint(&r, "retry_after_ms") > 0 &&
-             jint(&r, "retry_after_ms") <= 250,
+             jint(&r, "retry_after_ms") <= handoff_ms,
          "hand-off: a newcomer is refused while the lock is reserved (%ld %s, "
-         "retry_after_ms %lld <= 250)",
-         r.status, problem_code(&r), jint(&r, "retry_after_ms"));
+         "retry_after_ms %lld <= %ld)",
+         r.status, problem_code(&r), jint(&r, "retry_after_ms"), handoff_ms);
+    http_resp_free(&r);
+    http(&r, svc.url, "GET", "/v1/locks/handoff", NULL, NULL);
+    t_ok(r.status == 200 && r.json &&
+             json_is_false(json_object_get(r.json, "held")) &&
+             jint(&r, "reserved_ms") > 0 &&
+             jint(&r, "reserved_ms") <= handoff_ms && !jstr(&r, "owner"),
+         "hand-off: status shows the lock free and reserved (%s)",
+         r.body ? r.body : "");
     http_resp_free(&r);
     http(&r, svc.url, "POST", "/v1/locks/handoff/acquire", "{\"wait_ms\":5000}",
          NULL);
-    t_ok(r.status == 200 && now_ms() - t0 < 2000 * time_scale(),
+    double took = now_ms() - t0;
+    t_ok(r.status == 200 && took < (double)handoff_ms + 2000 * time_scale(),
          "hand-off: an unclaimed reservation lapses: granted after %.0f ms "
          "(%ld)",
-         now_ms() - t0, r.status);
+         took, r.status);
+    out = redis_cli(&redis, "DEL lockservice:waitq:handoff");
+    free(out);
     if (jstr(&r, "token"))
         drop("handoff", jstr(&r, "token"));
     http_resp_free(&r);
+    http(&r, svc.url, "GET", "/v1/locks/handoff", NULL, NULL);
+    t_ok(r.status == 200 && r.json && json_object_size(r.json) == 2 &&
+             json_is_false(json_object_get(r.json, "held")),
+         "hand-off: a lock released with nobody waiting is plainly free (%s)",
+         r.body ? r.body : "");
+    http_resp_free(&r);
+}
+
+/* --handoff-ms 0: a release reserves nothing, so whoever asks next gets the
+ * lock, even while a waiter is announced. */
+static void test_no_handoff(void)
+{
+    struct svc_proc s0;
+    struct http_resp r;
+    const char *args[] = {"--handoff-ms", "0", "--key-prefix", "h0:", NULL};
+    char tok[64] = "";
+
+    if (!t_ok(svc_start(&s0, &redis, args) == 0, "--handoff-ms 0 starts"))
+        return;
+    http(&r, s0.url, "POST", "/v1/locks/nohand/acquire", "{}", NULL);
+    snprintf(tok, sizeof tok, "%s", jstr(&r, "token") ? jstr(&r, "token") : "");
+    http_resp_free(&r);
+    announce_ghost("h0:", "nohand");
+    httpf(&r, s0.url, "POST", "/v1/locks/nohand/release", NULL,
+          "{\"token\":\"%s\"}", tok);
+    t_ok(r.status == 200, "--handoff-ms 0: holder releases (%ld)", r.status);
+    http_resp_free(&r);
+    http(&r, s0.url, "GET", "/v1/locks/nohand", NULL, NULL);
+    t_ok(r.status == 200 && r.json && json_object_size(r.json) == 2,
+         "--handoff-ms 0: status shows no reservation (%s)",
+         r.body ? r.body : "");
+    http_resp_free(&r);
+    http(&r, s0.url, "POST", "/v1/locks/nohand/acquire", "{}", NULL);
+    t_ok(r.status == 200,
+         "--handoff-ms 0: a newcomer takes the lock at once (%ld)", r.status);
+    http_resp_free(&r);
+    svc_stop(&s0);
 }
 
 static void test_granted_on_expiry(void)
@@ -327,13 +421,17 @@ static void test_disconnected_waiter(void)
 
 int main(void)
 {
-    const char *args[] = {"--threads", "2", NULL};
+    char handoff[24];
+    handoff_ms = (long)(250 * time_scale());
+    snprintf(handoff, sizeof handoff, "%ld", handoff_ms);
+    const char *args[] = {"--threads", "2", "--handoff-ms", handoff, NULL};
     if (redis_start(&redis, NULL) != 0 || svc_start(&svc, &redis, args) != 0) {
         t_ok(false, "start redis-server and lockservice --threads 2");
         return t_done();
     }
     test_granted_on_release();
     test_release_reserves_for_waiter();
+    test_no_handoff();
     test_granted_on_expiry();
     test_wait_times_out();
     test_crowd();

@@ -25,7 +25,7 @@ static const char *const env_vars[] = {
     "LOCKSERVICE_IDLE_TIMEOUT_S",   "LOCKSERVICE_MAX_WAITERS",
     "LOCKSERVICE_MAX_HOLD_COUNT",   "LOCKSERVICE_SHUTDOWN_TIMEOUT_MS",
     "LOCKSERVICE_API_KEYS_FILE",    "LOCKSERVICE_DEMO",
-    "LOCKSERVICE_LOG_LEVEL",
+    "LOCKSERVICE_LOG_LEVEL",        "LOCKSERVICE_HANDOFF_MS",
 };
 
 #define N_ENV (sizeof(env_vars) / sizeof(env_vars[0]))
@@ -561,6 +561,7 @@ static void test_config_defaults(void **state)
     assert_string_equal(cfg.key_prefix, "lockservice:");
     assert_int_equal(cfg.max_ttl_ms, 3600000);
     assert_int_equal(cfg.max_wait_ms, 60000);
+    assert_int_equal(cfg.handoff_ms, 250);
     assert_int_equal(cfg.redis_timeout_ms, 1000);
     assert_int_equal(cfg.max_body_bytes, 16384);
     assert_int_equal(cfg.max_json_depth, 8);
@@ -580,16 +581,16 @@ static void test_config_defaults(void **state)
 static void test_config_each_flag(void **state)
 {
     (void)state;
-    assert_int_equal(PARSE("--listen", "[::1]:9001", "--redis",
-                           "redis://:pw@r:6390/5", "--threads", "3",
-                           "--key-prefix", "t:", "--max-ttl-ms", "5000",
-                           "--max-wait-ms", "0", "--redis-timeout-ms", "250",
-                           "--max-body-bytes", "4096", "--max-json-depth", "4",
-                           "--max-connections", "100", "--idle-timeout-s", "5",
-                           "--max-waiters", "10", "--max-hold-count", "3",
-                           "--shutdown-timeout-ms", "500", "--demo",
-                           "--log-level", "debug", "--healthcheck"),
-                     CONFIG_OK);
+    assert_int_equal(
+        PARSE("--listen", "[::1]:9001", "--redis", "redis://:pw@r:6390/5",
+              "--threads", "3", "--key-prefix", "t:", "--max-ttl-ms", "5000",
+              "--max-wait-ms", "0", "--handoff-ms", "0", "--redis-timeout-ms",
+              "250", "--max-body-bytes", "4096", "--max-json-depth", "4",
+              "--max-connections", "100", "--idle-timeout-s", "5",
+              "--max-waiters", "10", "--max-hold-count", "3",
+              "--shutdown-timeout-ms", "500", "--demo", "--log-level", "debug",
+              "--healthcheck"),
+        CONFIG_OK);
     assert_string_equal(cfg.listen_host, "::1");
     assert_int_equal(cfg.listen_port, 9001);
     assert_true(cfg.listen_ipv6);
@@ -601,6 +602,7 @@ static void test_config_each_flag(void **state)
     assert_string_equal(cfg.key_prefix, "t:");
     assert_int_equal(cfg.max_ttl_ms, 5000);
     assert_int_equal(cfg.max_wait_ms, 0);
+    assert_int_equal(cfg.handoff_ms, 0);
     assert_int_equal(cfg.redis_timeout_ms, 250);
     assert_int_equal(cfg.max_body_bytes, 4096);
     assert_int_equal(cfg.max_json_depth, 4);
@@ -657,6 +659,7 @@ static void test_config_env(void **state)
     setenv("LOCKSERVICE_KEY_PREFIX", "env:", 1);
     setenv("LOCKSERVICE_MAX_TTL_MS", "7000", 1);
     setenv("LOCKSERVICE_MAX_WAIT_MS", "700", 1);
+    setenv("LOCKSERVICE_HANDOFF_MS", "1500", 1);
     setenv("LOCKSERVICE_REDIS_TIMEOUT_MS", "70", 1);
     setenv("LOCKSERVICE_MAX_BODY_BYTES", "7000", 1);
     setenv("LOCKSERVICE_MAX_JSON_DEPTH", "7", 1);
@@ -677,6 +680,7 @@ static void test_config_env(void **state)
     assert_string_equal(cfg.key_prefix, "env:");
     assert_int_equal(cfg.max_ttl_ms, 7000);
     assert_int_equal(cfg.max_wait_ms, 700);
+    assert_int_equal(cfg.handoff_ms, 1500);
     assert_int_equal(cfg.redis_timeout_ms, 70);
     assert_int_equal(cfg.max_body_bytes, 7000);
     assert_int_equal(cfg.max_json_depth, 7);
@@ -734,6 +738,8 @@ static void test_config_bad_flags(void **state)
     PARSE_FAILS("--max-ttl-ms", "--max-ttl-ms", "-5");
     PARSE_FAILS("--max-ttl-ms", "--max-ttl-ms", "1.5");
     PARSE_FAILS("--max-wait-ms", "--max-wait-ms", "-1");
+    PARSE_FAILS("--handoff-ms", "--handoff-ms", "-1");
+    PARSE_FAILS("--handoff-ms", "--handoff-ms", "10001");
     PARSE_FAILS("--redis-timeout-ms", "--redis-timeout-ms", "0");
     PARSE_FAILS("--max-body-bytes", "--max-body-bytes", "0");
     PARSE_FAILS("--max-json-depth", "--max-json-depth", "0");
@@ -866,6 +872,7 @@ static void test_config_help_text(void **state)
         "--key-prefix",
         "--max-ttl-ms",
         "--max-wait-ms",
+        "--handoff-ms",
         "--redis-timeout-ms",
         "--max-body-bytes",
         "--max-json-depth",
