@@ -11,12 +11,15 @@
 --
 -- Invariant: never returns the token or the hand-off ticket.
 local h = redis.call("HMGET", KEYS[1], "fence", "count", "owner")
-local pttl = redis.call("PTTL", KEYS[1])
-if h[1] and pttl >= 0 then
-    return {1, tonumber(h[1]), tonumber(h[2]), pttl, h[3]}
+if h[1] then
+    local pttl = redis.call("PTTL", KEYS[1])
+    if pttl >= 0 then
+        return {1, tonumber(h[1]), tonumber(h[2]), pttl, h[3]}
+    end
+    return {0}
 end
 local reserved = redis.call("PTTL", KEYS[2])
-if pttl == -2 and reserved > 0 then
+if reserved > 0 then
     return {2, reserved}
 end
 return {0}
