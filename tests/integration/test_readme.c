@@ -308,50 +308,51 @@ static const char *program_file(const char *text, const char *name)
     return f ? path : NULL;
 }
 
-/* The curl and Python programs of "Calling it from your language". */
+/* A program README shows under heading, run as written by interp: it must
+ * exit 0 and print every string of want (NULL-terminated), and not unwanted
+ * (or NULL). */
+static void run_program(const char *readme, const char *heading,
+                        const char *lang, const char *interp,
+                        const char *const *want, const char *unwanted,
+                        const char *desc)
+{
+    char cmd[512], file[64];
+    int status = -1;
+    char *text = code_block(readme, heading, lang), *out;
+    const char *path;
+    bool ok;
+
+    snprintf(file, sizeof file, "lockservice-readme.%s", lang);
+    path = text ? program_file(text, file) : NULL;
+    free(text);
+    if (!t_ok(path != NULL, "README has a %s program under %s", lang, heading))
+        return;
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", interp, path);
+    out = run_shell(cmd, "", &status);
+    ok = out != NULL && status == 0 && (!unwanted || !strstr(out, unwanted));
+    for (int i = 0; ok && want[i]; i++)
+        ok = strstr(out, want[i]) != NULL;
+    t_ok(ok, "README's %s program %s (exit %d)", lang, desc, status);
+    if (!ok)
+        t_diag("output: %.500s", out ? out : "(none)");
+    free(out);
+    unlink(path);
+}
+
 static void run_programs(const char *readme)
 {
-    char cmd[512];
-    int status = -1;
-    char *text, *out;
-    const char *path;
+    const char *curl_want[] = {
+        "{\"name\":\"orders\",\"released\":true,\"count\":0}",
+        "{\"name\":\"orders\",\"held\":false}", NULL};
+    const char *py_want[] = {"holding orders with fence",
+                             "step 3 - write it with fence", "released\n",
+                             NULL};
 
-    text = code_block(readme, "### curl", "sh");
-    path = text ? program_file(text, "lockservice-readme-curl.sh") : NULL;
-    if (t_ok(path != NULL, "README's curl program is there")) {
-        snprintf(cmd, sizeof cmd, "sh %s 2>&1", path);
-        out = run_shell(cmd, "", &status);
-        t_ok(out && status == 0 &&
-                 strstr(out, "{\"name\":\"orders\",\"released\":true,"
-                             "\"count\":0}") &&
-                 strstr(out, "{\"name\":\"orders\",\"held\":false}"),
-             "README's curl program acquires, renews, releases and finds the "
-             "lock free (exit %d)",
-             status);
-        if (out && status != 0)
-            t_diag("output: %.500s", out);
-        free(out);
-        unlink(path);
-    }
-    free(text);
-
-    text = code_block(readme, "### Python (standard library only)", "python");
-    path = text ? program_file(text, "lockservice-readme.py") : NULL;
-    if (t_ok(path != NULL, "README's Python program is there")) {
-        snprintf(cmd, sizeof cmd, "python3 %s 2>&1", path);
-        out = run_shell(cmd, "", &status);
-        t_ok(out && status == 0 && strstr(out, "holding orders with fence") &&
-                 strstr(out, "step 3 - write it with fence") &&
-                 strstr(out, "released\n") && !strstr(out, "release:"),
-             "README's Python program holds the lock past its TTL by renewing, "
-             "then releases it (exit %d)",
-             status);
-        if (out && status != 0)
-            t_diag("output: %.500s", out);
-        free(out);
-        unlink(path);
-    }
-    free(text);
+    run_program(readme, "### curl", "sh", "sh", curl_want, NULL,
+                "acquires, renews, releases and finds the lock free");
+    run_program(readme, "### Python (standard library only)", "python",
+                "python3", py_want, "release:",
+                "holds the lock past its TTL by renewing, then releases it");
 }
 
 int main(void)
