@@ -9,7 +9,7 @@ libhiredis-dev libcurl4-openssl-dev redis-server redis-tools curl"
 case $what in
 test) pkgs="$pkgs libcmocka-dev python3" ;;
 bench) pkgs="$pkgs wrk etcd-server python3" ;;
-ci) pkgs="$pkgs libcmocka-dev python3 valgrind clang libclang-rt-14-dev clang-format" ;;
+ci) pkgs="$pkgs libcmocka-dev python3 golang-go valgrind clang libclang-rt-14-dev clang-format" ;;
 esac
 # Node.js (contract test, OpenAPI lint) may come from elsewhere than Debian
 # (e.g. NodeSource, whose nodejs bundles npm): only ask apt when absent.

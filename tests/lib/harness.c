@@ -58,6 +58,20 @@ bool t_ok(bool cond, const char *fmt, ...)
     return cond;
 }
 
+void t_skip(const char *why, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&tap_lock);
+    tap_count++;
+    printf("ok %d - ", tap_count);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf(" # SKIP %s\n", why);
+    fflush(stdout);
+    pthread_mutex_unlock(&tap_lock);
+}
+
 void t_diag(const char *fmt, ...)
 {
     va_list ap;

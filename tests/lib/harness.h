@@ -117,6 +117,10 @@ double time_scale(void);
 void sleep_ms(long ms);
 /* Number of "not ok" lines printed so far. */
 int t_failed(void);
+/* A TAP skip, "ok N - desc # SKIP why": the check could not run here.
+ * tests/run counts it as skipped, not passed. */
+void t_skip(const char *why, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* http with a printf-formatted body; fmt NULL sends no body. */
 int httpf(struct http_resp *out, const char *base, const char *method,
