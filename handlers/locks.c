@@ -80,18 +80,17 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
                       "the service is shutting down; retry elsewhere");
         return STEP_REPLIED;
     }
+    if (wait_ms > 0 && w->id[0] == '\0')
+        lock_waiter_id(w->id); /* kept across resumes */
     for (tries = 0;; tries++) {
         uint64_t now = clock_now_ns();
         int64_t left_ms =
             now < deadline ? ceil_div((int64_t)(deadline - now), 1000000) : 0;
         uint64_t attempt_ns = now, retry_at;
         enum lock_result r;
-
+        /* A release that woke us reserved the lock for its ticket. */
         struct lock_wait lw = {left_ms, w->id, w->ticket[0] ? w->ticket : NULL};
 
-        if (wait_ms > 0 && w->id[0] == '\0')
-            lock_waiter_id(w->id);
-        /* A release that woke us reserved the lock for its ticket. */
         r = lock_acquire(name, token, ttl_ms, owner, wait_ms > 0 ? &lw : NULL,
                          lease);
         if (r != LOCK_UNAVAILABLE) {
