@@ -66,6 +66,12 @@ static void reply_held(struct request *req, const char *name,
 _Static_assert(sizeof((struct waiter *)0)->id == LOCK_WAITER_ID_MAX,
                "a waiter holds a whole waiter id");
 
+/* A parked acquire whose client hung up leaves the name's waiter set. */
+static void waiter_gone(struct request *req)
+{
+    lock_waiter_gone(req->waiter.name, req->waiter.id);
+}
+
 enum acquire_step acquire_or_wait(struct request *req, const char *name,
                                   const char *token, int64_t ttl_ms,
                                   const char *owner, int64_t wait_ms,
@@ -76,6 +82,7 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
     int tries;
 
     if (w->wake == WAKE_SHUTDOWN) {
+        lock_waiter_gone(name, w->id);
         reply_problem(req, 503, "shutting_down",
                       "the service is shutting down; retry elsewhere");
         return STEP_REPLIED;
@@ -98,6 +105,7 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
             w->ticket[0] = '\0';
         }
         if (r == LOCK_OK) {
+            req->on_client_gone = NULL;
             if (w->wake != WAKE_NONE)
                 waiters_granted(w, now + MS_TO_NS(ttl_ms + 1));
             metrics_acquire(ACQUIRE_GRANTED);
@@ -122,15 +130,18 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
         }
         switch (request_wait_lock(req, name, attempt_ns, retry_at, deadline)) {
         case WAIT_OK:
+            req->on_client_gone = waiter_gone;
             return STEP_SUSPENDED;
         case WAIT_RETRY:
             continue;
         case WAIT_FULL:
+            lock_waiter_gone(name, w->id);
             reply_problem_ex(req, 429, "too_many_waiters", NULL, 1,
                              "this instance already has %u waiters",
                              req->cfg->max_waiters);
             return STEP_REPLIED;
         case WAIT_SHUTTING_DOWN:
+            lock_waiter_gone(name, w->id);
             reply_problem(req, 503, "shutting_down",
                           "the service is shutting down; retry elsewhere");
             return STEP_REPLIED;

@@ -581,8 +581,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     }
     if (req->status != 0)
         return MHD_YES;
-    if (req->waiter.wake == WAKE_CLIENT_GONE)
+    if (req->waiter.wake == WAKE_CLIENT_GONE) {
+        if (req->on_client_gone != NULL)
+            req->on_client_gone(req);
         return MHD_NO; /* nobody to answer */
+    }
     if (req->route_index < 0)
         return MHD_NO; /* admit() could not even queue its error */
     dispatch(req);

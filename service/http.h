@@ -51,6 +51,9 @@ struct request {
     bool suspended;       /* the handler suspended the connection */
     void *state;          /* the handler's own state across resumes */
     void (*state_free)(void *state);
+    /* Called (on the connection's thread) when a suspended request's client
+     * hung up, before the request is dropped; NULL for none. */
+    void (*on_client_gone)(struct request *req);
 };
 
 /* Starts the daemon. Returns 0 or -1 (logged). */

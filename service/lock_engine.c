@@ -249,6 +249,24 @@ enum lock_result lock_release(const char *name, const char *token,
     return res;
 }
 
+void lock_waiter_gone(const char *name, const char *id)
+{
+    char k_wait[KEY_MAX];
+    const char *argv[3] = {"ZREM", k_wait, id};
+    size_t lens[3];
+    redisReply *r;
+
+    if (name[0] == '\0' || id[0] == '\0' ||
+        !lock_key(k_wait, sizeof k_wait, "waitq", name))
+        return;
+    set_args(argv, lens, 0, "ZREM");
+    set_args(argv, lens, 1, k_wait);
+    set_args(argv, lens, 2, id);
+    r = redis_run_command(3, argv, lens);
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
 enum lock_result lock_status(const char *name, struct lease *out)
 {
     char k_lock[KEY_MAX], k_hand[KEY_MAX];

@@ -53,6 +53,11 @@ enum lock_result lock_acquire(const char *name, const char *token,
                               const struct lock_wait *wait, struct lease *out);
 /* Writes a new waiter id (this instance's random id and a counter). */
 void lock_waiter_id(char out[LOCK_WAITER_ID_MAX]);
+/* Takes a waiter that will not try again (its client hung up, or it was
+ * refused a place) out of the name's waiter set, so that releases stop
+ * reserving the lock for it. Best effort: the entry would end with its wait
+ * anyway. */
+void lock_waiter_gone(const char *name, const char *id);
 /* ttl_ms 0: keep the TTL the lease was granted with. */
 enum lock_result lock_renew(const char *name, const char *token, int64_t ttl_ms,
                             struct lease *out);

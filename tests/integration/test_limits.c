@@ -284,6 +284,12 @@ static void test_waiters(void)
          "(%.0f ms)",
          retry ? retry : "(none)", now_ms() - t0);
     http_resp_free(&r);
+    char *card = redis_cli(&redis, "ZCARD lockservice:waitq:busy");
+    t_ok(card && strtol(card, NULL, 10) == 3,
+         "the refused waiter left the name's waiter set (%ld entries: the "
+         "three parked ones)",
+         card ? strtol(card, NULL, 10) : -1);
+    free(card);
     http(&r, svc.url, "POST", "/v1/locks/other/acquire",
          "{\"ttl_ms\":1000,\"wait_ms\":5000}", NULL);
     t_ok(r.status == 200,

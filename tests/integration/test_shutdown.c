@@ -184,6 +184,14 @@ static void run(int sig, const char *signame)
          "status %d)",
          signame, took, st);
     svc_kill(&s); /* reaps it (or kills it if it hung) */
+    char cmd[128], *card;
+    snprintf(cmd, sizeof cmd, "ZCARD lockservice:waitq:%s", lock);
+    card = redis_cli(&redis, cmd);
+    t_ok(card && strtol(card, NULL, 10) == 0,
+         "%s: the waiter it answered 503 left the name's waiter set (%ld "
+         "entries)",
+         signame, card ? strtol(card, NULL, 10) : -1);
+    free(card);
 
     /* Nothing released that should not be. */
     http(&r, witness.url, "GET", lockpath, NULL, NULL);

@@ -403,6 +403,15 @@ static void test_disconnected_waiter(void)
     t_ok(waiters_become(0, 5000),
          "the disconnected waiter is dropped (gauge back to 0 well before "
          "its 10 s wait)");
+    long left = -1;
+    for (double end = now_ms() + 2000 * time_scale(); now_ms() < end;
+         sleep_ms(10))
+        if ((left = cli_int("ZCARD lockservice:waitq:hangup")) == 0)
+            break;
+    t_ok(left == 0,
+         "and it left the name's waiter set, so releases stop keeping the "
+         "lock for it (%ld entries)",
+         left);
 
     waiter_start(&real, "/v1/locks/hangup/acquire", 10000, 0);
     t_ok(waiters_become(1, 5000), "a second, real waiter is suspended");
