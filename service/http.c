@@ -581,11 +581,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     }
     if (req->status != 0)
         return MHD_YES;
-    if (req->waiter.wake == WAKE_CLIENT_GONE) {
-        if (req->on_client_gone != NULL)
-            req->on_client_gone(req);
-        return MHD_NO; /* nobody to answer */
-    }
+    if (req->waiter.wake == WAKE_CLIENT_GONE)
+        return MHD_NO; /* nobody to answer: on_completed follows */
     if (req->route_index < 0)
         return MHD_NO; /* admit() could not even queue its error */
     dispatch(req);
@@ -607,6 +604,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->replied_ns == 0) { /* never answered: the client went away */
         req->status = why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
         metrics_request(req->route_index, req->method, req->status, dur);
+        /* Here, not on resumption: libmicrohttpd may see the closed socket
+         * first and end the request without calling the handler again. */
+        if (req->on_client_gone != NULL)
+            req->on_client_gone(req);
     }
     if (log_enabled(LOG_INFO))
         log_info("%s %s %u %.3fms%s", req->method,

@@ -51,8 +51,9 @@ struct request {
     bool suspended;       /* the handler suspended the connection */
     void *state;          /* the handler's own state across resumes */
     void (*state_free)(void *state);
-    /* Called (on the connection's thread) when a suspended request's client
-     * hung up, before the request is dropped; NULL for none. */
+    /* Called (on the connection's thread) when a request that set it ends
+     * without an answer (its client hung up while it was parked); NULL for
+     * none. */
     void (*on_client_gone)(struct request *req);
 };
 
