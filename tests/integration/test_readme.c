@@ -287,17 +287,19 @@ static char *code_block(const char *path, const char *heading, const char *lang)
     return out;
 }
 
-/* Writes text to a file in the test's temporary directory, with every
- * "http://localhost:8080" pointed at the service; returns its path. */
+/* This run's own directory for the programs and Go's caches (runs of the
+ * suite may overlap). */
+static char workdir[] = "/tmp/lockservice-readme.XXXXXX";
+
+/* Writes text to a file in workdir, with every "http://localhost:8080"
+ * pointed at the service; returns its path. */
 static const char *program_file(const char *text, const char *name)
 {
     static char path[256];
     char *where = malloc(strlen(text) * 2 + 64);
     FILE *f;
 
-    snprintf(path, sizeof path, "%s/%s",
-             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
-             name);
+    snprintf(path, sizeof path, "%s/%s", workdir, name);
     retarget(where, strlen(text) * 2 + 64, text, svc.port);
     f = fopen(path, "w");
     if (f) {
@@ -322,7 +324,7 @@ static void run_program(const char *readme, const char *heading,
     const char *path;
     bool ok;
 
-    snprintf(file, sizeof file, "lockservice-readme.%s", lang);
+    snprintf(file, sizeof file, "readme.%s", lang);
     path = text ? program_file(text, file) : NULL;
     free(text);
     if (!t_ok(path != NULL, "README has a %s program under %s", lang, heading))
@@ -348,6 +350,10 @@ static void run_programs(const char *readme)
                              "step 3 - write it with fence", "released\n",
                              NULL};
 
+    if (mkdtemp(workdir) == NULL) {
+        t_ok(false, "a temporary directory for README's programs");
+        return;
+    }
     run_program(readme, "### curl", "sh", "sh", curl_want, NULL,
                 "acquires, renews, releases and finds the lock free");
     run_program(readme, "### Python (standard library only)", "python",
@@ -359,24 +365,21 @@ static void run_programs(const char *readme)
     const char *go_want[] = {"holding orders with fence",
                              "step 3 - write it with fence",
                              "released, holds left: 0", NULL};
+    char interp[256], rm[160];
     if (system("command -v go >/dev/null 2>&1") != 0) {
         t_skip("go is not installed", "README's go program");
-        return;
+    } else {
+        /* Go's caches in workdir, not the user's ~/.cache. */
+        snprintf(interp, sizeof interp, "GOCACHE=%s/cache GOPATH=%s go run",
+                 workdir, workdir);
+        run_program(readme, "### Go (standard library only)", "go", interp,
+                    go_want, "release:",
+                    "holds the lock past its TTL by renewing, then releases "
+                    "it");
     }
-    /* Go's build cache in a directory of ours, not the user's ~/.cache. */
-    char gotmp[] = "/tmp/lockservice-readme-go.XXXXXX", interp[128], rm[160];
-    if (mkdtemp(gotmp) == NULL) {
-        t_ok(false, "a temporary directory for GOCACHE");
-        return;
-    }
-    snprintf(interp, sizeof interp, "GOCACHE=%s/cache GOPATH=%s go run", gotmp,
-             gotmp);
-    run_program(readme, "### Go (standard library only)", "go", interp, go_want,
-                "release:",
-                "holds the lock past its TTL by renewing, then releases it");
-    snprintf(rm, sizeof rm, "chmod -R u+w %s; rm -rf %s", gotmp, gotmp);
+    snprintf(rm, sizeof rm, "chmod -R u+w %s; rm -rf %s", workdir, workdir);
     if (system(rm) != 0)
-        t_diag("could not remove %s", gotmp);
+        t_diag("could not remove %s", workdir);
 }
 
 int main(void)
