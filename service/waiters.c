@@ -593,7 +593,7 @@ static void handle_events(struct epoll_event *ev, int n, uint64_t now)
     }
 }
 
-static void try_subscribe(uint64_t now)
+static void try_subscribe(void)
 {
     redisContext *c;
     struct epoll_event ev;
@@ -601,6 +601,10 @@ static void try_subscribe(uint64_t now)
     pthread_mutex_unlock(&mu);
     c = subscriber_connect();
     pthread_mutex_lock(&mu);
+    /* From the end of the attempt, which may have taken a whole Redis
+     * timeout: counted from its start, the next attempt would be due at once
+     * and the loop would never get to its timers and events. */
+    uint64_t now = clock_now_ns();
     if (c == NULL) {
         next_connect_ns = now + RECONNECT_NS;
         return;
@@ -630,7 +634,7 @@ static void *registry_thread(void *arg)
         int timeout, n;
 
         if (sub == NULL && now >= next_connect_ns) {
-            try_subscribe(now);
+            try_subscribe();
             continue;
         }
         timeout = next_timeout_ms(now);
