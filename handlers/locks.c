@@ -107,7 +107,7 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
         if (r == LOCK_OK) {
             req->on_client_gone = NULL;
             if (w->wake != WAKE_NONE)
-                waiters_granted(w, now + MS_TO_NS(ttl_ms + 1));
+                waiters_lease_ends(w, now + MS_TO_NS(ttl_ms + 1));
             metrics_acquire(ACQUIRE_GRANTED);
             return STEP_GRANTED;
         }
@@ -115,12 +115,16 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
             reply_lock_error(req, r);
             return STEP_REPLIED;
         }
+        retry_at = now + MS_TO_NS(lease->retry_after_ms + 1);
         if (left_ms == 0) {
+            /* A woken waiter leaving now must not take the name's expiry
+             * timer with it. */
+            if (w->wake != WAKE_NONE)
+                waiters_lease_ends(w, retry_at);
             metrics_acquire(wait_ms > 0 ? ACQUIRE_TIMEOUT : ACQUIRE_HELD);
             reply_held(req, name, lease, wait_ms);
             return STEP_REPLIED;
         }
-        retry_at = now + MS_TO_NS(lease->retry_after_ms + 1);
         if (tries == IMMEDIATE_RETRIES) {
             /* Releases keep slipping past between attempt and registration:
              * register regardless, and look again soon in case one did. */

@@ -408,9 +408,10 @@ enum waiters_result waiters_wait(struct waiter *w, struct MHD_Connection *conn,
 {
     snprintf(w->name, sizeof w->name, "%s", name);
     w->timer.at_ns = deadline_ns;
-    return suspend_and_register(w, conn, attempt_ns,
-                                retry_at_ns < deadline_ns ? retry_at_ns
-                                                          : deadline_ns);
+    /* The name's timer is for the holder's expiry only: this waiter's own
+     * timer covers its deadline. (Capped at the deadline, the name's timer
+     * would wake this waiter at its deadline and then be gone.) */
+    return suspend_and_register(w, conn, attempt_ns, retry_at_ns);
 }
 
 enum waiters_result waiters_sleep(struct waiter *w, struct MHD_Connection *conn,
@@ -421,11 +422,10 @@ enum waiters_result waiters_sleep(struct waiter *w, struct MHD_Connection *conn,
     return suspend_and_register(w, conn, 0, 0);
 }
 
-void waiters_granted(struct waiter *w, uint64_t expires_ns)
+void waiters_lease_ends(struct waiter *w, uint64_t expires_ns)
 {
     struct name_bucket *b;
 
-    w->baton = false;
     pthread_mutex_lock(&mu);
     b = bucket_get(w->name, false);
     if (b != NULL) {

@@ -78,10 +78,10 @@ enum waiters_result waiters_wait(struct waiter *w, struct MHD_Connection *conn,
 /* Suspends conn until until_ns (a timed pause inside a request). */
 enum waiters_result waiters_sleep(struct waiter *w, struct MHD_Connection *conn,
                                   uint64_t until_ns);
-/* A waiter woken on this instance got the lock, leased until expires_ns: the
- * name's other local waiters now wait for that lease, which may end without
- * a release. */
-void waiters_granted(struct waiter *w, uint64_t expires_ns);
+/* A waiter woken on this instance learnt when the lease on its name ends
+ * (it got the lock, or found it held and is leaving): the name's other local
+ * waiters now wait for that lease, which may end without a release. */
+void waiters_lease_ends(struct waiter *w, uint64_t expires_ns);
 /* The woken waiter used its wake-up: it got the lock, or found it held by
  * someone whose release or expiry wakes the queue again. */
 void waiters_baton_used(struct waiter *w);

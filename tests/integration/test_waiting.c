@@ -258,6 +258,30 @@ static void test_granted_on_expiry(void)
     drop("expiring", w.token);
 }
 
+/* A short waiter that gives up before the holder's lease ends must not take
+ * the name's expiry timer with it: a longer waiter behind it is still woken
+ * when the lease runs out, not at its own deadline. */
+static void test_expiry_after_short_waiter(void)
+{
+    char tok[64];
+    struct waiter shortw, longw;
+    hold("outlast", 1500, tok, sizeof tok);
+    waiter_start(&shortw, "/v1/locks/outlast/acquire", 500, 0);
+    t_ok(waiters_become(1, 5000), "a waiter with wait_ms 500 is suspended");
+    waiter_start(&longw, "/v1/locks/outlast/acquire", 10000, 0);
+    double t0 = now_ms();
+    pthread_join(shortw.thread, NULL);
+    pthread_join(longw.thread, NULL);
+    t_ok(shortw.status == 409, "the short waiter gives up with 409 (%ld)",
+         shortw.status);
+    t_ok(longw.status == 200 &&
+             longw.finished - t0 < 1500 + 1500 * time_scale(),
+         "the long waiter is granted when the 1.5 s lease runs out, after "
+         "%.0f ms, not at its 10 s deadline (%ld)",
+         longw.finished - t0, longw.status);
+    drop("outlast", longw.token);
+}
+
 static void test_wait_times_out(void)
 {
     char tok[64];
@@ -443,6 +467,7 @@ int main(void)
     test_no_handoff();
     test_granted_on_expiry();
     test_wait_times_out();
+    test_expiry_after_short_waiter();
     test_crowd();
     test_disconnected_waiter();
     svc_stop(&svc);
