@@ -48,9 +48,8 @@ static void queue(struct request *req, struct MHD_Response *resp,
     MHD_destroy_response(resp);
     /* Counted now, not at completion: a client that has read this answer
      * and then scrapes /metrics must find it there. */
-    req->replied_ns = clock_now_ns();
     metrics_request(req->route_index, req->method, req->status,
-                    req->replied_ns - req->start_ns);
+                    clock_now_ns() - req->start_ns);
 }
 
 void reply_raw(struct request *req, unsigned status, const char *content_type,
@@ -545,7 +544,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         req->waiter.fd = -1;
         *con_cls = req;
         atomic_fetch_add(&inflight, 1);
-        admit(req, url);
+        /* Refused, and not even the refusal could be queued (out of
+         * memory): close rather than ever dispatch it. */
+        if (!admit(req, url) && req->status == 0)
+            return MHD_NO;
         return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -583,8 +585,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         return MHD_YES;
     if (req->waiter.wake == WAKE_CLIENT_GONE)
         return MHD_NO; /* nobody to answer: on_completed follows */
-    if (req->route_index < 0)
-        return MHD_NO; /* admit() could not even queue its error */
     dispatch(req);
     return MHD_YES;
 }
@@ -601,7 +601,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     conn_track_receiving(conn);
     waiters_done(&req->waiter);
     dur = clock_now_ns() - req->start_ns;
-    if (req->replied_ns == 0) { /* never answered: the client went away */
+    if (req->status == 0) { /* never answered: the client went away */
         req->status = why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
         metrics_request(req->route_index, req->method, req->status, dur);
         /* Here, not on resumption: libmicrohttpd may see the closed socket

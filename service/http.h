@@ -46,7 +46,6 @@ struct request {
     bool body_too_large;
     unsigned status; /* status of the queued response, 0 if none */
     uint64_t start_ns;
-    uint64_t replied_ns;  /* when the response was queued, 0 if none */
     struct waiter waiter; /* used while the request waits */
     bool suspended;       /* the handler suspended the connection */
     void *state;          /* the handler's own state across resumes */

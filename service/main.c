@@ -130,11 +130,16 @@ int main(int argc, char **argv)
         waiters_stop();
         return 1;
     }
-    log_info(
-        "listening on %s%s%s:%d, redis %s%s%s, %u threads%s",
-        cfg.listen_ipv6 ? "[" : "", cfg.listen_host, cfg.listen_ipv6 ? "]" : "",
-        cfg.listen_port, cfg.redis.is_unix ? "unix:" : "", cfg.redis.host,
-        cfg.redis.is_unix ? "" : "", cfg.threads, cfg.demo ? ", demo on" : "");
+    char redis_at[sizeof cfg.redis.host + 16];
+    if (cfg.redis.is_unix)
+        snprintf(redis_at, sizeof redis_at, "unix:%s", cfg.redis.host);
+    else
+        snprintf(redis_at, sizeof redis_at, "%s:%d", cfg.redis.host,
+                 cfg.redis.port);
+    log_info("listening on %s%s%s:%d, redis %s, %u threads%s",
+             cfg.listen_ipv6 ? "[" : "", cfg.listen_host,
+             cfg.listen_ipv6 ? "]" : "", cfg.listen_port, redis_at, cfg.threads,
+             cfg.demo ? ", demo on" : "");
     if (sigwait(&sigs, &sig) != 0)
         sig = SIGTERM;
     shutdown_gracefully(sig);
