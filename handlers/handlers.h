@@ -24,6 +24,9 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
 /* The reply for an engine failure: 409 not_held / not_owner / hold_limit,
  * 503 backend_unavailable. */
 void reply_lock_error(struct request *req, enum lock_result r);
+/* The reply for a request that may not wait (or go on waiting): 429
+ * too_many_waiters for WAIT_FULL, else 503 shutting_down. */
+void reply_wait_refused(struct request *req, bool full);
 
 /* handlers/locks.c */
 void handle_lock_acquire(struct request *req);

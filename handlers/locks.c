@@ -63,11 +63,24 @@ static void reply_held(struct request *req, const char *name,
                      "lock '%s' is held; waited %" PRId64 " ms", name, wait_ms);
 }
 
+void reply_wait_refused(struct request *req, bool full)
+{
+    if (full)
+        reply_problem_ex(req, 429, "too_many_waiters", NULL, 1,
+                         "this instance already has %u waiters",
+                         req->cfg->max_waiters);
+    else
+        reply_problem(req, 503, "shutting_down",
+                      "the service is shutting down; retry elsewhere");
+}
+
 _Static_assert(sizeof((struct waiter *)0)->id == LOCK_WAITER_ID_MAX,
                "a waiter holds a whole waiter id");
 
-/* A parked acquire whose client hung up leaves the name's waiter set. */
-static void waiter_gone(struct request *req)
+/* An acquire whose refusal entered it in the name's waiter set, and that
+ * ends neither granted nor at its deadline (its client hung up, it was
+ * turned away, the service is stopping, Redis failed), leaves the set. */
+static void leave_waiter_set(struct request *req)
 {
     lock_waiter_gone(req->waiter.name, req->waiter.id);
 }
@@ -82,9 +95,7 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
     int tries;
 
     if (w->wake == WAKE_SHUTDOWN) {
-        lock_waiter_gone(name, w->id);
-        reply_problem(req, 503, "shutting_down",
-                      "the service is shutting down; retry elsewhere");
+        reply_wait_refused(req, false);
         return STEP_REPLIED;
     }
     if (wait_ms > 0 && w->id[0] == '\0')
@@ -105,7 +116,7 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
             w->ticket[0] = '\0';
         }
         if (r == LOCK_OK) {
-            req->on_client_gone = NULL;
+            req->on_end = NULL;
             if (w->wake != WAKE_NONE)
                 waiters_lease_ends(w, now + MS_TO_NS(ttl_ms + 1));
             metrics_acquire(ACQUIRE_GRANTED);
@@ -121,10 +132,12 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
              * timer with it. */
             if (w->wake != WAKE_NONE)
                 waiters_lease_ends(w, retry_at);
+            req->on_end = NULL; /* its entry ends with its wait, now */
             metrics_acquire(wait_ms > 0 ? ACQUIRE_TIMEOUT : ACQUIRE_HELD);
             reply_held(req, name, lease, wait_ms);
             return STEP_REPLIED;
         }
+        req->on_end = leave_waiter_set; /* the refusal entered w->id */
         if (tries == IMMEDIATE_RETRIES) {
             /* Releases keep slipping past between attempt and registration:
              * register regardless, and look again soon in case one did. */
@@ -132,22 +145,16 @@ enum acquire_step acquire_or_wait(struct request *req, const char *name,
             if (retry_at > now + MS_TO_NS(RECHECK_MS))
                 retry_at = now + MS_TO_NS(RECHECK_MS);
         }
-        switch (request_wait_lock(req, name, attempt_ns, retry_at, deadline)) {
+        enum waiters_result wr =
+            request_wait_lock(req, name, attempt_ns, retry_at, deadline);
+        switch (wr) {
         case WAIT_OK:
-            req->on_client_gone = waiter_gone;
             return STEP_SUSPENDED;
         case WAIT_RETRY:
             continue;
         case WAIT_FULL:
-            lock_waiter_gone(name, w->id);
-            reply_problem_ex(req, 429, "too_many_waiters", NULL, 1,
-                             "this instance already has %u waiters",
-                             req->cfg->max_waiters);
-            return STEP_REPLIED;
         case WAIT_SHUTTING_DOWN:
-            lock_waiter_gone(name, w->id);
-            reply_problem(req, 503, "shutting_down",
-                          "the service is shutting down; retry elsewhere");
+            reply_wait_refused(req, wr == WAIT_FULL);
             return STEP_REPLIED;
         }
     }

@@ -604,11 +604,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->status == 0) { /* never answered: the client went away */
         req->status = why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
         metrics_request(req->route_index, req->method, req->status, dur);
-        /* Here, not on resumption: libmicrohttpd may see the closed socket
-         * first and end the request without calling the handler again. */
-        if (req->on_client_gone != NULL)
-            req->on_client_gone(req);
     }
+    /* Here, not on resumption: libmicrohttpd may see a hung-up client's
+     * closed socket and end the request without calling the handler again. */
+    if (req->on_end != NULL)
+        req->on_end(req);
     if (log_enabled(LOG_INFO))
         log_info("%s %s %u %.3fms%s", req->method,
                  req->route ? req->route->pattern : "-", req->status,

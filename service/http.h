@@ -50,10 +50,10 @@ struct request {
     bool suspended;       /* the handler suspended the connection */
     void *state;          /* the handler's own state across resumes */
     void (*state_free)(void *state);
-    /* Called (on the connection's thread) when a request that set it ends
-     * without an answer (its client hung up while it was parked); NULL for
+    /* Called (on the connection's thread) when the request ends, answered
+     * or not (its client may have hung up while it was parked); NULL for
      * none. */
-    void (*on_client_gone)(struct request *req);
+    void (*on_end)(struct request *req);
 };
 
 /* Starts the daemon. Returns 0 or -1 (logged). */
