@@ -21,6 +21,7 @@ enum purchase_phase { PHASE_LOCK, PHASE_READ, PHASE_WRITE };
 /* A purchase's progress across suspensions; freed with the request. */
 struct purchase {
     enum purchase_phase phase;
+    char lock_name[sizeof "inventory:" + LOCK_NAME_MAX];
     bool locked;
     struct lease lease;
     int64_t stock_read;
@@ -67,8 +68,7 @@ static void reply_store_error(struct request *req, enum inventory_result r)
                       req->param);
         break;
     default:
-        reply_problem(req, 503, "backend_unavailable",
-                      "Redis is unreachable or timed out");
+        reply_lock_error(req, LOCK_UNAVAILABLE);
         break;
     }
 }
@@ -152,26 +152,32 @@ static int parse_purchase(struct request *req, struct purchase_args *a)
 
 /* Drops the purchase's lease, if it holds one. A lease that ran out during
  * a pause answers not_held or not_owner: nothing to undo then. */
-static void purchase_unlock(struct purchase *p, const char *lock_name)
+static void purchase_unlock(struct purchase *p)
 {
     int64_t count;
 
     if (p->locked)
-        lock_release(lock_name, p->lease.token, &count);
+        lock_release(p->lock_name, p->lease.token, &count);
     p->locked = false;
+}
+
+/* However the request ends (a buyer hanging up during the pause included),
+ * the lease goes with it. */
+static void purchase_free(void *state)
+{
+    purchase_unlock(state);
+    free(state);
 }
 
 void handle_inventory_purchase(struct request *req)
 {
     struct purchase_args a;
     struct purchase *p = req->state;
-    char lock_name[sizeof "inventory:" + LOCK_NAME_MAX];
     enum inventory_result r;
     int64_t fence, order_id;
 
     if (!sku_ok(req) || parse_purchase(req, &a) < 0)
         return;
-    snprintf(lock_name, sizeof lock_name, "inventory:%s", req->param);
     if (p == NULL) {
         p = calloc(1, sizeof *p);
         if (p == NULL) {
@@ -179,19 +185,19 @@ void handle_inventory_purchase(struct request *req)
             return;
         }
         p->phase = a.mode == MODE_UNSAFE ? PHASE_READ : PHASE_LOCK;
+        snprintf(p->lock_name, sizeof p->lock_name, "inventory:%s", req->param);
         req->state = p;
-        req->state_free = free;
+        req->state_free = purchase_free;
     }
     if (req->waiter.wake == WAKE_SHUTDOWN) {
-        purchase_unlock(p, lock_name);
-        reply_problem(req, 503, "shutting_down",
-                      "the service is shutting down; retry elsewhere");
+        purchase_unlock(p);
+        reply_wait_refused(req, false);
         return;
     }
     fence = a.mode == MODE_FENCED ? p->lease.fence : 0;
     switch (p->phase) {
     case PHASE_LOCK:
-        switch (acquire_or_wait(req, lock_name, NULL, a.ttl_ms, "demo buyer",
+        switch (acquire_or_wait(req, p->lock_name, NULL, a.ttl_ms, "demo buyer",
                                 a.wait_ms, &p->lease)) {
         case STEP_SUSPENDED:
         case STEP_REPLIED:
@@ -206,12 +212,12 @@ void handle_inventory_purchase(struct request *req)
     case PHASE_READ:
         r = inventory_read_stock(req->param, fence, &p->stock_read);
         if (r != INVENTORY_OK) {
-            purchase_unlock(p, lock_name);
+            purchase_unlock(p);
             reply_store_error(req, r);
             return;
         }
         if (p->stock_read < a.quantity) {
-            purchase_unlock(p, lock_name);
+            purchase_unlock(p);
             reply_problem(req, 409, "sold_out",
                           "SKU '%s' has %lld left, %lld wanted", req->param,
                           (long long)p->stock_read, (long long)a.quantity);
@@ -223,21 +229,15 @@ void handle_inventory_purchase(struct request *req)
                 req, clock_now_ns() + MS_TO_NS(a.work_ms + a.pause_ms));
             if (w == WAIT_OK)
                 return;
-            purchase_unlock(p, lock_name);
-            if (w == WAIT_FULL)
-                reply_problem_ex(req, 429, "too_many_waiters", NULL, 1,
-                                 "this instance already has %u waiters",
-                                 req->cfg->max_waiters);
-            else
-                reply_problem(req, 503, "shutting_down",
-                              "the service is shutting down");
+            purchase_unlock(p);
+            reply_wait_refused(req, w == WAIT_FULL);
             return;
         }
         /* fall through */
     case PHASE_WRITE:
         r = inventory_write(req->param, p->stock_read - a.quantity, a.quantity,
                             fence, &order_id);
-        purchase_unlock(p, lock_name);
+        purchase_unlock(p);
         if (r != INVENTORY_OK) {
             reply_store_error(req, r);
             return;
