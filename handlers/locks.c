@@ -240,21 +240,17 @@ void handle_lock_status(struct request *req)
         reply_lock_error(req, LOCK_UNAVAILABLE);
         return;
     }
-    if (!lease.held && lease.reserved_ms > 0) {
-        reply_json(req, 200,
-                   json_pack("{s:s, s:b, s:I}", "name", req->param, "held", 0,
-                             "reserved_ms", (json_int_t)lease.reserved_ms));
-        return;
+    json_t *body =
+        json_pack("{s:s, s:b}", "name", req->param, "held", lease.held);
+
+    if (lease.held) {
+        json_object_set_new(body, "owner", json_string(lease.owner));
+        json_object_set_new(body, "fence", json_integer(lease.fence));
+        json_object_set_new(body, "ttl_ms", json_integer(lease.ttl_ms));
+        json_object_set_new(body, "count", json_integer(lease.count));
+    } else if (lease.reserved_ms > 0) {
+        json_object_set_new(body, "reserved_ms",
+                            json_integer(lease.reserved_ms));
     }
-    if (!lease.held) {
-        reply_json(req, 200,
-                   json_pack("{s:s, s:b}", "name", req->param, "held", 0));
-        return;
-    }
-    reply_json(req, 200,
-               json_pack("{s:s, s:b, s:s, s:I, s:I, s:I}", "name", req->param,
-                         "held", 1, "owner", lease.owner, "fence",
-                         (json_int_t)lease.fence, "ttl_ms",
-                         (json_int_t)lease.ttl_ms, "count",
-                         (json_int_t)lease.count));
+    reply_json(req, 200, body);
 }

@@ -252,7 +252,7 @@ enum lock_result lock_release(const char *name, const char *token,
 void lock_waiter_gone(const char *name, const char *id)
 {
     char k_wait[KEY_MAX];
-    const char *argv[3] = {"ZREM", k_wait, id};
+    const char *argv[3];
     size_t lens[3];
     redisReply *r;
 
