@@ -413,10 +413,7 @@ static void test_limits(void)
                                .body = "{\"wait_ms\":10000}"};
         pthread_create(&w[i].th, NULL, bg_main, &w[i]);
     }
-    double end = now_ms() + 5000 * time_scale();
-    while (metric_get(s.url, "lockservice_waiters", NULL) != 2 &&
-           now_ms() < end)
-        sleep_ms(10);
+    t_ok(waiters_become(s.url, 2, 5000), "two waiters are parked");
     http(&r, s.url, "POST", "/v1/locks/crowded/acquire", "{\"wait_ms\":10000}",
          NULL);
     const char *ra = http_header(&r, "Retry-After", buf, sizeof buf);
@@ -437,7 +434,7 @@ static void test_limits(void)
     httpf(&r, s.url, "POST", "/v1/locks/crowded/release", NULL,
           "{\"token\":\"%s\"}", tok);
     http_resp_free(&r);
-    end = now_ms() + 5000 * time_scale();
+    double end = now_ms() + 5000 * time_scale();
     while ((w[0].status == 0 && w[1].status == 0) && now_ms() < end)
         sleep_ms(10);
     t_ok(w[0].status == 200 || w[1].status == 200,

@@ -124,19 +124,6 @@ static void *waiter(void *p)
     return NULL;
 }
 
-static bool wait_gauge(double want, double ms)
-{
-    double end = now_ms() + ms, v = -1;
-    while (now_ms() < end) {
-        v = metric_get(svc.url, "lockservice_waiters", NULL);
-        if (v == want)
-            return true;
-        sleep_ms(20);
-    }
-    t_diag("lockservice_waiters is %g, want %g", v, want);
-    return false;
-}
-
 /* Holds name for a long time; returns its token in tok. */
 static bool hold(const char *name, char *tok, size_t cap)
 {
@@ -165,7 +152,8 @@ static void release_wakes_waiter(const char *name, const char *when)
     pthread_t th;
     double before = metric_get(svc.url, "lockservice_waiters", NULL);
     pthread_create(&th, NULL, waiter, &w);
-    wait_gauge(before + 1, 3000);
+    t_ok(before >= 0 && waiters_become(svc.url, before + 1, 3000),
+         "%s: a waiter is suspended on %s", when, name);
     sleep_ms(200);
     struct http_resp r;
     char path[128];
@@ -395,7 +383,7 @@ static void test_redis_down(void)
     struct waiter_arg w = {.name = "f-wait", .wait_ms = 20000};
     pthread_t th;
     pthread_create(&th, NULL, waiter, &w);
-    t_ok(wait_gauge(1, 3000), "a waiter is suspended on f-wait");
+    t_ok(waiters_become(svc.url, 1, 3000), "a waiter is suspended on f-wait");
     double errors0 =
         metric_get(svc.url, "lockservice_redis_errors_total", NULL);
 
@@ -407,7 +395,7 @@ static void test_redis_down(void)
          "the waiter suspended when Redis died -> 503 %s in %.0f ms (not at "
          "its 20 s deadline)",
          w.code, w.done_at - killed);
-    t_ok(wait_gauge(0, 1000), "  no waiter left suspended");
+    t_ok(waiters_become(svc.url, 0, 1000), "  no waiter left suspended");
 
     all_routes_503("Redis down (1st round)");
     all_routes_503("Redis down (2nd round)");
@@ -478,7 +466,8 @@ static void test_redis_down(void)
         struct waiter_arg w2 = {.name = "f-sub2", .wait_ms = 10000};
         pthread_t t2;
         pthread_create(&t2, NULL, waiter, &w2);
-        wait_gauge(1, 3000);
+        t_ok(waiters_become(svc.url, 1, 3000),
+             "a waiter is suspended on f-sub2");
         char *out = redis_cli(&redis, "CLIENT KILL TYPE pubsub");
         t_diag("CLIENT KILL TYPE pubsub: %s", out ? out : "(null)");
         free(out);

@@ -238,20 +238,6 @@ static void *waiter(void *p)
     return NULL;
 }
 
-static bool wait_gauge(double want, double ms)
-{
-    double end = now_ms() + ms;
-    double v = -1;
-    while (now_ms() < end) {
-        v = metric_get(svc.url, "lockservice_waiters", NULL);
-        if (v == want)
-            return true;
-        sleep_ms(20);
-    }
-    t_diag("lockservice_waiters is %g, want %g", v, want);
-    return false;
-}
-
 static void test_waiters(void)
 {
     struct http_resp r;
@@ -271,7 +257,8 @@ static void test_waiters(void)
         w[i].wait_ms = 7000;
         pthread_create(&th[i], NULL, waiter, &w[i]);
     }
-    t_ok(wait_gauge(3, 3000), "three waiters are suspended (gauge 3)");
+    t_ok(waiters_become(svc.url, 3, 3000),
+         "three waiters are suspended (gauge 3)");
 
     double t0 = now_ms();
     http(&r, svc.url, "POST", "/v1/locks/busy/acquire",
@@ -305,7 +292,7 @@ static void test_waiters(void)
     /* Hold the lock past the idle timeout (2 s) + slack, then release: the
      * waiters, suspended for > idle timeout, must still be there. */
     sleep_ms((IDLE_S + 1) * 1000 + 500);
-    t_ok(wait_gauge(3, 100),
+    t_ok(waiters_become(svc.url, 3, 100),
          "after %.1f s (idle timeout %d s) the three waiters are still "
          "suspended",
          (now_ms() - t0) / 1000, IDLE_S);
@@ -319,7 +306,7 @@ static void test_waiters(void)
              "waiter %d (suspended %.0f ms > idle timeout) is granted, not "
              "cut off (%ld %s)",
              i, w[i].ms, w[i].status, w[i].code);
-    t_ok(wait_gauge(0, 2000), "the waiter gauge is back to 0");
+    t_ok(waiters_become(svc.url, 0, 2000), "the waiter gauge is back to 0");
 
     /* A waiter whose wait runs out past the idle timeout gets its 409. */
     http(&r, svc.url, "POST", "/v1/locks/busy2/acquire", "{\"ttl_ms\":5000}",

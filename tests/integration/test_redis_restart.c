@@ -36,17 +36,6 @@ static void *waiter_main(void *arg)
     return NULL;
 }
 
-static bool waiters_become(double n)
-{
-    double end = now_ms() + 5000 * time_scale();
-    do {
-        if (metric_get(svc.url, "lockservice_waiters", NULL) == n)
-            return true;
-        sleep_ms(10);
-    } while (now_ms() < end);
-    return false;
-}
-
 static long long acquire(const char *name, char *tok, size_t len, long *st)
 {
     struct http_resp r;
@@ -92,7 +81,8 @@ static void outage(int round, long long *last_fence)
          round, f);
     *last_fence = f;
     pthread_create(&w.thread, NULL, waiter_main, &w);
-    t_ok(waiters_become(1), "round %d: a waiter is suspended", round);
+    t_ok(waiters_become(svc.url, 1, 5000), "round %d: a waiter is suspended",
+         round);
 
     redis_kill(&redis);
     double killed = now_ms();
@@ -135,7 +125,8 @@ static void outage(int round, long long *last_fence)
     t_ok(w.finished - killed < 3000 * time_scale(),
          "round %d:   %.0f ms after Redis died, not at its 20 s deadline",
          round, w.finished - killed);
-    t_ok(waiters_become(0), "round %d: waiters gauge back to 0", round);
+    t_ok(waiters_become(svc.url, 0, 5000), "round %d: waiters gauge back to 0",
+         round);
 
     t_ok(redis_restart(&redis) == 0, "round %d: redis back on port %d", round,
          redis.port);
@@ -176,7 +167,8 @@ static void outage(int round, long long *last_fence)
     f = acquire("wake", tok, sizeof tok, NULL);
     struct waiter w2 = {.path = "/v1/locks/wake/acquire"};
     pthread_create(&w2.thread, NULL, waiter_main, &w2);
-    waiters_become(1);
+    t_ok(waiters_become(svc.url, 1, 5000),
+         "a waiter is suspended on the restarted Redis");
     sleep_ms(50);
     release("wake", tok);
     double released = now_ms();

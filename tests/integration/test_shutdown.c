@@ -51,19 +51,6 @@ static void *do_call(void *p)
     return NULL;
 }
 
-static bool wait_gauge(const char *base, double want, double ms)
-{
-    double end = now_ms() + ms, v = -1;
-    while (now_ms() < end) {
-        v = metric_get(base, "lockservice_waiters", NULL);
-        if (v == want)
-            return true;
-        sleep_ms(10);
-    }
-    t_diag("lockservice_waiters is %g, want %g", v, want);
-    return false;
-}
-
 /* Exit status without reaping (the harness reaps in svc_kill); -1 while
  * running; 128+sig when killed. */
 static int peek_exit(pid_t pid)
@@ -141,7 +128,7 @@ static void run(int sig, const char *signame)
                        .body = "{\"mode\":\"locked\",\"work_ms\":500}"};
     pthread_t tw, tb;
     pthread_create(&tw, NULL, do_call, &w);
-    t_ok(wait_gauge(s.url, 1, 3000), "%s: a waiter is suspended", signame);
+    t_ok(waiters_become(s.url, 1, 3000), "%s: a waiter is suspended", signame);
     pthread_create(&tb, NULL, do_call, &buy);
     sleep_ms(150); /* the purchase has read the stock and is "paying" */
 
@@ -149,8 +136,10 @@ static void run(int sig, const char *signame)
     double t0 = now_ms();
     kill(pid, sig);
     sleep_ms(100);
-    int probe = probe_connect(s.port);
+    /* Sampled before the probe: a process that answered and then exited
+     * must not pass as "already gone". */
     bool alive_at_probe = peek_exit(pid) < 0;
+    int probe = probe_connect(s.port);
     pthread_join(tw, NULL);
     t_ok(w.status == 503 && strcmp(w.code, "shutting_down") == 0 &&
              w.done_at - t0 < 1000 * time_scale(),

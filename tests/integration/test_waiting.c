@@ -56,21 +56,6 @@ static void waiter_start(struct waiter *w, const char *path, long wait_ms,
     pthread_create(&w->thread, NULL, waiter_main, w);
 }
 
-/* Polls the waiters gauge until it equals n; returns true when it did
- * within ms (scaled). */
-static bool waiters_become(double n, double ms)
-{
-    double end = now_ms() + ms * time_scale();
-    do {
-        if (metric_get(svc.url, "lockservice_waiters", NULL) == n)
-            return true;
-        sleep_ms(10);
-    } while (now_ms() < end);
-    t_diag("lockservice_waiters is %g, wanted %g",
-           metric_get(svc.url, "lockservice_waiters", NULL), n);
-    return false;
-}
-
 static long long hold(const char *name, long ttl_ms, char *tok, size_t len)
 {
     struct http_resp r;
@@ -109,7 +94,7 @@ static void test_granted_on_release(void)
     struct waiter w;
     long long f0 = hold("handover", 30000, tok, sizeof tok);
     waiter_start(&w, "/v1/locks/handover/acquire", 10000, 0);
-    t_ok(waiters_become(1, 5000), "waiter is suspended (gauge 1)");
+    t_ok(waiters_become(svc.url, 1, 5000), "waiter is suspended (gauge 1)");
     long card = cli_int("ZCARD lockservice:waitq:handover");
     long ttl = cli_int("PTTL lockservice:waitq:handover");
     t_ok(card == 1 && ttl > 0 && ttl <= 10000,
@@ -125,7 +110,7 @@ static void test_granted_on_release(void)
          w.status, w.fence, f0);
     t_ok(lag < 100 * time_scale(),
          "waiter answered %.1f ms after the release returned (< 100 ms)", lag);
-    t_ok(waiters_become(0, 2000), "waiters gauge back to 0");
+    t_ok(waiters_become(svc.url, 0, 2000), "waiters gauge back to 0");
     card = cli_int("EXISTS lockservice:waitq:handover");
     t_ok(card == 0,
          "the grant took the waiter out of the waiter set (EXISTS %ld)", card);
@@ -267,7 +252,8 @@ static void test_expiry_after_short_waiter(void)
     struct waiter shortw, longw;
     hold("outlast", 1500, tok, sizeof tok);
     waiter_start(&shortw, "/v1/locks/outlast/acquire", 500, 0);
-    t_ok(waiters_become(1, 5000), "a waiter with wait_ms 500 is suspended");
+    t_ok(waiters_become(svc.url, 1, 5000),
+         "a waiter with wait_ms 500 is suspended");
     waiter_start(&longw, "/v1/locks/outlast/acquire", 10000, 0);
     double t0 = now_ms();
     pthread_join(shortw.thread, NULL);
@@ -295,7 +281,8 @@ static void test_wait_times_out(void)
          w.code);
     t_ok(took >= 350 && took < 2000 * time_scale(),
          "answered after %.0f ms for wait_ms 400 (350..2000)", took);
-    t_ok(waiters_become(0, 2000), "timed-out waiter left the registry");
+    t_ok(waiters_become(svc.url, 0, 2000),
+         "timed-out waiter left the registry");
     drop("busy", tok);
 }
 
@@ -361,7 +348,7 @@ static void test_crowd(void)
         if (pthread_create(&threads[i], &attr, crowd_main, (void *)i) == 0)
             started++;
     t_ok(started == CROWD, "started %d waiter threads", started);
-    waiters_become(CROWD, 10000);
+    t_ok(waiters_become(svc.url, CROWD, 10000), "all %d are parked", CROWD);
     double worst = 0;
     int health_ok = 0, probes = 0;
     /* The service answers while they all wait. */
@@ -413,7 +400,7 @@ static void test_crowd(void)
             break;
         }
     t_ok(increasing, "fences strictly increase in grant order");
-    t_ok(waiters_become(0, 2000), "no waiter left registered");
+    t_ok(waiters_become(svc.url, 0, 2000), "no waiter left registered");
 }
 
 static void test_disconnected_waiter(void)
@@ -424,7 +411,7 @@ static void test_disconnected_waiter(void)
     waiter_start(&gone, "/v1/locks/hangup/acquire", 10000, 200);
     pthread_join(gone.thread, NULL);
     t_ok(gone.status == 0, "client gave up after 200 ms (no response)");
-    t_ok(waiters_become(0, 5000),
+    t_ok(waiters_become(svc.url, 0, 5000),
          "the disconnected waiter is dropped (gauge back to 0 well before "
          "its 10 s wait)");
     long left = -1;
@@ -438,7 +425,8 @@ static void test_disconnected_waiter(void)
          left);
 
     waiter_start(&real, "/v1/locks/hangup/acquire", 10000, 0);
-    t_ok(waiters_become(1, 5000), "a second, real waiter is suspended");
+    t_ok(waiters_become(svc.url, 1, 5000),
+         "a second, real waiter is suspended");
     drop("hangup", tok);
     double released = now_ms();
     pthread_join(real.thread, NULL);
@@ -448,7 +436,7 @@ static void test_disconnected_waiter(void)
     t_ok(real.finished - released < 500 * time_scale(),
          "promptly (%.1f ms): the release was not spent on the dead waiter",
          real.finished - released);
-    t_ok(waiters_become(0, 2000), "waiters gauge 0 at the end");
+    t_ok(waiters_become(svc.url, 0, 2000), "waiters gauge 0 at the end");
     drop("hangup", real.token);
 }
 

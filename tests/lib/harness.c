@@ -1250,6 +1250,27 @@ double metric_get(const char *base, const char *name, const char *const *labels)
     return value;
 }
 
+bool metric_wait(const char *base, const char *name, const char *const *labels,
+                 double want, double ms)
+{
+    double end = now_ms() + ms * time_scale(), v;
+    for (;;) {
+        v = metric_get(base, name, labels);
+        if (v == want)
+            return true;
+        if (now_ms() >= end)
+            break;
+        sleep_ms(10);
+    }
+    t_diag("%s is %g, wanted %g", name, v, want);
+    return false;
+}
+
+bool waiters_become(const char *base, double want, double ms)
+{
+    return metric_wait(base, "lockservice_waiters", NULL, want, ms);
+}
+
 int raw_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -136,6 +136,13 @@ bool token_like(const char *s);
  * (NULL-terminated, may be NULL). Returns -1 when absent or unreachable. */
 double metric_get(const char *base, const char *name,
                   const char *const *labels);
+/* Polls metric_get(base, name, labels) every 10 ms, at least once, until it
+ * equals want or ms * time_scale() have passed; on timeout prints the last
+ * value as a diagnostic and returns false. */
+bool metric_wait(const char *base, const char *name, const char *const *labels,
+                 double want, double ms);
+/* metric_wait on the lockservice_waiters gauge (parked waiters). */
+bool waiters_become(const char *base, double want, double ms);
 
 /* In redis_start's extra, "{dir}" is replaced by the private dir, e.g.
  * "--unixsocket {dir}/redis.sock". When extra has "--requirepass P",
