@@ -22,8 +22,9 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 
 /* Row ROUTES_MAX counts requests that matched no route. */
 static atomic_ulong requests[ROUTES_MAX + 1][METHODS][STATUSES];
-static atomic_ulong latency_buckets[BUCKETS];
-static atomic_ulong latency_count;
+/* Per bucket, not cumulative (one add per request); [BUCKETS] is +Inf.
+ * metrics_render sums them up. */
+static atomic_ulong latency_buckets[BUCKETS + 1];
 static atomic_ulong latency_sum_us;
 static atomic_ulong acquires[3];
 static atomic_long waiters;
@@ -59,11 +60,9 @@ void metrics_request(int route_index, const char *method, unsigned status,
     atomic_fetch_add_explicit(
         &requests[r][method_index(method)][status_index(status)], 1,
         memory_order_relaxed);
-    for (b = 0; b < BUCKETS; b++)
-        if (secs <= buckets[b])
-            atomic_fetch_add_explicit(&latency_buckets[b], 1,
-                                      memory_order_relaxed);
-    atomic_fetch_add_explicit(&latency_count, 1, memory_order_relaxed);
+    for (b = 0; b < BUCKETS && secs > buckets[b]; b++)
+        ;
+    atomic_fetch_add_explicit(&latency_buckets[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&latency_sum_us, duration_ns / 1000,
                               memory_order_relaxed);
 }
@@ -89,6 +88,7 @@ char *metrics_render(size_t *len)
     char *buf = NULL;
     FILE *f = open_memstream(&buf, len);
     size_t r, m, s, b;
+    unsigned long below = 0;
 
     if (f == NULL)
         return NULL;
@@ -134,22 +134,23 @@ char *metrics_render(size_t *len)
             "lockservice_redis_errors_total %lu\n",
             atomic_load(&waiters), atomic_load(&redis_errors));
     fputs("# HELP lockservice_http_request_duration_seconds Time from the "
-          "request's headers to its completion.\n"
+          "request's headers to its answer.\n"
           "# TYPE lockservice_http_request_duration_seconds histogram\n",
           f);
-    for (b = 0; b < BUCKETS; b++)
+    for (b = 0; b < BUCKETS; b++) {
+        below += atomic_load(&latency_buckets[b]);
         fprintf(f,
                 "lockservice_http_request_duration_seconds_bucket{le=\"%g\"} "
                 "%lu\n",
-                buckets[b], atomic_load(&latency_buckets[b]));
+                buckets[b], below);
+    }
+    below += atomic_load(&latency_buckets[BUCKETS]);
     fprintf(f,
             "lockservice_http_request_duration_seconds_bucket{le=\"+Inf\"} "
             "%lu\n"
             "lockservice_http_request_duration_seconds_sum %.6f\n"
             "lockservice_http_request_duration_seconds_count %lu\n",
-            atomic_load(&latency_count),
-            (double)atomic_load(&latency_sum_us) / 1e6,
-            atomic_load(&latency_count));
+            below, (double)atomic_load(&latency_sum_us) / 1e6, below);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

@@ -65,6 +65,27 @@ static void test_exposition(void)
     }
     t_ok(wellformed, "every sample is 'lockservice_* value'");
     http_resp_free(&r);
+
+    /* Buckets are cumulative: never decreasing, +Inf equal to the count. */
+    http(&r, svc.url, "GET", "/metrics", NULL, NULL);
+    const char *pre = "lockservice_http_request_duration_seconds_bucket{le=";
+    double last = -1, inf = -1;
+    bool rising = r.body != NULL;
+    for (const char *p = r.body; p && (p = strstr(p, pre)) != NULL;) {
+        const char *val = strstr(p, "} ");
+        double v = val ? strtod(val + 2, NULL) : -1;
+        rising = rising && val && v >= last;
+        last = v;
+        if (strncmp(p + strlen(pre), "\"+Inf\"", 6) == 0)
+            inf = v;
+        p += strlen(pre);
+    }
+    const char *cnt = r.body ? strstr(r.body, "_seconds_count ") : NULL;
+    double count = cnt ? strtod(cnt + strlen("_seconds_count "), NULL) : -2;
+    t_ok(rising && inf == count && count > 0,
+         "duration buckets never decrease and +Inf equals the count (%g, %g)",
+         inf, count);
+    http_resp_free(&r);
 }
 
 static void test_request_counter(void)
