@@ -17,12 +17,25 @@ if [ "$what" = ci ]; then
     command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
     command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 fi
+# The OpenAPI linter (@redocly/cli 2) and the contract test need Node.js 20
+# or newer; Debian 12's own nodejs is 18.
+check_node() {
+    [ "$what" = ci ] || return 0
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    if [ "$major" -lt 20 ]; then
+        echo "deps.sh: Node.js $(node --version 2>/dev/null || echo missing) found; make lint and make contract need 20 or newer (e.g. from NodeSource)" >&2
+        exit 1
+    fi
+}
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
         missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+    check_node
+    exit 0
+fi
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "deps.sh: missing packages:$missing (no apt-get here; install them)" >&2
     exit 1
@@ -32,3 +45,4 @@ sudo=""
 echo "Installing:$missing"
 $sudo apt-get update -q >/dev/null
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing >/dev/null
+check_node
