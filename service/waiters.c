@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #define BUCKETS 4096      /* name hash chains (power of two) */
-#define RECENT_SLOTS 1024 /* recent releases by name hash */
+#define RECENT_SLOTS 1024 /* the last release notifications seen */
 #define EVENTS_MAX 256
 #define RECONNECT_NS MS_TO_NS(100)
 #define EV_WAKE UINT64_MAX
@@ -54,16 +54,19 @@ static int epfd = -1, wakefd = -1;
 static redisContext *sub;
 static uint64_t next_connect_ns;
 static struct name_bucket *buckets[BUCKETS];
-/* The last release notification seen per name hash, so that a waiter whose
- * failed attempt raced a release (the notification arrived before it
- * registered) is not left waiting for a wake-up that already went by. */
+/* A ring of the last release notifications, oldest overwritten first, so
+ * that a waiter whose failed attempt raced a release (the notification
+ * arrived before it registered) is not left waiting for a wake-up that
+ * already went by. A ring, not a table by name hash: releases of other names
+ * arriving meanwhile must not push the one it needs out. */
 struct recent_release {
-    uint64_t ns;
-    uint32_t hash;
+    uint64_t ns;  /* 0: empty */
     bool claimed; /* a local waiter has the ticket (woken, or a latecomer) */
+    char name[LOCK_NAME_MAX + 1];
     char ticket[24];
 };
 static struct recent_release recent[RECENT_SLOTS];
+static size_t recent_next; /* where the next notification goes */
 /* Min-heap of armed timers: one per waiter, one per name with waiters, so
  * at most 2 * max_waiters. */
 static struct registry_timer **heap;
@@ -330,12 +333,27 @@ static void signal_thread(void)
  * local waiter: its ticket is then w's to use (copied into w->ticket), and
  * w should try again at once rather than register. A release that woke a
  * local waiter needs nothing: that waiter's own release will notify. */
-static bool missed_release(struct waiter *w, uint32_t hash, uint64_t attempt_ns)
+/* The newest notification for name seen at or after since_ns (and, when
+ * ticket is not NULL, carrying it), or NULL. Call with mu held. */
+static struct recent_release *recent_find(const char *name, uint64_t since_ns,
+                                          const char *ticket)
 {
-    struct recent_release *r = &recent[hash & (RECENT_SLOTS - 1)];
+    for (size_t i = 1; i <= RECENT_SLOTS && i <= recent_next; i++) {
+        struct recent_release *r = &recent[(recent_next - i) % RECENT_SLOTS];
+        if (r->ns < since_ns)
+            break; /* older ones only from here on */
+        if (strcmp(r->name, name) == 0 &&
+            (ticket == NULL || strcmp(r->ticket, ticket) == 0))
+            return r;
+    }
+    return NULL;
+}
 
-    if (w->name[0] == '\0' || attempt_ns == 0 || r->hash != hash ||
-        r->ns < attempt_ns || r->claimed)
+static bool missed_release(struct waiter *w, uint64_t attempt_ns)
+{
+    struct recent_release *r = recent_find(w->name, attempt_ns, NULL);
+
+    if (w->name[0] == '\0' || attempt_ns == 0 || r == NULL || r->claimed)
         return false;
     r->claimed = true;
     snprintf(w->ticket, sizeof w->ticket, "%s", r->ticket);
@@ -350,7 +368,6 @@ static enum waiters_result suspend_and_register(struct waiter *w,
     const union MHD_ConnectionInfo *ci;
     bool resume_now = false, top;
     bool is_lock = w->name[0] != '\0';
-    uint32_t hash = name_hash(w->name);
 
     pthread_mutex_lock(&mu);
     if (stopping || (draining && is_lock)) {
@@ -361,7 +378,7 @@ static enum waiters_result suspend_and_register(struct waiter *w,
         pthread_mutex_unlock(&mu);
         return WAIT_FULL;
     }
-    if (missed_release(w, hash, attempt_ns)) {
+    if (missed_release(w, attempt_ns)) {
         pthread_mutex_unlock(&mu);
         return WAIT_RETRY;
     }
@@ -381,7 +398,7 @@ static enum waiters_result suspend_and_register(struct waiter *w,
         reserved--;
         w->wake = WAKE_SHUTDOWN;
         resume_now = true;
-    } else if (missed_release(w, hash, attempt_ns)) {
+    } else if (missed_release(w, attempt_ns)) {
         reserved--;
         w->wake = WAKE_RELEASED;
         w->baton = true;
@@ -452,8 +469,14 @@ void waiters_done(struct waiter *w)
         return;
     pthread_mutex_lock(&mu);
     registry_remove(w);
-    if (w->baton && w->name[0] != '\0' && !draining)
-        wake_one(w->name, w->ticket);
+    if (w->baton && w->name[0] != '\0' && !draining &&
+        !wake_one(w->name, w->ticket)) {
+        /* Nobody local to pass it to yet: a waiter registering in a moment
+         * may still take the ticket. */
+        struct recent_release *r = recent_find(w->name, 0, w->ticket);
+        if (r != NULL)
+            r->claimed = false;
+    }
     w->baton = false;
     pthread_mutex_unlock(&mu);
     resume_pending();
@@ -515,17 +538,15 @@ static int subscriber_read(uint64_t now)
             memcpy(msg, r->element[2]->str, r->element[2]->len);
             msg[r->element[2]->len] = '\0';
             space = strrchr(msg, ' ');
-            if (space != NULL) {
-                uint32_t hash;
-                struct recent_release *rr;
+            if (space != NULL && (size_t)(space - msg) <= LOCK_NAME_MAX) {
+                struct recent_release *rr =
+                    &recent[recent_next++ % RECENT_SLOTS];
 
-                *space = '\0';
-                hash = name_hash(msg);
-                rr = &recent[hash & (RECENT_SLOTS - 1)];
-                rr->ns = now;
-                rr->hash = hash;
-                rr->claimed = wake_one(msg, space + 1);
+                memcpy(rr->name, msg, (size_t)(space - msg));
+                rr->name[space - msg] = '\0';
                 snprintf(rr->ticket, sizeof rr->ticket, "%s", space + 1);
+                rr->ns = now;
+                rr->claimed = wake_one(rr->name, rr->ticket);
             }
         }
         freeReplyObject(r);
