@@ -534,8 +534,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     (void)version;
     if (req == NULL) {
         req = calloc(1, sizeof *req);
-        if (req == NULL)
+        if (req == NULL) {
+            log_error("http: out of memory for a request; closing it");
             return MHD_NO;
+        }
         req->conn = conn;
         req->cfg = conf;
         req->method = method;
@@ -546,8 +548,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         atomic_fetch_add(&inflight, 1);
         /* Refused, and not even the refusal could be queued (out of
          * memory): close rather than ever dispatch it. */
-        if (!admit(req, url) && req->status == 0)
+        if (!admit(req, url) && req->status == 0) {
+            log_error("http: out of memory for a refusal; closing it");
             return MHD_NO;
+        }
         return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -572,8 +576,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
             if (cap > conf->max_body_bytes)
                 cap = conf->max_body_bytes;
             grown = realloc(req->body, cap);
-            if (grown == NULL)
+            if (grown == NULL) {
+                log_error("http: out of memory for a body; closing it");
                 return MHD_NO;
+            }
             req->body = grown;
             req->body_cap = cap;
         }
@@ -631,8 +637,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     (void)cls;
     vsnprintf(line, sizeof line, fmt, ap);
     line[strcspn(line, "\n")] = '\0';
-    /* Our own MHD_NO for a waiter whose client hung up reads as an
-     * "internal error" to libmicrohttpd: expected, so only at debug. */
+    /* Our own MHD_NO reads as an "internal error" to libmicrohttpd: for a
+     * waiter whose client hung up that is expected, and every other one
+     * logs its own reason at error level first; so this one only at debug. */
     if (strstr(line, "Application reported internal error") != NULL)
         log_debug("http: %s", line);
     else
