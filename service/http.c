@@ -5,6 +5,7 @@
 #include "http.h"
 
 #include "clock.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
@@ -13,7 +14,6 @@
 
 #include <ctype.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -27,6 +27,7 @@
 static struct MHD_Daemon *daemon_handle;
 static const struct config *conf;
 static atomic_uint inflight;
+static atomic_uint open_connections; /* from libmicrohttpd's notifications */
 
 /* ---- responses ----------------------------------------------------------*/
 
@@ -399,6 +400,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 
     (void)cls;
     if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&open_connections, 1);
         t = calloc(1, sizeof *t);
         if (t == NULL)
             return;
@@ -414,6 +416,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
         *socket_context = t;
         return;
     }
+    atomic_fetch_sub(&open_connections, 1);
     if (t == NULL)
         return;
     /* Unlinked before libmicrohttpd closes the socket, so the reaper never
@@ -646,42 +649,41 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         log_warn("http: %s", line);
 }
 
+static unsigned connections_open(void)
+{
+    return atomic_load(&open_connections);
+}
+
 int http_start(const struct config *cfg)
 {
-    struct addrinfo hints = {0}, *ai = NULL;
-    char port[8];
+    /* No listening socket of its own: listener.c accepts and hands each
+     * connection over. A pool of one is no pool (libmicrohttpd warns). */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    int rc;
+                     MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
 
     conf = cfg;
-    hints.ai_family = cfg->listen_ipv6 ? AF_INET6 : AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(port, sizeof port, "%d", cfg->listen_port);
-    rc = getaddrinfo(cfg->listen_host, port, &hints, &ai);
-    if (rc != 0) {
-        log_error("--listen: cannot resolve %s: %s", cfg->listen_host,
-                  gai_strerror(rc));
+    if (listener_open(cfg->listen_host, cfg->listen_port, cfg->listen_ipv6) !=
+        0)
         return -1;
-    }
-    if (cfg->listen_ipv6)
-        flags |= MHD_USE_IPv6;
-    /* The logger goes first so that option errors reach it; a pool of one
-     * is no pool (libmicrohttpd warns about it). */
+    /* The logger goes first so that option errors reach it. */
     daemon_handle = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-        ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_path, NULL,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_THREAD_POOL_SIZE,
-        cfg->threads > 1 ? cfg->threads : 0, MHD_OPTION_END);
-    freeaddrinfo(ai);
+        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads > 1 ? cfg->threads : 0,
+        MHD_OPTION_END);
     if (daemon_handle == NULL) {
-        log_error("cannot listen on %s:%d", cfg->listen_host, cfg->listen_port);
+        log_error("cannot start the HTTP server on %s:%d", cfg->listen_host,
+                  cfg->listen_port);
+        listener_stop();
+        return -1;
+    }
+    if (listener_start(daemon_handle, cfg->max_connections, connections_open) !=
+        0) {
+        http_stop();
         return -1;
     }
     if (pthread_create(&reaper, NULL, reaper_thread, NULL) == 0)
@@ -691,13 +693,9 @@ int http_start(const struct config *cfg)
 
 void http_quiesce(void)
 {
-    /* The listening socket is handed back to us: closing it makes the
-     * kernel refuse new connections instead of queueing them. */
-    if (daemon_handle != NULL) {
-        MHD_socket fd = MHD_quiesce_daemon(daemon_handle);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
-    }
+    /* Closing the listening socket makes the kernel refuse new connections
+     * instead of queueing them. */
+    listener_stop();
 }
 
 unsigned http_inflight(void)
@@ -712,6 +710,7 @@ void http_stop(void)
         pthread_join(reaper, NULL);
         reaper_started = false;
     }
+    listener_stop();
     if (daemon_handle != NULL)
         MHD_stop_daemon(daemon_handle);
     daemon_handle = NULL;

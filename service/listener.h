@@ -1,0 +1,32 @@
+/* listener.h -- the listening socket and the one thread that accepts on it,
+ * handing each connection to libmicrohttpd with MHD_add_connection.
+ *
+ * Ours rather than libmicrohttpd's so that shutdown can stop accepting
+ * without MHD_quiesce_daemon: in libmicrohttpd 0.9.75 its thread-pool path
+ * removes the listening socket from each worker's epoll set while that
+ * worker may be removing it too, and treats the loser's ENOENT as fatal
+ * (abort, "Failed to remove listen FD from epoll set"). Here libmicrohttpd
+ * never sees a listening socket; stopping is a join and a close. */
+#ifndef LOCKSERVICE_LISTENER_H
+#define LOCKSERVICE_LISTENER_H
+
+#include <stdbool.h>
+
+struct MHD_Daemon;
+
+/* Binds host:port (IPv6 only when ipv6) and listens. Returns 0, or -1 with
+ * the reason logged. */
+int listener_open(const char *host, int port, bool ipv6);
+
+/* Starts the accept thread feeding daemon. While open_connections() is at
+ * max_connections it stops accepting, and new clients wait in the kernel's
+ * backlog as they did with libmicrohttpd's own listener. Returns 0 or -1
+ * (logged). */
+int listener_start(struct MHD_Daemon *daemon, unsigned max_connections,
+                   unsigned (*open_connections)(void));
+
+/* Stops accepting and closes the socket: from here on the kernel refuses
+ * new connections. Safe to call more than once, or without listener_start. */
+void listener_stop(void);
+
+#endif
