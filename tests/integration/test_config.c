@@ -1,12 +1,16 @@
 /* test_config.c -- flags and environment variables: --help, --version, bad
  * values (exit 2, one line naming the flag), flag over environment, Redis
  * URLs (TCP with password and db number, unix socket with db and password),
- * key prefix, limits and --healthcheck. */
+ * key prefix, listen addresses (a port in use, IPv6), limits and
+ * --healthcheck. */
 #include "harness.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static struct redis_proc redis;
 
@@ -222,6 +226,67 @@ static void test_prefix_and_env(void)
     }
 }
 
+/* True when this machine can listen on [::1] (a container may have no IPv6
+ * loopback). */
+static bool ipv6_loopback(void)
+{
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6,
+                             .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static void test_listen_addresses(void)
+{
+    struct svc_proc s, other;
+    char listen[64], addr[64];
+    char *err = NULL;
+    int port = free_port(), st;
+
+    /* A port already taken: a clear error naming it, exit status 1. */
+    if (t_ok(svc_start(&s, &redis, NULL) == 0, "a service starts")) {
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", s.port);
+        const char *clash[] = {"--listen", addr, NULL};
+        st = svc_run(clash, NULL, NULL, &err, 10000);
+        t_ok(st == 1 && err && strstr(err, "cannot listen on") &&
+                 strstr(err, addr) && strstr(err, "in use"),
+             "a second service on its port exits 1 saying why (%d: %s)", st,
+             chomp(err));
+        free(err);
+        err = NULL;
+        t_ok(acquire(&s, "listen-clash") == 200,
+             "and the first one keeps serving");
+        svc_stop(&s);
+    }
+
+    if (!ipv6_loopback()) {
+        t_skip("no IPv6 loopback here", "--listen [::1]:PORT serves IPv6");
+        return;
+    }
+    snprintf(listen, sizeof listen, "LOCKSERVICE_LISTEN=[::1]:%d", port);
+    const char *env6[] = {listen, NULL};
+    if (!t_ok(svc_start_env(&s, &redis, NULL, env6) == 0,
+              "LOCKSERVICE_LISTEN=[::1]:%d starts and answers over IPv6", port))
+        return;
+    t_ok(acquire(&s, "listen-v6") == 200, "a lock is acquired over IPv6");
+    /* IPv6 only: the same port on 127.0.0.1 is free for another service. */
+    snprintf(listen, sizeof listen, "LOCKSERVICE_LISTEN=127.0.0.1:%d", port);
+    const char *env4[] = {listen, NULL};
+    if (t_ok(svc_start_env(&other, &redis, NULL, env4) == 0,
+             "127.0.0.1:%d is still free for another service (IPv6 only)",
+             port))
+        svc_stop(&other);
+    snprintf(addr, sizeof addr, "[::1]:%d", port);
+    const char *hc[] = {"--healthcheck", "--listen", addr, NULL};
+    t_ok(svc_run(hc, NULL, NULL, NULL, 5000) == 0,
+         "--healthcheck --listen [::1]:PORT exits 0");
+    svc_stop(&s);
+}
+
 static void test_redis_urls(void)
 {
     struct svc_proc s;
@@ -347,6 +412,7 @@ int main(void)
     test_help_version();
     test_bad_values();
     test_prefix_and_env();
+    test_listen_addresses();
     test_redis_urls();
     test_limit_flags();
     redis_stop(&redis);

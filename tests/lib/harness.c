@@ -759,7 +759,10 @@ static int svc_start_once(struct svc_proc *s, const struct redis_proc *r,
     for (int i = 0; extra_args && extra_args[i] && argc < MAX_ARGS - 1; i++)
         argv[argc++] = (char *)extra_args[i];
     argv[argc] = NULL;
-    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
+    /* "[::1]:PORT" in LOCKSERVICE_LISTEN: the service is reached over IPv6. */
+    snprintf(s->url, sizeof s->url, "http://%s:%d",
+             env_listen && env_listen[0] == '[' ? "[::1]" : "127.0.0.1",
+             s->port);
 
     const char *logdir = getenv("LOCKSERVICE_TEST_LOGDIR");
     snprintf(s->log, sizeof s->log, "%s/lockservice-%d-XXXXXX.log",

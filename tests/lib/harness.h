@@ -94,9 +94,9 @@ double now_ms(void);
 /* Like svc_start, and env is a NULL-terminated list of "NAME=value" set in
  * the service's environment (every other LOCKSERVICE_* variable is cleared).
  * When env sets LOCKSERVICE_LISTEN, no --listen flag is passed and s->port is
- * taken from it; when env sets LOCKSERVICE_REDIS_URL, no --redis flag is
- * passed. r may be NULL in both functions: then no --redis flag is passed
- * (give one in extra_args or env). */
+ * taken from it (s->url is http://[::1]:PORT when it starts with '['); when env
+ * sets LOCKSERVICE_REDIS_URL, no --redis flag is passed. r may be NULL in both
+ * functions: then no --redis flag is passed (give one in extra_args or env). */
 int svc_start_env(struct svc_proc *s, const struct redis_proc *r,
                   const char *const *extra_args, const char *const *env);
 /* Runs the service binary (under LOCKSERVICE_WRAPPER if set) with args
