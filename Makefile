@@ -75,9 +75,11 @@ test:
 
 # The same suite against an AddressSanitizer + UndefinedBehaviorSanitizer build.
 check:
+	sh scripts/deps.sh check
 	sh tests/run --sanitize
 
 valgrind:
+	sh scripts/deps.sh valgrind
 	sh tests/run --valgrind
 
 run:
@@ -91,16 +93,21 @@ bench:
 	sh bench/run
 
 fuzz:
+	sh scripts/deps.sh fuzz
 	sh tests/fuzz/run
 
 # Two instances, one Redis, 16+ clients, kills and Redis restarts (~90 s).
-safety: lockservice
+safety:
+	sh scripts/deps.sh safety
+	$(MAKE) lockservice
 	sh tests/safety/run
 
 contract:
+	sh scripts/deps.sh contract
 	sh tests/contract/run
 
 lint:
+	sh scripts/deps.sh lint
 	npx --yes @redocly/cli@2.77.0 lint openapi.yaml
 
 test-docker:
@@ -114,9 +121,11 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/lockservice $(DESTDIR)$(PREFIX)/bin/oversell-demo
 
 format:
+	sh scripts/deps.sh style
 	clang-format -i service/*.[ch] handlers/*.[ch] demo-inventory/*.[ch] tests/*/*.[ch]
 
 format-check:
+	sh scripts/deps.sh style
 	clang-format --dry-run -Werror service/*.[ch] handlers/*.[ch] demo-inventory/*.[ch] tests/*/*.[ch]
 
 # clang-format's layout and no banned functions (tools/banned.sh).
