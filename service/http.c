@@ -441,6 +441,7 @@ static void *reaper_thread(void *arg)
     while (!atomic_load(&reaper_stop)) {
         uint64_t now = clock_now_ns();
         struct conn_track *t;
+        unsigned cut = 0;
 
         pthread_mutex_lock(&track_mu);
         for (t = track_head; t != NULL; t = t->next) {
@@ -448,14 +449,17 @@ static void *reaper_thread(void *arg)
             uint64_t since = atomic_load(&t->receiving_since_ns);
             if (since != 0 && now > since && now - since > limit &&
                 t->fd >= 0) {
-                log_debug("http: closing a connection that sent no complete "
-                          "request in %u s",
-                          conf->idle_timeout_s);
                 shutdown(t->fd, SHUT_RDWR);
                 atomic_store(&t->receiving_since_ns, 0);
+                cut++;
             }
         }
         pthread_mutex_unlock(&track_mu);
+        /* Logged outside the lock every connection event takes. */
+        if (cut > 0)
+            log_debug("http: closed %u connection(s) that sent no complete "
+                      "request in %u s",
+                      cut, conf->idle_timeout_s);
         usleep(250000);
     }
     return NULL;
