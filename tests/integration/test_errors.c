@@ -326,13 +326,6 @@ static void test_backend_unavailable(void)
     svc_stop(&s);
 }
 
-static void *debug_sleep(void *arg)
-{
-    struct redis_proc *r = arg;
-    free(redis_cli(r, "DEBUG SLEEP 2"));
-    return NULL;
-}
-
 static void test_backend_timeout(void)
 {
     struct redis_proc slow;
@@ -350,9 +343,8 @@ static void test_backend_timeout(void)
     t_ok(r.status == 200, "acquire before Redis stalls -> 200");
     http_resp_free(&r);
 
-    pthread_t th;
-    pthread_create(&th, NULL, debug_sleep, &slow);
-    sleep_ms(100);
+    struct redis_stall stall;
+    t_ok(redis_stall_begin(&stall, &slow, 2), "Redis stalls (DEBUG SLEEP 2)");
     http(&r, s.url, "POST", "/v1/locks/slow2/acquire", "{}", NULL);
     t_ok(problem_is(&r, 503, "backend_unavailable"),
          "acquire while Redis stalls (DEBUG SLEEP 2) -> 503");
@@ -360,7 +352,7 @@ static void test_backend_timeout(void)
          "  answered in %.3f s (redis timeout 0.3 s, not the 2 s stall)",
          r.seconds);
     http_resp_free(&r);
-    pthread_join(th, NULL);
+    redis_stall_end(&stall);
 
     long st = 0;
     double end = now_ms() + 3000 * time_scale();

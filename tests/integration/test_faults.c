@@ -230,13 +230,6 @@ static void workers_sane(const char *when)
 
 /* ---- slow Redis -----------------------------------------------------------*/
 
-static void *debug_sleep(void *p)
-{
-    (void)p;
-    free(redis_cli(&redis, "DEBUG SLEEP 2"));
-    return NULL;
-}
-
 struct timed {
     long status;
     char code[64];
@@ -260,9 +253,8 @@ static void *timed_acquire(void *p)
 
 static void test_slow_redis(void)
 {
-    pthread_t sl;
-    pthread_create(&sl, NULL, debug_sleep, NULL);
-    sleep_ms(150); /* DEBUG SLEEP has begun */
+    struct redis_stall stall;
+    t_ok(redis_stall_begin(&stall, &redis, 2), "Redis stalls (DEBUG SLEEP 2)");
     struct timed t[4];
     pthread_t th[4];
     double t0 = now_ms();
@@ -284,7 +276,7 @@ static void test_slow_redis(void)
     t_ok(r.status == 503 && r.seconds * 1000 < bound(),
          "DEBUG SLEEP 2: /readyz -> 503 in %.0f ms", r.seconds * 1000);
     http_resp_free(&r);
-    pthread_join(sl, NULL);
+    redis_stall_end(&stall);
     t_diag("DEBUG SLEEP over after %.0f ms", now_ms() - t0);
     double back = serves_again("after-slow", 2000, NULL);
     t_ok(back >= 0 && back < 1000 * time_scale(),
@@ -471,7 +463,17 @@ static void test_redis_down(void)
         char *out = redis_cli(&redis, "CLIENT KILL TYPE pubsub");
         t_diag("CLIENT KILL TYPE pubsub: %s", out ? out : "(null)");
         free(out);
-        sleep_ms(1500); /* let the subscriber reconnect */
+        /* The subscriber is back once Redis lists a pubsub client again. */
+        bool resubscribed = false;
+        double until = now_ms() + 5000 * time_scale();
+        while (!resubscribed && now_ms() < until) {
+            char *subs = redis_cli(&redis, "CLIENT LIST TYPE pubsub");
+            resubscribed = subs != NULL && strstr(subs, "id=") != NULL;
+            free(subs);
+            if (!resubscribed)
+                sleep_ms(50);
+        }
+        t_ok(resubscribed, "the subscriber connection is back");
         double before = now_ms();
         httpf(&r, svc.url, "POST", "/v1/locks/f-sub2/release", NULL,
               "{\"token\":\"%s\"}", tok2);

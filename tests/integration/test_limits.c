@@ -385,7 +385,7 @@ static void test_connections(void)
         if (fds[i] >= 0 && raw_send(fds[i], "GET /healthz HTTP/1.1\r\n", 23))
             open_n++;
     }
-    sleep_ms(300);
+    sleep_ms((long)(300 * time_scale())); /* all four reach the server */
     int alive = 0;
     for (int i = 0; i < 4; i++)
         if (fds[i] >= 0 && raw_wait(fds[i], 0, NULL, 0) == 0)

@@ -259,13 +259,6 @@ static void run_long_inflight(void)
 
 /* A request in flight inside a Redis call (Redis busy in DEBUG SLEEP 1, the
  * Redis timeout 3 s) finishes with its real answer after the signal. */
-static void *debug_sleep(void *p)
-{
-    (void)p;
-    free(redis_cli(&redis, "DEBUG SLEEP 1"));
-    return NULL;
-}
-
 static void run_blocked_inflight(void)
 {
     struct svc_proc s;
@@ -275,9 +268,9 @@ static void run_blocked_inflight(void)
         t_ok(false, "blocked in-flight: lockservice starts");
         return;
     }
-    pthread_t ts, tc;
-    pthread_create(&ts, NULL, debug_sleep, NULL);
-    sleep_ms(100);
+    pthread_t tc;
+    struct redis_stall stall;
+    t_ok(redis_stall_begin(&stall, &redis, 1), "Redis stalls (DEBUG SLEEP 1)");
     struct call c = {.base = s.url,
                      .method = "POST",
                      .path = "/v1/locks/inflight/acquire",
@@ -288,7 +281,7 @@ static void run_blocked_inflight(void)
     double t0 = now_ms();
     kill(pid, SIGTERM);
     pthread_join(tc, NULL);
-    pthread_join(ts, NULL);
+    redis_stall_end(&stall);
     t_ok(c.status == 200,
          "an acquire in flight in Redis at SIGTERM finishes: %ld %s (%.0f ms "
          "after the signal)",

@@ -1291,6 +1291,55 @@ int raw_connect(int port)
     return fd;
 }
 
+static void *stall_thread(void *p)
+{
+    struct redis_stall *st = p;
+    free(redis_cli(st->redis, st->command));
+    return NULL;
+}
+
+/* True when Redis at port accepts a connection but leaves its PING
+ * unanswered for ms. */
+static bool redis_stalled(int port, int ms)
+{
+    int fd = raw_connect(port);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    bool stalled;
+
+    if (fd < 0)
+        return false;
+    stalled = raw_send(fd, "PING\r\n", 6) && poll(&p, 1, ms) == 0;
+    close(fd);
+    return stalled;
+}
+
+bool redis_stall_begin(struct redis_stall *st, const struct redis_proc *r,
+                       int seconds)
+{
+    double end = now_ms() + 5000 * time_scale();
+
+    st->redis = r;
+    snprintf(st->command, sizeof st->command, "DEBUG SLEEP %d", seconds);
+    if (pthread_create(&st->thread, NULL, stall_thread, st) != 0) {
+        st->redis = NULL;
+        return false;
+    }
+    while (now_ms() < end) {
+        if (redis_stalled(r->port, 50))
+            return true;
+        sleep_ms(5);
+    }
+    t_diag("redis_stall_begin: Redis still answers PING");
+    return false;
+}
+
+void redis_stall_end(struct redis_stall *st)
+{
+    if (st->redis != NULL)
+        pthread_join(st->thread, NULL);
+    st->redis = NULL;
+}
+
 bool raw_send(int fd, const void *buf, size_t len)
 {
     const char *p = buf;

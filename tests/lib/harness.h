@@ -8,6 +8,7 @@
 #define LOCKSERVICE_TEST_HARNESS_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -143,6 +144,20 @@ bool metric_wait(const char *base, const char *name, const char *const *labels,
                  double want, double ms);
 /* metric_wait on the lockservice_waiters gauge (parked waiters). */
 bool waiters_become(const char *base, double want, double ms);
+
+/* Redis made unresponsive on purpose: DEBUG SLEEP seconds, sent by
+ * redis-cli from a thread of its own. redis_stall_begin returns once the
+ * stall has begun (a PING on a fresh connection goes unanswered for 50 ms),
+ * false if it did not within 5 s * time_scale(); redis_stall_end waits for
+ * the stall to end. Call redis_stall_end after either result. */
+struct redis_stall {
+    pthread_t thread;
+    const struct redis_proc *redis;
+    char command[32];
+};
+bool redis_stall_begin(struct redis_stall *st, const struct redis_proc *r,
+                       int seconds);
+void redis_stall_end(struct redis_stall *st);
 
 /* In redis_start's extra, "{dir}" is replaced by the private dir, e.g.
  * "--unixsocket {dir}/redis.sock". When extra has "--requirepass P",
