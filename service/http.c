@@ -13,6 +13,7 @@
 #include "token.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -27,7 +28,6 @@
 static struct MHD_Daemon *daemon_handle;
 static const struct config *conf;
 static atomic_uint inflight;
-static atomic_uint open_connections; /* from libmicrohttpd's notifications */
 
 /* ---- responses ----------------------------------------------------------*/
 
@@ -400,7 +400,6 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 
     (void)cls;
     if (what == MHD_CONNECTION_NOTIFY_STARTED) {
-        atomic_fetch_add(&open_connections, 1);
         t = calloc(1, sizeof *t);
         if (t == NULL)
             return;
@@ -416,7 +415,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
         *socket_context = t;
         return;
     }
-    atomic_fetch_sub(&open_connections, 1);
+    listener_connection_closed();
     if (t == NULL)
         return;
     /* Unlinked before libmicrohttpd closes the socket, so the reaper never
@@ -653,15 +652,27 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         log_warn("http: %s", line);
 }
 
-static unsigned connections_open(void)
+/* libmicrohttpd's own connection limit, set where it never binds: the
+ * listener enforces --max-connections over all workers, and libmicrohttpd's
+ * limit is split per worker, so at the limit it would refuse a connection
+ * one worker has no room for while another has. Worse, in 0.9.75 refusing
+ * one handed over by MHD_add_connection leaves a mutex locked, and that
+ * worker hangs. The listener has at most max connections open; a worker may
+ * count a closed one a moment longer (up to one per worker), hence the
+ * slack. */
+static unsigned mhd_connection_limit(const struct config *cfg)
 {
-    return atomic_load(&open_connections);
+    unsigned workers = cfg->threads > 1 ? cfg->threads : 1;
+    uint64_t per_worker = (uint64_t)cfg->max_connections + workers + 1;
+    uint64_t total = per_worker * workers;
+
+    return total > UINT_MAX ? UINT_MAX : (unsigned)total;
 }
 
 int http_start(const struct config *cfg)
 {
     /* No listening socket of its own: listener.c accepts and hands each
-     * connection over. A pool of one is no pool (libmicrohttpd warns). */
+     * connection over. */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
 
@@ -669,24 +680,29 @@ int http_start(const struct config *cfg)
     if (listener_open(cfg->listen_host, cfg->listen_port, cfg->listen_ipv6) !=
         0)
         return -1;
+    /* A pool of one is no pool, and libmicrohttpd warns about a size of 0
+     * or 1: the option is left out then. */
+    struct MHD_OptionItem pool[] = {
+        {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+         (intptr_t)cfg->threads, NULL},
+        {MHD_OPTION_END, 0, NULL}};
+
     /* The logger goes first so that option errors reach it. */
     daemon_handle = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, NULL, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        mhd_log, NULL, MHD_OPTION_CONNECTION_LIMIT, mhd_connection_limit(cfg),
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_path, NULL,
-        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads > 1 ? cfg->threads : 0,
-        MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_path, NULL, MHD_OPTION_ARRAY,
+        pool, MHD_OPTION_END);
     if (daemon_handle == NULL) {
         log_error("cannot start the HTTP server on %s:%d", cfg->listen_host,
                   cfg->listen_port);
         listener_stop();
         return -1;
     }
-    if (listener_start(daemon_handle, cfg->max_connections, connections_open) !=
-        0) {
+    if (listener_start(daemon_handle, cfg->max_connections) != 0) {
         http_stop();
         return -1;
     }

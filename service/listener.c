@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -16,20 +17,27 @@
 #include <unistd.h>
 
 #define LISTEN_BACKLOG 1024
-/* How long the thread rests when it may not accept: at the connection limit
- * (a connection may close at any moment) or out of descriptors or memory
- * (accepting again at once would only spin). */
-#define FULL_RECHECK_MS 20
+/* How long the thread rests: at the connection limit, until a close wakes
+ * it; after accept fails for lack of descriptors or memory, a while
+ * (accepting again at once would spin). */
+#define FULL_RECHECK_MS 100 /* a safety net: a freed slot wakes it */
 #define ACCEPT_ERROR_PAUSE_MS 100
 
 static int listen_fd = -1;
 static int stop_fd = -1; /* eventfd, readable once listener_stop has begun */
+static int slot_fd = -1; /* eventfd, written by a close while the thread
+                            waits for a free slot */
+static atomic_bool awaiting_slot;
 static pthread_t accept_tid;
 static bool accept_started;
 static struct MHD_Daemon *mhd;
 static unsigned conn_limit;
-static unsigned (*conn_count)(void);
-
+/* Connections handed to libmicrohttpd (accept thread only) and closed by
+ * it. Their difference counts a connection from the hand-over on, not only
+ * once libmicrohttpd's worker has taken it in, so a burst cannot overshoot
+ * the limit. */
+static unsigned long handed_over;
+static atomic_ulong closed;
 int listener_open(const char *host, int port, bool ipv6)
 {
     struct addrinfo hints = {0}, *ai = NULL;
@@ -63,18 +71,43 @@ int listener_open(const char *host, int port, bool ipv6)
     return 0;
 }
 
-/* Waits up to ms milliseconds (-1: for ever) for the stop signal or, when
- * with_listen, for a client to accept. Returns true once stopping. */
-static bool wait_for_work(int ms, bool with_listen)
+/* Waits up to ms milliseconds (-1: for ever) for the stop signal or for fd
+ * (a client to accept, or a freed slot; -1 for neither) to be readable.
+ * Returns true once stopping. */
+static bool wait_for(int ms, int fd)
 {
     struct pollfd p[2] = {{.fd = stop_fd, .events = POLLIN},
-                          {.fd = listen_fd, .events = POLLIN}};
+                          {.fd = fd, .events = POLLIN}};
 
-    if (poll(p, with_listen ? 2 : 1, ms) < 0 && errno != EINTR) {
+    if (poll(p, fd >= 0 ? 2 : 1, ms) < 0 && errno != EINTR) {
         log_error("http: poll on the listening socket: %s", strerror(errno));
         poll(p, 1, ACCEPT_ERROR_PAUSE_MS);
     }
     return p[0].revents != 0;
+}
+
+static bool slots_full(void)
+{
+    return handed_over - atomic_load(&closed) >= conn_limit;
+}
+
+/* At the connection limit: waits until a connection closes. Returns true
+ * once stopping. */
+static bool wait_for_slot(void)
+{
+    uint64_t n;
+    bool stopping = false;
+
+    /* Announced before the second look, so that a close either is seen
+     * here or sees the announcement and writes slot_fd. */
+    atomic_store(&awaiting_slot, true);
+    if (slots_full()) {
+        stopping = wait_for(FULL_RECHECK_MS, slot_fd);
+        while (read(slot_fd, &n, sizeof n) > 0)
+            ;
+    }
+    atomic_store(&awaiting_slot, false);
+    return stopping;
 }
 
 /* Accepts one waiting client, if any, and hands it to libmicrohttpd. */
@@ -92,11 +125,13 @@ static void accept_one(void)
             return;
         log_error("http: accept: %s; pausing %d ms", strerror(errno),
                   ACCEPT_ERROR_PAUSE_MS);
-        wait_for_work(ACCEPT_ERROR_PAUSE_MS, false);
+        wait_for(ACCEPT_ERROR_PAUSE_MS, -1);
         return;
     }
     /* On failure libmicrohttpd has closed the socket already. */
-    if (MHD_add_connection(mhd, fd, (struct sockaddr *)&addr, len) != MHD_YES)
+    if (MHD_add_connection(mhd, fd, (struct sockaddr *)&addr, len) == MHD_YES)
+        handed_over++;
+    else
         log_warn("http: a new connection was dropped: %s", strerror(errno));
 }
 
@@ -104,25 +139,26 @@ static void *accept_thread(void *arg)
 {
     (void)arg;
     for (;;) {
-        bool full = conn_count() >= conn_limit;
-
-        if (wait_for_work(full ? FULL_RECHECK_MS : -1, !full))
+        if (slots_full()) {
+            if (wait_for_slot())
+                return NULL;
+            continue;
+        }
+        if (wait_for(-1, listen_fd))
             return NULL;
-        if (!full)
-            accept_one();
+        accept_one();
     }
 }
 
-int listener_start(struct MHD_Daemon *daemon, unsigned max_connections,
-                   unsigned (*open_connections)(void))
+int listener_start(struct MHD_Daemon *daemon, unsigned max_connections)
 {
     int rc;
 
     mhd = daemon;
     conn_limit = max_connections;
-    conn_count = open_connections;
     stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (stop_fd < 0) {
+    slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (stop_fd < 0 || slot_fd < 0) {
         log_error("http: eventfd: %s", strerror(errno));
         return -1;
     }
@@ -133,6 +169,18 @@ int listener_start(struct MHD_Daemon *daemon, unsigned max_connections,
     }
     accept_started = true;
     return 0;
+}
+
+void listener_connection_closed(void)
+{
+    uint64_t one = 1;
+
+    atomic_fetch_add(&closed, 1);
+    /* Should this write ever fail, the thread looks again within
+     * FULL_RECHECK_MS all the same. */
+    if (atomic_load(&awaiting_slot) &&
+        write(slot_fd, &one, sizeof one) != (ssize_t)sizeof one)
+        log_debug("http: cannot wake the accept thread: %s", strerror(errno));
 }
 
 void listener_stop(void)
@@ -157,4 +205,6 @@ void listener_stop(void)
     if (stop_fd >= 0)
         close(stop_fd);
     stop_fd = -1;
+    /* slot_fd stays open: libmicrohttpd's workers may still report closes
+     * until the daemon stops; it is closed with the process. */
 }

@@ -18,12 +18,15 @@ struct MHD_Daemon;
  * the reason logged. */
 int listener_open(const char *host, int port, bool ipv6);
 
-/* Starts the accept thread feeding daemon. While open_connections() is at
- * max_connections it stops accepting, and new clients wait in the kernel's
- * backlog as they did with libmicrohttpd's own listener. Returns 0 or -1
- * (logged). */
-int listener_start(struct MHD_Daemon *daemon, unsigned max_connections,
-                   unsigned (*open_connections)(void));
+/* Starts the accept thread feeding daemon. While max_connections handed
+ * over have not closed yet it stops accepting, and new clients wait in the
+ * kernel's backlog as they did with libmicrohttpd's own listener. Returns 0
+ * or -1 (logged). */
+int listener_start(struct MHD_Daemon *daemon, unsigned max_connections);
+
+/* To be called from libmicrohttpd's connection-closed notification: the
+ * slot is free again. */
+void listener_connection_closed(void);
 
 /* Stops accepting and closes the socket: from here on the kernel refuses
  * new connections. Safe to call more than once, or without listener_start. */
