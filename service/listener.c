@@ -35,9 +35,11 @@ static unsigned conn_limit;
 /* Connections handed to libmicrohttpd (accept thread only) and closed by
  * it. Their difference counts a connection from the hand-over on, not only
  * once libmicrohttpd's worker has taken it in, so a burst cannot overshoot
- * the limit. */
+ * the limit. One that libmicrohttpd drops before it starts (out of memory)
+ * is never reported closed and keeps its slot. */
 static unsigned long handed_over;
 static atomic_ulong closed;
+
 int listener_open(const char *host, int port, bool ipv6)
 {
     struct addrinfo hints = {0}, *ai = NULL;
