@@ -385,7 +385,9 @@ static const struct opt_spec opt_specs[] = {
     {OPT_MAX_DEPTH, "max-json-depth", "LOCKSERVICE_MAX_JSON_DEPTH", "N",
      "deepest JSON nesting accepted in a body (default 8)"},
     {OPT_MAX_CONN, "max-connections", "LOCKSERVICE_MAX_CONNECTIONS", "N",
-     "concurrent HTTP connections, waiting ones included (default 16384)"},
+     "concurrent HTTP connections, waiting ones included; past it\n"
+     "                            new clients wait in the listen backlog\n"
+     "                            (default 16384)"},
     {OPT_IDLE_TIMEOUT, "idle-timeout-s", "LOCKSERVICE_IDLE_TIMEOUT_S", "S",
      "close a connection idle this long, or that takes this long to send\n"
      "                            a whole request (slow clients; default 30)"},
