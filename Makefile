@@ -40,8 +40,8 @@ lockservice: $(BUILD)/service/main.o $(SERVICE_OBJ)
 $(BUILD)/lockservice: $(BUILD)/service/main.o $(SERVICE_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-oversell-demo: demo-inventory/oversell-demo.c
-	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libcurl jansson) -lpthread
+oversell-demo: demo-inventory/oversell-demo.c $(BUILD)/service/request.o
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --cflags --libs libcurl jansson) -lpthread
 
 $(BUILD)/%.o: %.c $(wildcard service/*.h handlers/*.h demo-inventory/*.h) $(BUILD)/gen/embedded.h
 	@mkdir -p $(dir $@)

@@ -11,6 +11,9 @@
  * Exit status: 0 when unsafe oversold and locked and fenced + pauses did not;
  * 1 when that pattern did not appear or the books do not add up; 2 on a usage
  * error, an unreachable service or a service without the demo. */
+#include "inventory_store.h"
+#include "request.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -25,7 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SKU_MAX 64
 /* Buyers send no wait_ms: the server lets them wait its --max-wait-ms
  * (default 60 s, whatever it is set to). The client waits that long plus
  * the work; a server set higher may need a longer client timeout. */
@@ -172,13 +174,6 @@ static int parse_long(const char *s, long min, long max, long *out)
     return 0;
 }
 
-static bool sku_char_valid(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
-           c == '-';
-}
-
 /* Fills *o from argv. Returns 0 to run, 1 after --help, -1 on a usage error
  * (already reported). */
 static int parse_args(int argc, char **argv, struct options *o)
@@ -256,11 +251,10 @@ static int parse_args(int argc, char **argv, struct options *o)
              SKU_MAX - strlen("-fenced-pauses"));
         return -1;
     }
-    for (size_t k = 0; k < plen; k++) {
-        if (!sku_char_valid(o->sku_prefix[k])) {
-            fail("--sku-prefix: only A-Z a-z 0-9 . _ : - are allowed");
-            return -1;
-        }
+    /* A SKU is a lock name the service accepts (service/request.c). */
+    if (!lock_name_valid(o->sku_prefix, plen)) {
+        fail("--sku-prefix: only A-Z a-z 0-9 . _ : - are allowed");
+        return -1;
     }
     if (strncmp(o->url, "http://", 7) != 0 &&
         strncmp(o->url, "https://", 8) != 0) {

@@ -648,6 +648,20 @@ static void test_oversell_demo_binary(void)
     t_ok(rc == 2 && out != NULL && strstr(out, "--stock") != NULL,
          "oversell-demo rejects a bad flag value with exit 2 (got %d)", rc);
     free(out);
+
+    /* SKUs are lock names the service accepts, with room for the suffix. */
+    rc = run_oversell_demo(bin, "--sku-prefix a/b", &out);
+    t_ok(rc == 2 && out != NULL && strstr(out, "--sku-prefix") != NULL,
+         "oversell-demo --sku-prefix a/b -> exit 2 naming it (got %d)", rc);
+    free(out);
+    rc = run_oversell_demo(
+        bin, "--sku-prefix aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        &out);
+    t_ok(rc == 2 && out != NULL && strstr(out, "1..50") != NULL,
+         "oversell-demo --sku-prefix of 51 characters -> exit 2, 1..50 (got "
+         "%d)",
+         rc);
+    free(out);
 }
 
 int main(void)
