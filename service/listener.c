@@ -37,7 +37,7 @@ static unsigned conn_limit;
  * once libmicrohttpd's worker has taken it in, so a burst cannot overshoot
  * the limit. One that libmicrohttpd drops before it starts (out of memory)
  * is never reported closed and keeps its slot. */
-static unsigned long handed_over;
+static atomic_ulong handed_over;
 static atomic_ulong closed;
 
 int listener_open(const char *host, int port, bool ipv6)
@@ -88,9 +88,23 @@ static bool wait_for(int ms, int fd)
     return p[0].revents != 0;
 }
 
+unsigned long listener_connections(void)
+{
+    /* closed first: a close counted after its hand-over was read would
+     * wrap the difference. */
+    unsigned long done = atomic_load(&closed);
+
+    return atomic_load(&handed_over) - done;
+}
+
+unsigned listener_connection_limit(void)
+{
+    return conn_limit;
+}
+
 static bool slots_full(void)
 {
-    return handed_over - atomic_load(&closed) >= conn_limit;
+    return listener_connections() >= conn_limit;
 }
 
 /* At the connection limit: waits until a connection closes. Returns true
@@ -132,7 +146,7 @@ static void accept_one(void)
     }
     /* On failure libmicrohttpd has closed the socket already. */
     if (MHD_add_connection(mhd, fd, (struct sockaddr *)&addr, len) == MHD_YES)
-        handed_over++;
+        atomic_fetch_add(&handed_over, 1);
     else
         log_warn("http: a new connection was dropped: %s", strerror(errno));
 }

@@ -28,6 +28,11 @@ int listener_start(struct MHD_Daemon *daemon, unsigned max_connections);
  * slot is free again. */
 void listener_connection_closed(void);
 
+/* Connections handed to libmicrohttpd and not closed yet (waiting ones
+ * included), and the limit they are held to. */
+unsigned long listener_connections(void);
+unsigned listener_connection_limit(void);
+
 /* Stops accepting and closes the socket: from here on the kernel refuses
  * new connections. Safe to call more than once, or without listener_start. */
 void listener_stop(void);

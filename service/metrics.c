@@ -3,6 +3,7 @@
 #include "metrics.h"
 
 #include "http.h"
+#include "listener.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -131,8 +132,17 @@ char *metrics_render(size_t *len)
             "lockservice_waiters %ld\n"
             "# HELP lockservice_redis_errors_total Failed Redis calls.\n"
             "# TYPE lockservice_redis_errors_total counter\n"
-            "lockservice_redis_errors_total %lu\n",
-            atomic_load(&waiters), atomic_load(&redis_errors));
+            "lockservice_redis_errors_total %lu\n"
+            "# HELP lockservice_http_connections Open HTTP connections, "
+            "waiting ones included.\n"
+            "# TYPE lockservice_http_connections gauge\n"
+            "lockservice_http_connections %lu\n"
+            "# HELP lockservice_http_connections_max --max-connections: past "
+            "it, new clients wait in the listen backlog.\n"
+            "# TYPE lockservice_http_connections_max gauge\n"
+            "lockservice_http_connections_max %u\n",
+            atomic_load(&waiters), atomic_load(&redis_errors),
+            listener_connections(), listener_connection_limit());
     fputs("# HELP lockservice_http_request_duration_seconds Time from the "
           "request's headers to its answer.\n"
           "# TYPE lockservice_http_request_duration_seconds histogram\n",

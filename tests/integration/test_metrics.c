@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct redis_proc redis;
 static struct svc_proc svc;
@@ -31,6 +32,8 @@ static void test_exposition(void)
                            "lockservice_http_request_duration_seconds_bucket",
                            "lockservice_http_request_duration_seconds_sum",
                            "lockservice_http_request_duration_seconds_count",
+                           "lockservice_http_connections",
+                           "lockservice_http_connections_max",
                            NULL};
     for (int i = 0; names[i]; i++)
         t_ok(r.body && strstr(r.body, names[i]), "exposes %s", names[i]);
@@ -40,6 +43,8 @@ static void test_exposition(void)
         "# TYPE lockservice_waiters gauge",
         "# TYPE lockservice_redis_errors_total counter",
         "# TYPE lockservice_http_request_duration_seconds histogram",
+        "# TYPE lockservice_http_connections gauge",
+        "# TYPE lockservice_http_connections_max gauge",
         NULL};
     for (int i = 0; types[i]; i++)
         t_ok(r.body && strstr(r.body, types[i]), "declares '%s'", types[i]);
@@ -190,6 +195,33 @@ static void test_redis_errors(void)
     redis_restart(&redis);
 }
 
+/* Every scrape comes on a connection of its own, counted in the gauge. */
+static void test_connections(void)
+{
+    double base = metric_get(svc.url, "lockservice_http_connections", NULL);
+    int fds[3];
+
+    t_ok(base >= 1,
+         "lockservice_http_connections counts the scrape's own "
+         "connection (%g)",
+         base);
+    for (int i = 0; i < 3; i++) {
+        fds[i] = raw_connect(svc.port);
+        if (fds[i] >= 0)
+            raw_send(fds[i], "GET /healthz HTTP/1.1\r\n", 23);
+    }
+    t_ok(metric_wait(svc.url, "lockservice_http_connections", NULL, base + 3,
+                     3000),
+         "three half-sent requests: the gauge goes up by 3");
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    t_ok(metric_wait(svc.url, "lockservice_http_connections", NULL, base, 3000),
+         "they hang up: the gauge is back to %g", base);
+    t_ok(metric_get(svc.url, "lockservice_http_connections_max", NULL) == 16384,
+         "lockservice_http_connections_max is --max-connections (16384)");
+}
+
 int main(void)
 {
     if (redis_start(&redis, NULL) != 0 || svc_start(&svc, &redis, NULL) != 0) {
@@ -200,6 +232,7 @@ int main(void)
     test_request_counter();
     test_acquire_outcomes();
     test_redis_errors();
+    test_connections();
     svc_stop(&svc);
     redis_stop(&redis);
     return t_done();
