@@ -147,7 +147,7 @@ bool waiters_become(const char *base, double want, double ms);
 
 /* Redis made unresponsive on purpose: DEBUG SLEEP seconds, sent by
  * redis-cli from a thread of its own. redis_stall_begin returns once the
- * stall has begun (a PING on a fresh connection goes unanswered for 50 ms),
+ * stall has begun (a PING on a fresh connection goes unanswered for 150 ms),
  * false if it did not within 5 s * time_scale(); redis_stall_end waits for
  * the stall to end. Call redis_stall_end after either result. */
 struct redis_stall {
