@@ -10,16 +10,19 @@ CC ?= cc
 OPT ?= -O2 -g
 WARN := -Wall -Wextra -Wshadow -Wconversion -Wformat=2 -Wvla -Wstrict-prototypes
 CFLAGS ?=
-CPPFLAGS += -D_GNU_SOURCE -I. -Iservice -I$(BUILD)/gen
+# The one place the version is written is the file VERSION (service/version.h).
+VERSION := $(shell cat VERSION)
+CPPFLAGS += -D_GNU_SOURCE -I. -Iservice -I$(BUILD)/gen \
+            -DLOCKSERVICE_VERSION='"$(VERSION)"'
 ALL_CFLAGS = -std=c11 $(OPT) $(WARN) $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
 LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
 LDFLAGS ?=
 
-SERVICE_SRC := $(filter-out service/main.c,$(wildcard service/*.c)) \
+SERVICE_SRC := $(filter-out service/main.c,$(wildcard service/*.c service/*/*.c)) \
                $(wildcard handlers/*.c) \
                $(filter-out demo-inventory/oversell-demo.c,$(wildcard demo-inventory/*.c))
 SERVICE_OBJ := $(SERVICE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded.o
-LUA := $(sort $(wildcard service/lua/*.lua demo-inventory/lua/*.lua))
+LUA := $(sort $(wildcard service/lock/lua/*.lua demo-inventory/lua/*.lua))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
@@ -29,7 +32,8 @@ TESTLIB_SRC := $(wildcard tests/lib/*.c)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all tests test check valgrind run demo bench fuzz safety contract lint \
-        test-docker install uninstall format format-check style clean
+        test-docker deb test-package install uninstall format format-check \
+        style clean
 
 all: lockservice oversell-demo
 
@@ -43,9 +47,12 @@ $(BUILD)/lockservice: $(BUILD)/service/main.o $(SERVICE_OBJ)
 oversell-demo: demo-inventory/oversell-demo.c $(BUILD)/service/request.o
 	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --cflags --libs libcurl jansson) -lpthread
 
-$(BUILD)/%.o: %.c $(wildcard service/*.h handlers/*.h demo-inventory/*.h) $(BUILD)/gen/embedded.h
+$(BUILD)/%.o: %.c $(wildcard service/*.h service/*/*.h handlers/*.h demo-inventory/*.h) $(BUILD)/gen/embedded.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+# A new VERSION rebuilds every object (-DLOCKSERVICE_VERSION changed).
+$(SERVICE_OBJ) $(BUILD)/service/main.o: VERSION
 
 $(BUILD)/gen/embedded.h $(BUILD)/gen/embedded.c &: tools/embed.sh $(LUA) openapi.yaml
 	@mkdir -p $(BUILD)/gen
@@ -113,6 +120,18 @@ lint:
 test-docker:
 	sh tests/docker/run
 
+# The Debian package, build/deb/lockservice_$(VERSION)_<arch>.deb
+# (packaging/debian/).
+deb:
+	sh scripts/deps.sh deb
+	sh packaging/debian/build-deb
+
+# The package installed into a clean debootstrap root and run from there;
+# lintian; systemd-analyze verify on the unit (~2 minutes, 4 the first time).
+test-package:
+	sh scripts/deps.sh package
+	sh tests/package/run
+
 install: lockservice oversell-demo
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 lockservice oversell-demo $(DESTDIR)$(PREFIX)/bin/
@@ -122,11 +141,11 @@ uninstall:
 
 format:
 	sh scripts/deps.sh style
-	clang-format -i service/*.[ch] handlers/*.[ch] demo-inventory/*.[ch] tests/*/*.[ch]
+	clang-format -i service/*.[ch] service/*/*.[ch] handlers/*.[ch] demo-inventory/*.[ch] tests/*/*.[ch]
 
 format-check:
 	sh scripts/deps.sh style
-	clang-format --dry-run -Werror service/*.[ch] handlers/*.[ch] demo-inventory/*.[ch] tests/*/*.[ch]
+	clang-format --dry-run -Werror service/*.[ch] service/*/*.[ch] handlers/*.[ch] demo-inventory/*.[ch] tests/*/*.[ch]
 
 # clang-format's layout and no banned functions (tools/banned.sh).
 style: format-check

@@ -5,10 +5,11 @@
  * "unsafe" mode nothing guards the gap; "locked" holds lock inventory:{sku}
  * through the same engine and waiting as /v1/locks; "fenced" also passes the
  * lease's fence to the store, which refuses an older fence than one it has
- * seen. Sleeping and waiting suspend the connection: no thread is held. */
-#include "../handlers/handlers.h"
-#include "clock.h"
-#include "http.h"
+ * seen. Each step is a continuation; the pause is a timed suspension. No
+ * thread is held. */
+#include "inventory.h"
+
+#include "handlers/handlers.h"
 #include "inventory_store.h"
 #include "request.h"
 
@@ -16,20 +17,20 @@
 #include <string.h>
 
 enum purchase_mode { MODE_UNSAFE, MODE_LOCKED, MODE_FENCED };
-enum purchase_phase { PHASE_LOCK, PHASE_READ, PHASE_WRITE };
-
-/* A purchase's progress across suspensions; freed with the request. */
-struct purchase {
-    enum purchase_phase phase;
-    char lock_name[sizeof "inventory:" + LOCK_NAME_MAX];
-    bool locked;
-    struct lease lease;
-    int64_t stock_read;
-};
 
 struct purchase_args {
     enum purchase_mode mode;
     int64_t quantity, work_ms, pause_ms, ttl_ms, wait_ms;
+};
+
+/* A request's store call, and a purchase's progress; freed with the
+ * request. */
+struct purchase {
+    struct request *req;
+    struct purchase_args a;
+    struct inventory_call store;
+    bool locked;
+    int64_t stock_read;
 };
 
 static json_t *inventory_json(const char *sku, const struct inventory *inv)
@@ -47,38 +48,57 @@ static bool sku_ok(struct request *req)
 {
     if (strlen(req->param) <= SKU_MAX)
         return true;
-    reply_problem(req, 400, "invalid_name",
+    reply_problem(req, PROBLEM_INVALID_NAME,
                   "SKUs are 1 to %d characters of A-Z a-z 0-9 . _ : -",
                   SKU_MAX);
     return false;
 }
 
-/* The reply for a store failure. */
-static void reply_store_error(struct request *req, enum inventory_result r)
+static void reply_store_error(struct request *req,
+                              const struct inventory_call *c)
 {
-    switch (r) {
+    switch (c->result) {
     case INVENTORY_NO_SKU:
-        reply_problem(req, 404, "sku_not_found",
+        reply_problem(req, PROBLEM_SKU_NOT_FOUND,
                       "no inventory for SKU '%s'; PUT it first", req->param);
-        break;
+        return;
     case INVENTORY_STALE:
-        reply_problem(req, 409, "stale_fence",
+        reply_problem(req, PROBLEM_STALE_FENCE,
                       "a newer lease has written SKU '%s'; this write was "
                       "refused",
                       req->param);
-        break;
-    default:
-        reply_lock_error(req, LOCK_UNAVAILABLE);
+        return;
+    case INVENTORY_UNAVAILABLE:
+    case INVENTORY_OK:
         break;
     }
+    reply_backend_error(req, &c->err);
+}
+
+static void store_done(struct inventory_call *c)
+{
+    request_resume(c->ctx);
+}
+
+/* The request's purchase state (store call included), made on first use. */
+static struct purchase *purchase_of(struct request *req);
+
+static void inventory_answer(struct request *req)
+{
+    struct purchase *p = req->state;
+
+    if (p->store.result != INVENTORY_OK) {
+        reply_store_error(req, &p->store);
+        return;
+    }
+    reply_json(req, 200, inventory_json(req->param, &p->store.inv));
 }
 
 void handle_inventory_put(struct request *req)
 {
     static const char *const fields[] = {"stock", NULL};
     struct field_problem prob;
-    struct inventory inv;
-    enum inventory_result r;
+    struct purchase *p;
     int64_t stock;
 
     if (!sku_ok(req))
@@ -89,30 +109,23 @@ void handle_inventory_put(struct request *req)
         return;
     }
     if (stock < 0) {
-        reply_problem(req, 400, "invalid_field", "stock is required");
+        reply_problem(req, PROBLEM_INVALID_FIELD, "stock is required");
         return;
     }
-    r = inventory_reset(req->param, stock, &inv);
-    if (r != INVENTORY_OK) {
-        reply_store_error(req, r);
+    if ((p = purchase_of(req)) == NULL)
         return;
-    }
-    reply_json(req, 200, inventory_json(req->param, &inv));
+    request_suspend(req, inventory_answer);
+    inventory_reset(&p->store, req->param, stock);
 }
 
 void handle_inventory_get(struct request *req)
 {
-    struct inventory inv;
-    enum inventory_result r;
+    struct purchase *p;
 
-    if (!sku_ok(req))
+    if (!sku_ok(req) || (p = purchase_of(req)) == NULL)
         return;
-    r = inventory_get(req->param, &inv);
-    if (r != INVENTORY_OK) {
-        reply_store_error(req, r);
-        return;
-    }
-    reply_json(req, 200, inventory_json(req->param, &inv));
+    request_suspend(req, inventory_answer);
+    inventory_get(&p->store, req->param);
 }
 
 static int parse_purchase(struct request *req, struct purchase_args *a)
@@ -143,22 +156,36 @@ static int parse_purchase(struct request *req, struct purchase_args *a)
     else if (strcmp(mode, "fenced") == 0)
         a->mode = MODE_FENCED;
     else {
-        reply_problem(req, 400, "invalid_field",
+        reply_problem(req, PROBLEM_INVALID_FIELD,
                       "mode must be unsafe, locked or fenced");
         return -1;
     }
     return 0;
 }
 
-/* Drops the purchase's lease, if it holds one. A lease that ran out during
- * a pause answers not_held or not_owner: nothing to undo then. */
+static void forget_release(struct lock_call *c)
+{
+    free(c);
+}
+
+/* Drops the purchase's lease, if it holds one, without waiting for the
+ * answer. A lease that ran out during a pause answers not_held or
+ * not_owner: nothing to undo then. */
 static void purchase_unlock(struct purchase *p)
 {
-    int64_t count;
+    struct lock_call *rel;
 
-    if (p->locked)
-        lock_release(p->lock_name, p->lease.token, &count);
+    if (!p->locked)
+        return;
     p->locked = false;
+    rel = calloc(1, sizeof *rel);
+    if (rel == NULL)
+        return; /* the lease ends with its TTL */
+    rel->kind = p->req->lock.kind;
+    memcpy(rel->name, p->req->lock.name, sizeof rel->name);
+    memcpy(rel->token, p->req->lock.token, sizeof rel->token);
+    rel->done = forget_release;
+    lock_call_release(rel);
 }
 
 /* However the request ends (a buyer hanging up during the pause included),
@@ -169,85 +196,123 @@ static void purchase_free(void *state)
     free(state);
 }
 
+static struct purchase *purchase_of(struct request *req)
+{
+    struct purchase *p = calloc(1, sizeof *p);
+
+    if (p == NULL) {
+        reply_problem(req, PROBLEM_INTERNAL_ERROR, "out of memory");
+        return NULL;
+    }
+    p->req = req;
+    p->store.done = store_done;
+    p->store.ctx = req;
+    req->state = p;
+    req->state_free = purchase_free;
+    return p;
+}
+
+static int64_t purchase_fence(const struct purchase *p)
+{
+    return p->a.mode == MODE_FENCED ? p->req->lock.reply.lease.fence : 0;
+}
+
+static void written(struct request *req)
+{
+    struct purchase *p = req->state;
+
+    purchase_unlock(p);
+    if (p->store.result != INVENTORY_OK) {
+        reply_store_error(req, &p->store);
+        return;
+    }
+    reply_json(req, 201,
+               json_pack("{s:I, s:s, s:I, s:I, s:I}", "order_id",
+                         (json_int_t)p->store.order_id, "sku", req->param,
+                         "quantity", (json_int_t)p->a.quantity, "remaining",
+                         (json_int_t)(p->stock_read - p->a.quantity), "fence",
+                         (json_int_t)req->lock.reply.lease.fence));
+}
+
+static void write_now(struct request *req)
+{
+    struct purchase *p = req->state;
+
+    request_suspend(req, written);
+    inventory_write(&p->store, req->param, p->stock_read - p->a.quantity,
+                    p->a.quantity, purchase_fence(p));
+}
+
+static void read_done(struct request *req)
+{
+    struct purchase *p = req->state;
+
+    if (p->store.result != INVENTORY_OK) {
+        purchase_unlock(p);
+        reply_store_error(req, &p->store);
+        return;
+    }
+    p->stock_read = p->store.stock;
+    if (p->stock_read < p->a.quantity) {
+        purchase_unlock(p);
+        reply_problem(req, PROBLEM_SOLD_OUT,
+                      "SKU '%s' has %lld left, %lld wanted", req->param,
+                      (long long)p->stock_read, (long long)p->a.quantity);
+        return;
+    }
+    if (p->a.work_ms + p->a.pause_ms == 0) {
+        write_now(req);
+        return;
+    }
+    if (!request_sleep(req, p->a.work_ms + p->a.pause_ms, write_now)) {
+        purchase_unlock(p);
+        reply_problem_ex(req, PROBLEM_TOO_MANY_WAITERS, NULL, 1,
+                         "this instance already has %u waiters",
+                         req->cfg->max_waiters);
+    }
+}
+
+static void read_now(struct request *req)
+{
+    struct purchase *p = req->state;
+
+    request_suspend(req, read_done);
+    inventory_read_stock(&p->store, req->param, purchase_fence(p));
+}
+
+static void locked(struct request *req)
+{
+    struct purchase *p = req->state;
+
+    if (req->lock.reply.outcome != LOCK_OK ||
+        req->lock.refusal != LOCK_REFUSAL_NONE) {
+        reply_lock_failure(req, &req->lock);
+        return;
+    }
+    p->locked = true;
+    read_now(req);
+}
+
 void handle_inventory_purchase(struct request *req)
 {
     struct purchase_args a;
-    struct purchase *p = req->state;
-    enum inventory_result r;
-    int64_t fence, order_id;
+    struct purchase *p;
+    char lock_name[sizeof "inventory:" + LOCK_NAME_MAX];
+    struct lock_call *c;
 
-    if (!sku_ok(req) || parse_purchase(req, &a) < 0)
+    if (!sku_ok(req) || parse_purchase(req, &a) < 0 ||
+        (p = purchase_of(req)) == NULL)
         return;
-    if (p == NULL) {
-        p = calloc(1, sizeof *p);
-        if (p == NULL) {
-            reply_problem(req, 503, "backend_unavailable", "out of memory");
-            return;
-        }
-        p->phase = a.mode == MODE_UNSAFE ? PHASE_READ : PHASE_LOCK;
-        snprintf(p->lock_name, sizeof p->lock_name, "inventory:%s", req->param);
-        req->state = p;
-        req->state_free = purchase_free;
-    }
-    if (req->waiter.wake == WAKE_SHUTDOWN) {
-        purchase_unlock(p);
-        reply_wait_refused(req, false);
+    p->a = a;
+    if (a.mode == MODE_UNSAFE) {
+        read_now(req);
         return;
     }
-    fence = a.mode == MODE_FENCED ? p->lease.fence : 0;
-    switch (p->phase) {
-    case PHASE_LOCK:
-        switch (acquire_or_wait(req, p->lock_name, NULL, a.ttl_ms, "demo buyer",
-                                a.wait_ms, &p->lease)) {
-        case STEP_SUSPENDED:
-        case STEP_REPLIED:
-            return;
-        case STEP_GRANTED:
-            break;
-        }
-        p->locked = true;
-        p->phase = PHASE_READ;
-        fence = a.mode == MODE_FENCED ? p->lease.fence : 0;
-        /* fall through */
-    case PHASE_READ:
-        r = inventory_read_stock(req->param, fence, &p->stock_read);
-        if (r != INVENTORY_OK) {
-            purchase_unlock(p);
-            reply_store_error(req, r);
-            return;
-        }
-        if (p->stock_read < a.quantity) {
-            purchase_unlock(p);
-            reply_problem(req, 409, "sold_out",
-                          "SKU '%s' has %lld left, %lld wanted", req->param,
-                          (long long)p->stock_read, (long long)a.quantity);
-            return;
-        }
-        p->phase = PHASE_WRITE;
-        if (a.work_ms + a.pause_ms > 0) {
-            enum waiters_result w = request_sleep(
-                req, clock_now_ns() + MS_TO_NS(a.work_ms + a.pause_ms));
-            if (w == WAIT_OK)
-                return;
-            purchase_unlock(p);
-            reply_wait_refused(req, w == WAIT_FULL);
-            return;
-        }
-        /* fall through */
-    case PHASE_WRITE:
-        r = inventory_write(req->param, p->stock_read - a.quantity, a.quantity,
-                            fence, &order_id);
-        purchase_unlock(p);
-        if (r != INVENTORY_OK) {
-            reply_store_error(req, r);
-            return;
-        }
-        reply_json(req, 201,
-                   json_pack("{s:I, s:s, s:I, s:I, s:I}", "order_id",
-                             (json_int_t)order_id, "sku", req->param,
-                             "quantity", (json_int_t)a.quantity, "remaining",
-                             (json_int_t)(p->stock_read - a.quantity), "fence",
-                             (json_int_t)p->lease.fence));
-        return;
-    }
+    snprintf(lock_name, sizeof lock_name, "inventory:%s", req->param);
+    c = request_lock_call(req, &lock_kind_exclusive, lock_name);
+    c->ttl_ms = a.ttl_ms;
+    c->wait_ms = a.wait_ms;
+    snprintf(c->owner, sizeof c->owner, "demo buyer");
+    request_suspend(req, locked);
+    lock_call_acquire(c);
 }

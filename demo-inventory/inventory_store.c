@@ -2,157 +2,150 @@
 #include "inventory_store.h"
 
 #include "embedded.h"
-#include "lock_engine.h"
-#include "redis_conn.h"
+#include "lock/engine.h"
+#include "redis/keys.h"
 
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define SKU_TTL_MS "86400000"
 
 static struct redis_script script_reset =
-    REDIS_SCRIPT(embedded_inventory_reset_lua);
+    REDIS_SCRIPT(embedded_inventory_reset_lua, 0);
+static struct redis_script script_get =
+    REDIS_SCRIPT(embedded_inventory_get_lua, 0);
 static struct redis_script script_read =
-    REDIS_SCRIPT(embedded_inventory_read_lua);
+    REDIS_SCRIPT(embedded_inventory_read_lua, 0);
 static struct redis_script script_write =
-    REDIS_SCRIPT(embedded_inventory_write_lua);
+    REDIS_SCRIPT(embedded_inventory_write_lua, 0);
 
-/* Runs script on the SKU's key with args; returns the array reply led by an
- * integer, or NULL. */
-static redisReply *run(struct redis_script *s, const char *sku, int argc,
-                       const char **args)
+int inventory_store_init(void)
 {
-    char key[KEY_PREFIX_MAX + SKU_MAX + 16];
+    struct redis_script *all[] = {&script_reset, &script_get, &script_read,
+                                  &script_write};
+
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        all[i]->len = strlen(all[i]->src);
+        if (redis_script_register(all[i]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Integer element i of an array reply, or false. */
+static bool elem(const redisReply *r, size_t i, int64_t *v)
+{
+    if (i >= r->elements || r->element[i]->type != REDIS_REPLY_INTEGER)
+        return false;
+    *v = r->element[i]->integer;
+    return true;
+}
+
+/* Decodes each script's reply: a leading status, then its values. */
+static void on_reply(void *ctx, const redisReply *r,
+                     const struct redis_error *err, struct redis_script *s)
+{
+    struct inventory_call *c = ctx;
+    int64_t st = 0;
+    bool ok;
+
+    if (err != NULL) {
+        c->result = INVENTORY_UNAVAILABLE;
+        c->err = *err;
+        c->done(c);
+        return;
+    }
+    if (s == &script_reset) {
+        ok = elem(r, 0, &c->inv.initial_stock) && elem(r, 1, &c->inv.stock) &&
+             elem(r, 2, &c->inv.orders);
+        st = 1;
+    } else {
+        ok = r->type == REDIS_REPLY_ARRAY && elem(r, 0, &st);
+        if (ok && st == 1) {
+            if (s == &script_get)
+                ok = elem(r, 1, &c->inv.initial_stock) &&
+                     elem(r, 2, &c->inv.stock) && elem(r, 3, &c->inv.orders);
+            else if (s == &script_read)
+                ok = elem(r, 1, &c->stock);
+            else
+                ok = elem(r, 1, &c->order_id);
+        }
+    }
+    if (!ok) {
+        c->result = INVENTORY_UNAVAILABLE;
+        c->err.failure = REDIS_FAIL_SHAPE;
+        snprintf(c->err.detail, sizeof c->err.detail,
+                 "the inventory script answered something unknown");
+    } else {
+        c->result = st == 1    ? INVENTORY_OK
+                    : st == -1 ? INVENTORY_NO_SKU
+                               : INVENTORY_STALE;
+    }
+    c->done(c);
+}
+
+#define REPLY_FN(script)                                                       \
+    static void on_##script(void *ctx, const redisReply *r,                    \
+                            const struct redis_error *err)                     \
+    {                                                                          \
+        on_reply(ctx, r, err, &script);                                        \
+    }
+REPLY_FN(script_reset)
+REPLY_FN(script_get)
+REPLY_FN(script_read)
+REPLY_FN(script_write)
+
+/* Runs script on the SKU's key with args (NUL-terminated strings). */
+static void run(struct inventory_call *c, struct redis_script *s,
+                redis_done_fn *fn, const char *sku, int argc, const char **args)
+{
+    char key[KEY_MAX];
     const char *argv[4];
     size_t lens[4];
-    redisReply *r;
-    int i;
 
-    if (!lock_key(key, sizeof key, "demo", sku) || argc > 3)
-        return NULL;
+    memset(&c->err, 0, sizeof c->err);
     argv[0] = key;
-    lens[0] = strlen(key);
-    for (i = 0; i < argc; i++) {
+    lens[0] = key_for(key, KEY_DEMO, sku);
+    for (int i = 0; i < argc && i < 3; i++) {
         argv[i + 1] = args[i];
         lens[i + 1] = strlen(args[i]);
     }
-    r = redis_run_script(s, 1, argc + 1, argv, lens);
-    if (r != NULL && (r->type != REDIS_REPLY_ARRAY || r->elements == 0 ||
-                      r->element[0]->type != REDIS_REPLY_INTEGER)) {
-        freeReplyObject(r);
-        return NULL;
-    }
-    return r;
+    redis_conn_script(lock_engine_conn(), s, 1, argc + 1, argv, lens, fn, c);
 }
 
-static int64_t elem(const redisReply *r, size_t i)
-{
-    if (i >= r->elements || r->element[i]->type != REDIS_REPLY_INTEGER)
-        return 0;
-    return r->element[i]->integer;
-}
-
-/* Maps a script's leading status to a result. */
-static enum inventory_result status_of(const redisReply *r)
-{
-    switch (r->element[0]->integer) {
-    case 1:
-        return INVENTORY_OK;
-    case -1:
-        return INVENTORY_NO_SKU;
-    default:
-        return INVENTORY_STALE;
-    }
-}
-
-enum inventory_result inventory_reset(const char *sku, int64_t stock,
-                                      struct inventory *out)
+void inventory_reset(struct inventory_call *c, const char *sku, int64_t stock)
 {
     char n[24];
     const char *args[2] = {n, SKU_TTL_MS};
-    redisReply *r;
 
     snprintf(n, sizeof n, "%" PRId64, stock);
-    r = run(&script_reset, sku, 2, args);
-    if (r == NULL)
-        return INVENTORY_UNAVAILABLE;
-    out->initial_stock = elem(r, 0);
-    out->stock = elem(r, 1);
-    out->orders = elem(r, 2);
-    freeReplyObject(r);
-    return INVENTORY_OK;
+    run(c, &script_reset, on_script_reset, sku, 2, args);
 }
 
-enum inventory_result inventory_get(const char *sku, struct inventory *out)
+void inventory_get(struct inventory_call *c, const char *sku)
 {
-    char key[KEY_PREFIX_MAX + SKU_MAX + 16];
-    const char *argv[5] = {"HMGET", key, "initial_stock", "stock", "orders"};
-    size_t lens[5];
-    enum inventory_result res = INVENTORY_OK;
-    redisReply *r;
-    int i;
-
-    if (!lock_key(key, sizeof key, "demo", sku))
-        return INVENTORY_UNAVAILABLE;
-    for (i = 0; i < 5; i++)
-        lens[i] = strlen(argv[i]);
-    r = redis_run_command(5, argv, lens);
-    if (r == NULL)
-        return INVENTORY_UNAVAILABLE;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-        freeReplyObject(r);
-        return INVENTORY_UNAVAILABLE;
-    }
-    if (r->element[0]->type != REDIS_REPLY_STRING) {
-        res = INVENTORY_NO_SKU;
-    } else {
-        int64_t *fields[3] = {&out->initial_stock, &out->stock, &out->orders};
-        for (i = 0; i < 3; i++)
-            *fields[i] = r->element[i]->type == REDIS_REPLY_STRING
-                             ? strtoll(r->element[i]->str, NULL, 10)
-                             : 0;
-    }
-    freeReplyObject(r);
-    return res;
+    run(c, &script_get, on_script_get, sku, 0, NULL);
 }
 
-enum inventory_result inventory_read_stock(const char *sku, int64_t fence,
-                                           int64_t *stock)
+void inventory_read_stock(struct inventory_call *c, const char *sku,
+                          int64_t fence)
 {
     char f[24];
     const char *args[1] = {f};
-    enum inventory_result res;
-    redisReply *r;
 
     snprintf(f, sizeof f, "%" PRId64, fence);
-    r = run(&script_read, sku, 1, args);
-    if (r == NULL)
-        return INVENTORY_UNAVAILABLE;
-    res = status_of(r);
-    *stock = elem(r, 1);
-    freeReplyObject(r);
-    return res;
+    run(c, &script_read, on_script_read, sku, 1, args);
 }
 
-enum inventory_result inventory_write(const char *sku, int64_t new_stock,
-                                      int64_t quantity, int64_t fence,
-                                      int64_t *order_id)
+void inventory_write(struct inventory_call *c, const char *sku,
+                     int64_t new_stock, int64_t quantity, int64_t fence)
 {
     char s[24], q[24], f[24];
     const char *args[3] = {s, q, f};
-    enum inventory_result res;
-    redisReply *r;
 
     snprintf(s, sizeof s, "%" PRId64, new_stock);
     snprintf(q, sizeof q, "%" PRId64, quantity);
     snprintf(f, sizeof f, "%" PRId64, fence);
-    r = run(&script_write, sku, 3, args);
-    if (r == NULL)
-        return INVENTORY_UNAVAILABLE;
-    res = status_of(r);
-    *order_id = elem(r, 1);
-    freeReplyObject(r);
-    return res;
+    run(c, &script_write, on_script_write, sku, 3, args);
 }

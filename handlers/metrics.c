@@ -1,7 +1,6 @@
 /* metrics.c -- GET /metrics in the Prometheus text format. */
 #include "handlers.h"
 
-#include "http.h"
 #include "metrics.h"
 
 #include <stdlib.h>
@@ -12,7 +11,7 @@ void handle_metrics(struct request *req)
     char *text = metrics_render(&len);
 
     if (text == NULL) {
-        reply_problem(req, 503, "backend_unavailable", "out of memory");
+        reply_problem(req, PROBLEM_INTERNAL_ERROR, "out of memory");
         return;
     }
     reply_raw(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len,

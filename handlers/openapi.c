@@ -2,7 +2,7 @@
 #include "handlers.h"
 
 #include "embedded.h"
-#include "http.h"
+#include "http/http.h"
 
 void handle_openapi(struct request *req)
 {

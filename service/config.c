@@ -1,4 +1,11 @@
-/* config.c -- flags, environment and defaults; see config.h. */
+/* config.c -- flags, environment and defaults as rows; see config.h.
+ *
+ * Adding a setting: add a member to struct config and one row to
+ * config_rows[] below. A row of an existing type needs nothing else: the
+ * getopt table, the environment, the default, --help and the range check
+ * all come from it. A setting with its own syntax gets a CONFIG_CUSTOM row
+ * and a parse function; one that names a file to read gets a load function,
+ * run once every flag and variable is applied. */
 #include "config.h"
 
 #include <ctype.h>
@@ -9,12 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
-#ifndef LOCKSERVICE_VERSION
-#define LOCKSERVICE_VERSION "0.1.0"
-#endif
+#include "version.h"
 
+#define ENV_PREFIX "LOCKSERVICE_"
+#define ENV_PREFIX_LEN (sizeof ENV_PREFIX - 1)
+
+/* Formats into err and replaces control characters, so that a value with a
+ * newline in it still makes one line. */
 static void errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -55,6 +66,57 @@ static int copy_str(char *dst, size_t dstlen, const char *src, size_t n)
     return 0;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes the n bytes at s, in which %XX is the byte of hex value XX, into
+ * out (outlen bytes with the NUL). Returns 0, or -1 with a reason naming
+ * part ("password", ...) in err; the reason never quotes the text, which may
+ * be a secret. %00 is refused: it would cut the value short. */
+static int percent_decode(const char *s, size_t n, char *out, size_t outlen,
+                          const char *part, char *err, size_t errlen)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+
+        if (c == '%') {
+            int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
+
+            if (hi < 0 || lo < 0) {
+                errf(err, errlen,
+                     "bad percent escape in the %s ('%%' starts %%XX; "
+                     "write '%%' itself as %%25)",
+                     part);
+                return -1;
+            }
+            c = hi * 16 + lo;
+            if (c == 0) {
+                errf(err, errlen, "%%00 in the %s", part);
+                return -1;
+            }
+            i += 2;
+        }
+        if (k + 1 >= outlen) {
+            errf(err, errlen, "%s longer than %zu bytes", part, outlen - 1);
+            return -1;
+        }
+        out[k++] = (char)c;
+    }
+    out[k] = '\0';
+    return 0;
+}
+
 int listen_addr_parse(const char *s, char *host, size_t hostlen, int *port,
                       bool *ipv6)
 {
@@ -89,32 +151,31 @@ int listen_addr_parse(const char *s, char *host, size_t hostlen, int *port,
     return 0;
 }
 
-/* Parses "db=N&password=P" query parameters of a unix:// URL. */
+/* Parses the "db=N&password=P" query of a unix:// URL; values are
+ * percent-decoded. */
 static int parse_unix_query(const char *q, struct redis_url *out, char *err,
                             size_t errlen)
 {
     while (*q != '\0') {
         const char *amp = strchr(q, '&');
         size_t n = amp ? (size_t)(amp - q) : strlen(q);
-        int64_t db;
-        char item[REDIS_SECRET_MAX + 16];
 
-        if (copy_str(item, sizeof item, q, n) < 0) {
-            errf(err, errlen, "query parameter too long");
-            return -1;
-        }
-        if (strncmp(item, "db=", 3) == 0) {
-            if (parse_int(item + 3, 0, 100000, &db) < 0) {
+        if (strncmp(q, "db=", 3) == 0) {
+            char num[16], why[64];
+            int64_t db;
+
+            if (percent_decode(q + 3, n - 3, num, sizeof num, "db", why,
+                               sizeof why) < 0 ||
+                parse_int(num, 0, 100000, &db) < 0) {
                 errf(err, errlen, "db must be an integer 0..100000");
                 return -1;
             }
             out->db = (int)db;
-        } else if (strncmp(item, "password=", 9) == 0) {
-            if (copy_str(out->password, sizeof out->password, item + 9,
-                         strlen(item + 9)) < 0) {
-                errf(err, errlen, "password too long");
+        } else if (strncmp(q, "password=", 9) == 0) {
+            if (percent_decode(q + 9, n - 9, out->password,
+                               sizeof out->password, "password", err,
+                               errlen) < 0)
                 return -1;
-            }
         } else {
             errf(err, errlen, "unknown query parameter (db, password)");
             return -1;
@@ -126,6 +187,9 @@ static int parse_unix_query(const char *q, struct redis_url *out, char *err,
     return 0;
 }
 
+/* The credentials end at the last '@' of the URL (host, port and db never
+ * hold one), the user at the first ':' before it; both are then
+ * percent-decoded, so any byte but NUL can be written. */
 int redis_url_parse(const char *url, struct redis_url *out, char *err,
                     size_t errlen)
 {
@@ -160,22 +224,21 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err,
         return -1;
     }
     p = url + 8;
-    slash = strchr(p, '/');
-    at = memrchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
+    at = strrchr(p, '@');
     if (at != NULL) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (colon == NULL) {
             errf(err, errlen, "credentials must be [user]:password@");
             return -1;
         }
-        if (copy_str(out->user, sizeof out->user, p, (size_t)(colon - p)) < 0 ||
-            copy_str(out->password, sizeof out->password, colon + 1,
-                     (size_t)(at - colon - 1)) < 0) {
-            errf(err, errlen, "credentials too long");
+        if (percent_decode(p, (size_t)(colon - p), out->user, sizeof out->user,
+                           "user", err, errlen) < 0 ||
+            percent_decode(colon + 1, (size_t)(at - colon - 1), out->password,
+                           sizeof out->password, "password", err, errlen) < 0)
             return -1;
-        }
         p = at + 1;
     }
+    slash = strchr(p, '/');
     hostend = slash ? slash : p + strlen(p);
     if (*p == '[') {
         const char *close = memchr(p, ']', (size_t)(hostend - p));
@@ -293,358 +356,646 @@ int api_keys_parse(const char *text, struct config *cfg, char *err,
     return 0;
 }
 
-static int load_api_keys(struct config *cfg, char *err, size_t errlen)
+/* Reads the file cfg->api_keys_file names into cfg->api_keys. */
+static int load_api_keys(struct config *cfg, const char *what, char *err,
+                         size_t errlen)
 {
     char buf[API_KEYS_MAX * (API_KEY_MAX + 80)], why[160];
     FILE *f = fopen(cfg->api_keys_file, "r");
     size_t n;
 
     if (f == NULL) {
-        errf(err, errlen, "--api-keys-file: cannot open %s: %s",
-             cfg->api_keys_file, strerror(errno));
+        errf(err, errlen, "%s: cannot open %s: %s", what, cfg->api_keys_file,
+             strerror(errno));
         return -1;
     }
     n = fread(buf, 1, sizeof buf - 1, f);
     if (n == sizeof buf - 1 && fgetc(f) != EOF) {
         fclose(f);
-        errf(err, errlen, "--api-keys-file: file too large");
+        errf(err, errlen, "%s: file too large", what);
         return -1;
     }
     fclose(f);
     buf[n] = '\0';
     if (memchr(buf, '\0', n) != NULL) {
-        errf(err, errlen, "--api-keys-file: file contains a NUL byte");
+        errf(err, errlen, "%s: file contains a NUL byte", what);
         return -1;
     }
     if (api_keys_parse(buf, cfg, why, sizeof why) < 0) {
-        errf(err, errlen, "--api-keys-file: %s", why);
+        errf(err, errlen, "%s: %s", what, why);
         return -1;
     }
     return 0;
 }
 
-/* One row per setting: flag, environment variable, help text. The order of
- * this table is the order of --help. */
-enum opt_id {
-    OPT_LISTEN = 1,
-    OPT_REDIS,
-    OPT_THREADS,
-    OPT_KEY_PREFIX,
-    OPT_MAX_TTL,
-    OPT_MAX_WAIT,
-    OPT_HANDOFF,
-    OPT_REDIS_TIMEOUT,
-    OPT_MAX_BODY,
-    OPT_MAX_DEPTH,
-    OPT_MAX_CONN,
-    OPT_IDLE_TIMEOUT,
-    OPT_MAX_WAITERS,
-    OPT_MAX_HOLD,
-    OPT_SHUTDOWN_TIMEOUT,
-    OPT_API_KEYS,
-    OPT_DEMO,
-    OPT_LOG_LEVEL,
-    OPT_HEALTHCHECK,
-    OPT_HELP,
-    OPT_VERSION,
-};
-
-struct opt_spec {
-    enum opt_id id;
-    const char *flag;
-    const char *env;
-    const char *arg;
-    const char *help;
-};
-
-static const struct opt_spec opt_specs[] = {
-    {OPT_LISTEN, "listen", "LOCKSERVICE_LISTEN", "HOST:PORT",
-     "address to serve HTTP on (default 127.0.0.1:8080; [::1]:8080 for "
-     "IPv6)"},
-    {OPT_REDIS, "redis", "LOCKSERVICE_REDIS_URL", "URL",
-     "redis://[[user]:password@]host[:port][/db] or "
-     "unix:///path[?db=N&password=P]\n"
-     "                            (default redis://127.0.0.1:6379)"},
-    {OPT_THREADS, "threads", "LOCKSERVICE_THREADS", "N",
-     "HTTP worker threads, each with its own Redis connection (default: "
-     "cores)"},
-    {OPT_KEY_PREFIX, "key-prefix", "LOCKSERVICE_KEY_PREFIX", "PREFIX",
-     "prefix of every Redis key (default lockservice:)"},
-    {OPT_MAX_TTL, "max-ttl-ms", "LOCKSERVICE_MAX_TTL_MS", "MS",
-     "largest lease ttl_ms a client may ask for (default 3600000)"},
-    {OPT_MAX_WAIT, "max-wait-ms", "LOCKSERVICE_MAX_WAIT_MS", "MS",
-     "largest wait_ms a client may ask for (default 60000)"},
-    {OPT_HANDOFF, "handoff-ms", "LOCKSERVICE_HANDOFF_MS", "MS",
-     "how long a release reserves the lock for the waiter it wakes;\n"
-     "                            0: no reservation, anyone may take it "
-     "(default 250)"},
-    {OPT_REDIS_TIMEOUT, "redis-timeout-ms", "LOCKSERVICE_REDIS_TIMEOUT_MS",
-     "MS", "Redis connect and command timeout; past it: 503 (default 1000)"},
-    {OPT_MAX_BODY, "max-body-bytes", "LOCKSERVICE_MAX_BODY_BYTES", "N",
-     "largest request body; past it: 413 (default 16384)"},
-    {OPT_MAX_DEPTH, "max-json-depth", "LOCKSERVICE_MAX_JSON_DEPTH", "N",
-     "deepest JSON nesting accepted in a body (default 8)"},
-    {OPT_MAX_CONN, "max-connections", "LOCKSERVICE_MAX_CONNECTIONS", "N",
-     "concurrent HTTP connections, waiting ones included; past it\n"
-     "                            new clients wait in the listen backlog\n"
-     "                            (default 16384)"},
-    {OPT_IDLE_TIMEOUT, "idle-timeout-s", "LOCKSERVICE_IDLE_TIMEOUT_S", "S",
-     "close a connection idle this long, or that takes this long to send\n"
-     "                            a whole request (slow clients; default 30)"},
-    {OPT_MAX_WAITERS, "max-waiters", "LOCKSERVICE_MAX_WAITERS", "N",
-     "suspended waiters per instance; past it: 429 (default 16384)"},
-    {OPT_MAX_HOLD, "max-hold-count", "LOCKSERVICE_MAX_HOLD_COUNT", "N",
-     "reentrant holds of one lease; past it: 409 hold_limit (default 1000)"},
-    {OPT_SHUTDOWN_TIMEOUT, "shutdown-timeout-ms",
-     "LOCKSERVICE_SHUTDOWN_TIMEOUT_MS", "MS",
-     "on SIGTERM/SIGINT, how long in-flight requests may finish (default "
-     "10000)"},
-    {OPT_API_KEYS, "api-keys-file", "LOCKSERVICE_API_KEYS_FILE", "PATH",
-     "require Authorization: Bearer <key> on /v1 and /demo; one key\n"
-     "                            (16..256 characters) per line, optionally "
-     "followed by a name"},
-    {OPT_DEMO, "demo", "LOCKSERVICE_DEMO", NULL,
-     "serve the inventory overselling demo under /demo (env: 1 or 0)"},
-    {OPT_LOG_LEVEL, "log-level", "LOCKSERVICE_LOG_LEVEL", "LEVEL",
-     "error, warn, info (one line per request) or debug (default info)"},
-    {OPT_HEALTHCHECK, "healthcheck", NULL, NULL,
-     "probe GET /healthz on --listen and exit 0 if it answers 200, else 1"},
-    {OPT_HELP, "help", NULL, NULL, "print this help and exit"},
-    {OPT_VERSION, "version", NULL, NULL, "print the version and exit"},
-};
-
-#define OPT_COUNT (sizeof opt_specs / sizeof opt_specs[0])
-
-static void print_help(void)
+/* Reads the Redis password from the file cfg->redis_password_file names
+ * into cfg->redis.password, over any password the URL gave. One trailing
+ * newline (LF or CRLF) is dropped; the rest must be the password alone.
+ * Errors name the file, never its content. */
+static int load_redis_password(struct config *cfg, const char *what, char *err,
+                               size_t errlen)
 {
-    size_t i;
+    char buf[REDIS_SECRET_MAX + 2]; /* the longest password and a CRLF */
+    FILE *f = fopen(cfg->redis_password_file, "r");
+    size_t n;
+    int rc = -1;
 
-    printf("Usage: lockservice [OPTION]...\n"
-           "HTTP/JSON lock service on Redis: leases, fencing tokens, "
-           "waiting.\n\n");
-    for (i = 0; i < OPT_COUNT; i++) {
-        const struct opt_spec *o = &opt_specs[i];
-        char left[64];
-
-        snprintf(left, sizeof left, "--%s%s%s", o->flag, o->arg ? " " : "",
-                 o->arg ? o->arg : "");
-        printf("  %-26s%s\n", left, o->help);
-        if (o->env)
-            printf("  %-26senv: %s\n", "", o->env);
+    if (f == NULL) {
+        errf(err, errlen, "%s: cannot open %s: %s", what,
+             cfg->redis_password_file, strerror(errno));
+        return -1;
     }
-    printf("\nFlags win over environment variables. A bad value exits with "
-           "status 2.\n");
+    n = fread(buf, 1, sizeof buf, f);
+    if (ferror(f)) {
+        errf(err, errlen, "%s: cannot read %s: %s", what,
+             cfg->redis_password_file, strerror(errno));
+        goto out;
+    }
+    if (n > 0 && buf[n - 1] == '\n') {
+        n--;
+        if (n > 0 && buf[n - 1] == '\r')
+            n--;
+    }
+    if (n == 0) {
+        errf(err, errlen, "%s: %s is empty", what, cfg->redis_password_file);
+        goto out;
+    }
+    if (n > REDIS_SECRET_MAX - 1) {
+        errf(err, errlen, "%s: the password in %s is longer than %d bytes",
+             what, cfg->redis_password_file, REDIS_SECRET_MAX - 1);
+        goto out;
+    }
+    if (memchr(buf, '\0', n) != NULL || memchr(buf, '\n', n) != NULL ||
+        memchr(buf, '\r', n) != NULL) {
+        errf(err, errlen,
+             "%s: %s must hold the password alone on one line (no NUL, no "
+             "second line)",
+             what, cfg->redis_password_file);
+        goto out;
+    }
+    memset(cfg->redis.password, 0, sizeof cfg->redis.password);
+    memcpy(cfg->redis.password, buf, n);
+    rc = 0;
+out:
+    fclose(f);
+    explicit_bzero(buf, sizeof buf);
+    return rc;
 }
 
-/* Applies one setting's textual value. Returns 0 or -1 (err filled, naming
- * what). */
-static int apply_opt(struct config *cfg, const struct opt_spec *o,
+/* ---- CONFIG_CUSTOM parsers ---- */
+
+static int parse_listen(struct config *cfg, const char *val, char *why,
+                        size_t whylen)
+{
+    if (listen_addr_parse(val, cfg->listen_host, sizeof cfg->listen_host,
+                          &cfg->listen_port, &cfg->listen_ipv6) < 0) {
+        errf(why, whylen, "'%s' is not HOST:PORT", val);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_redis(struct config *cfg, const char *val, char *why,
+                       size_t whylen)
+{
+    return redis_url_parse(val, &cfg->redis, why, whylen);
+}
+
+/* The default of --threads: the number of cores, within its range. */
+static void default_threads(char *buf, size_t len)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+    snprintf(buf, len, "%ld", cores < 1 ? 2 : cores > 256 ? 256 : cores);
+}
+
+static void print_version(FILE *out)
+{
+    fprintf(out, "lockservice %s\n", LOCKSERVICE_VERSION);
+}
+
+/* ---- The rows ---- */
+
+#define MEMBER(m)                                                              \
+    .offset = offsetof(struct config, m),                                      \
+    .size = sizeof(((struct config *)0)->m)
+
+/* A whole number in lo..hi. */
+#define INT_ROW(flag_, env_, arg_, member, lo, hi, def_, help_)                \
+    {                                                                          \
+        .flag = flag_, .env = env_, .arg = arg_, .type = CONFIG_INT,           \
+        MEMBER(member), .min = lo, .max = hi, .def = def_, .help = help_       \
+    }
+
+/* Text of lo..hi bytes. */
+#define STRING_ROW(flag_, env_, arg_, member, lo, hi, def_, help_)             \
+    {                                                                          \
+        .flag = flag_, .env = env_, .arg = arg_, .type = CONFIG_STRING,        \
+        MEMBER(member), .min = lo, .max = hi, .def = def_, .help = help_       \
+    }
+
+/* A path, unset by default, whose file load_ reads. */
+#define FILE_ROW(flag_, env_, member, load_, help_)                            \
+    {                                                                          \
+        .flag = flag_, .env = env_, .arg = "PATH", .type = CONFIG_STRING,      \
+        MEMBER(member), .min = 1,                                              \
+        .max = sizeof(((struct config *)0)->member) - 1, .load = load_,        \
+        .help = help_                                                          \
+    }
+
+/* On when the flag is given; env_ may be NULL. */
+#define BOOL_ROW(flag_, env_, member, help_)                                   \
+    {                                                                          \
+        .flag = flag_, .env = env_, .type = CONFIG_BOOL, MEMBER(member),       \
+        .def = "0", .help = help_                                              \
+    }
+
+#define CUSTOM_ROW(flag_, env_, arg_, parse_, def_, help_)                     \
+    {                                                                          \
+        .flag = flag_, .env = env_, .arg = arg_, .type = CONFIG_CUSTOM,        \
+        .parse = parse_, .def = def_, .help = help_                            \
+    }
+
+#define EXIT_ROW(flag_, action_, help_)                                        \
+    {                                                                          \
+        .flag = flag_, .type = CONFIG_EXIT, .action = action_, .help = help_   \
+    }
+
+static const char *const log_level_names[] = {"error", "warn", "info", "debug",
+                                              NULL};
+
+const struct config_row config_rows[] = {
+    CUSTOM_ROW("--listen", "LOCKSERVICE_LISTEN", "HOST:PORT", parse_listen,
+               "127.0.0.1:8080",
+               "address to serve HTTP on; [::1]:8080 for IPv6"),
+    CUSTOM_ROW("--redis", "LOCKSERVICE_REDIS_URL", "URL", parse_redis,
+               "redis://127.0.0.1:6379",
+               "redis://[[user]:password@]host[:port][/db] or "
+               "unix:///path[?db=N&password=P]; in the user, the password "
+               "and query values write '/' '@' ':' '%' as %2F %40 %3A %25"),
+    FILE_ROW("--redis-password-file", "LOCKSERVICE_REDIS_PASSWORD_FILE",
+             redis_password_file, load_redis_password,
+             "read the Redis password from this file (one trailing newline "
+             "dropped), which keeps it out of ps; it overrides a password "
+             "in --redis"),
+    {.flag = "--threads",
+     .env = "LOCKSERVICE_THREADS",
+     .arg = "N",
+     .type = CONFIG_INT,
+     MEMBER(threads),
+     .min = 1,
+     .max = 256,
+     .def = "cores",
+     .default_fn = default_threads,
+     .help = "HTTP worker threads, each with its own Redis connection"},
+    STRING_ROW("--key-prefix", "LOCKSERVICE_KEY_PREFIX", "PREFIX", key_prefix,
+               0, KEY_PREFIX_MAX, "lockservice:", "prefix of every Redis key"),
+    INT_ROW("--max-ttl-ms", "LOCKSERVICE_MAX_TTL_MS", "MS", max_ttl_ms, 1,
+            86400000, "3600000", "largest lease ttl_ms a client may ask for"),
+    INT_ROW("--max-wait-ms", "LOCKSERVICE_MAX_WAIT_MS", "MS", max_wait_ms, 0,
+            3600000, "60000", "largest wait_ms a client may ask for"),
+    INT_ROW("--handoff-ms", "LOCKSERVICE_HANDOFF_MS", "MS", handoff_ms, 0,
+            10000, "250",
+            "how long a release reserves the lock for the waiter it wakes; "
+            "0: no reservation, anyone may take it"),
+    INT_ROW("--redis-timeout-ms", "LOCKSERVICE_REDIS_TIMEOUT_MS", "MS",
+            redis_timeout_ms, 10, 60000, "1000",
+            "Redis connect and command timeout; past it: 503"),
+    INT_ROW("--max-body-bytes", "LOCKSERVICE_MAX_BODY_BYTES", "N",
+            max_body_bytes, 64, 1048576, "16384",
+            "largest request body; past it: 413"),
+    INT_ROW("--max-json-depth", "LOCKSERVICE_MAX_JSON_DEPTH", "N",
+            max_json_depth, 1, 64, "8",
+            "deepest JSON nesting accepted in a body"),
+    INT_ROW("--max-connections", "LOCKSERVICE_MAX_CONNECTIONS", "N",
+            max_connections, 1, 1000000, "16384",
+            "concurrent HTTP connections, waiting ones included; past it "
+            "new clients wait in the listen backlog"),
+    INT_ROW("--idle-timeout-s", "LOCKSERVICE_IDLE_TIMEOUT_S", "S",
+            idle_timeout_s, 1, 3600, "30",
+            "close a connection idle this long, or whose client takes this "
+            "long to send a whole request"),
+    INT_ROW("--max-waiters", "LOCKSERVICE_MAX_WAITERS", "N", max_waiters, 0,
+            1000000, "16384", "suspended waiters per instance; past it: 429"),
+    INT_ROW("--max-hold-count", "LOCKSERVICE_MAX_HOLD_COUNT", "N",
+            max_hold_count, 1, 1000000000, "1000",
+            "reentrant holds of one lease; past it: 409 hold_limit"),
+    INT_ROW("--shutdown-timeout-ms", "LOCKSERVICE_SHUTDOWN_TIMEOUT_MS", "MS",
+            shutdown_timeout_ms, 0, 600000, "10000",
+            "on SIGTERM/SIGINT, how long in-flight requests may finish"),
+    FILE_ROW("--api-keys-file", "LOCKSERVICE_API_KEYS_FILE", api_keys_file,
+             load_api_keys,
+             "require Authorization: Bearer <key> on /v1 and /demo; one key "
+             "(16..256 characters) per line, optionally followed by a name"),
+    BOOL_ROW("--demo", "LOCKSERVICE_DEMO", demo,
+             "serve the inventory overselling demo under /demo"),
+    {.flag = "--log-level",
+     .env = "LOCKSERVICE_LOG_LEVEL",
+     .arg = "LEVEL",
+     .type = CONFIG_ENUM,
+     MEMBER(log_level),
+     .names = log_level_names,
+     .def = "info",
+     .help = "what to log; info adds one line per request"},
+    BOOL_ROW("--healthcheck", NULL, healthcheck,
+             "probe GET /healthz on --listen and exit 0 if it answers 200, "
+             "else 1"),
+    EXIT_ROW("--help", config_print_help, "print this help and exit"),
+    EXIT_ROW("--version", print_version, "print the version and exit"),
+};
+
+const size_t config_row_count = sizeof config_rows / sizeof config_rows[0];
+
+#define ROW_COUNT (sizeof config_rows / sizeof config_rows[0])
+
+/* Writes v into the 4- or 8-byte integer member at p (an int, unsigned,
+ * enum, int64_t or size_t; every range is non-negative, so the bytes are
+ * the same for the signed and the unsigned type). */
+static void store_int(void *p, size_t size, int64_t v)
+{
+    if (size == sizeof(int32_t)) {
+        int32_t n = (int32_t)v;
+        memcpy(p, &n, sizeof n);
+    } else {
+        memcpy(p, &v, sizeof v);
+    }
+}
+
+/* "error, warn, info or debug" */
+static void join_names(const char *const *names, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; names[i] != NULL && n < len; i++) {
+        const char *sep = i == 0 ? "" : names[i + 1] == NULL ? " or " : ", ";
+        int w = snprintf(buf + n, len - n, "%s%s", sep, names[i]);
+        if (w < 0)
+            return;
+        n += (size_t)w;
+    }
+}
+
+int config_row_apply(struct config *cfg, const struct config_row *row,
                      const char *val, const char *what, char *err,
                      size_t errlen)
 {
-    char why[160];
+    char *member = (char *)cfg + row->offset;
+    char why[256];
     int64_t v;
 
-#define INT_OPT(field, min, max)                                               \
-    do {                                                                       \
-        if (parse_int(val, min, max, &v) < 0) {                                \
-            errf(err, errlen, "%s: '%s' is not an integer in %lld..%lld",      \
-                 what, val, (long long)(min), (long long)(max));               \
-            return -1;                                                         \
-        }                                                                      \
-        cfg->field = (__typeof__(cfg->field))v;                                \
-    } while (0)
+    switch (row->type) {
+    case CONFIG_INT:
+        if (parse_int(val, row->min, row->max, &v) < 0) {
+            errf(err, errlen,
+                 "%s: '%s' is not an integer in %" PRId64 "..%" PRId64, what,
+                 val ? val : "", row->min, row->max);
+            return -1;
+        }
+        store_int(member, row->size, v);
+        break;
+    case CONFIG_STRING: {
+        size_t n = val ? strlen(val) : 0;
 
-    switch (o->id) {
-    case OPT_LISTEN:
-        if (listen_addr_parse(val, cfg->listen_host, sizeof cfg->listen_host,
-                              &cfg->listen_port, &cfg->listen_ipv6) < 0) {
-            errf(err, errlen, "%s: '%s' is not HOST:PORT", what, val);
+        if ((int64_t)n < row->min) {
+            if (n == 0)
+                errf(err, errlen, "%s: must not be empty", what);
+            else
+                errf(err, errlen, "%s: shorter than %" PRId64 " characters",
+                     what, row->min);
             return -1;
         }
-        break;
-    case OPT_REDIS:
-        if (redis_url_parse(val, &cfg->redis, why, sizeof why) < 0) {
-            errf(err, errlen, "%s: %s", what, why);
+        if ((int64_t)n > row->max) {
+            errf(err, errlen, "%s: longer than %" PRId64 " characters", what,
+                 row->max);
             return -1;
         }
+        memcpy(member, val ? val : "", n);
+        member[n] = '\0';
         break;
-    case OPT_THREADS:
-        INT_OPT(threads, 1, 256);
-        break;
-    case OPT_KEY_PREFIX:
-        if (strlen(val) > KEY_PREFIX_MAX) {
-            errf(err, errlen, "%s: longer than %d characters", what,
-                 KEY_PREFIX_MAX);
-            return -1;
-        }
-        snprintf(cfg->key_prefix, sizeof cfg->key_prefix, "%s", val);
-        break;
-    case OPT_MAX_TTL:
-        INT_OPT(max_ttl_ms, 1, 86400000);
-        break;
-    case OPT_MAX_WAIT:
-        INT_OPT(max_wait_ms, 0, 3600000);
-        break;
-    case OPT_HANDOFF:
-        INT_OPT(handoff_ms, 0, 10000);
-        break;
-    case OPT_REDIS_TIMEOUT:
-        INT_OPT(redis_timeout_ms, 10, 60000);
-        break;
-    case OPT_MAX_BODY:
-        INT_OPT(max_body_bytes, 64, 1048576);
-        break;
-    case OPT_MAX_DEPTH:
-        INT_OPT(max_json_depth, 1, 64);
-        break;
-    case OPT_MAX_CONN:
-        INT_OPT(max_connections, 1, 1000000);
-        break;
-    case OPT_IDLE_TIMEOUT:
-        INT_OPT(idle_timeout_s, 1, 3600);
-        break;
-    case OPT_MAX_WAITERS:
-        INT_OPT(max_waiters, 0, 1000000);
-        break;
-    case OPT_MAX_HOLD:
-        INT_OPT(max_hold_count, 1, 1000000000);
-        break;
-    case OPT_SHUTDOWN_TIMEOUT:
-        INT_OPT(shutdown_timeout_ms, 0, 600000);
-        break;
-    case OPT_API_KEYS:
-        if (snprintf(cfg->api_keys_file, sizeof cfg->api_keys_file, "%s",
-                     val) >= (int)sizeof cfg->api_keys_file ||
-            val[0] == '\0') {
-            errf(err, errlen, "%s: bad path", what);
-            return -1;
-        }
-        break;
-    case OPT_DEMO:
+    }
+    case CONFIG_BOOL: {
+        bool b;
+
         if (val == NULL || strcmp(val, "1") == 0 || strcmp(val, "true") == 0)
-            cfg->demo = true;
+            b = true;
         else if (strcmp(val, "0") == 0 || strcmp(val, "false") == 0 ||
                  val[0] == '\0')
-            cfg->demo = false;
+            b = false;
         else {
             errf(err, errlen, "%s: '%s' is not 1 or 0", what, val);
             return -1;
         }
+        memcpy(member, &b, sizeof b);
         break;
-    case OPT_LOG_LEVEL:
-        if (strcmp(val, "error") == 0)
-            cfg->log_level = LOG_ERROR;
-        else if (strcmp(val, "warn") == 0)
-            cfg->log_level = LOG_WARN;
-        else if (strcmp(val, "info") == 0)
-            cfg->log_level = LOG_INFO;
-        else if (strcmp(val, "debug") == 0)
-            cfg->log_level = LOG_DEBUG;
-        else {
-            errf(err, errlen, "%s: '%s' is not error, warn, info or debug",
-                 what, val);
+    }
+    case CONFIG_ENUM: {
+        size_t i;
+
+        for (i = 0; row->names[i] != NULL; i++)
+            if (val != NULL && strcmp(val, row->names[i]) == 0)
+                break;
+        if (row->names[i] == NULL) {
+            join_names(row->names, why, sizeof why);
+            errf(err, errlen, "%s: '%s' is not %s", what, val ? val : "", why);
+            return -1;
+        }
+        store_int(member, row->size, (int64_t)i);
+        break;
+    }
+    case CONFIG_CUSTOM:
+        why[0] = '\0';
+        if (row->parse(cfg, val, why, sizeof why) < 0) {
+            errf(err, errlen, "%s: %s", what, why);
             return -1;
         }
         break;
-    case OPT_HEALTHCHECK:
-        cfg->healthcheck = true;
-        break;
-    case OPT_HELP:
-    case OPT_VERSION:
+    case CONFIG_EXIT:
         break;
     }
-#undef INT_OPT
     return 0;
 }
 
-static void config_defaults(struct config *cfg)
+const char *config_row_default(const struct config_row *row, char *buf,
+                               size_t len)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-
-    memset(cfg, 0, sizeof *cfg);
-    snprintf(cfg->listen_host, sizeof cfg->listen_host, "127.0.0.1");
-    cfg->listen_port = 8080;
-    snprintf(cfg->redis.host, sizeof cfg->redis.host, "127.0.0.1");
-    cfg->redis.port = 6379;
-    cfg->threads = cores < 1 ? 2 : cores > 256 ? 256 : (unsigned)cores;
-    snprintf(cfg->key_prefix, sizeof cfg->key_prefix, "lockservice:");
-    cfg->max_ttl_ms = 3600000;
-    cfg->max_wait_ms = 60000;
-    cfg->handoff_ms = 250;
-    cfg->redis_timeout_ms = 1000;
-    cfg->max_body_bytes = 16384;
-    cfg->max_json_depth = 8;
-    cfg->max_connections = 16384;
-    cfg->idle_timeout_s = 30;
-    cfg->max_waiters = 16384;
-    cfg->max_hold_count = 1000;
-    cfg->shutdown_timeout_ms = 10000;
-    cfg->log_level = LOG_INFO;
+    if (row->type == CONFIG_EXIT)
+        return NULL;
+    if (row->default_fn != NULL) {
+        row->default_fn(buf, len);
+        return buf;
+    }
+    return row->def;
 }
+
+/* ---- --help ---- */
+
+#define HELP_INDENT 30 /* where the help text starts */
+#define HELP_WIDTH 79
+
+/* What --help adds in parentheses after a row's help: its range or allowed
+ * values, then its default. Empty when there is nothing to say. */
+static void describe_values(const struct config_row *row, char *buf, size_t len)
+{
+    char names[128];
+
+    buf[0] = '\0';
+    switch (row->type) {
+    case CONFIG_INT:
+        snprintf(buf, len, "%" PRId64 "..%" PRId64 "; default\t%s", row->min,
+                 row->max, row->def);
+        break;
+    case CONFIG_STRING:
+        if (row->def != NULL)
+            snprintf(buf, len, "up to %" PRId64 " characters; default\t%s",
+                     row->max, row->def);
+        break;
+    case CONFIG_BOOL:
+        if (row->env != NULL)
+            snprintf(buf, len, "in the environment 1 or 0; default\t%s",
+                     strcmp(row->def, "1") == 0 ? "on" : "off");
+        break;
+    case CONFIG_ENUM:
+        join_names(row->names, names, sizeof names);
+        snprintf(buf, len, "%s; default\t%s", names, row->def);
+        break;
+    case CONFIG_CUSTOM:
+        snprintf(buf, len, "default\t%s", row->def);
+        break;
+    case CONFIG_EXIT:
+        break;
+    }
+}
+
+/* Prints "  left  text", text wrapped at spaces to HELP_WIDTH columns and
+ * its further lines indented to HELP_INDENT. A tab is a space that does not
+ * break ("default\t250"). */
+static void print_wrapped(FILE *out, const char *left, const char *text)
+{
+    size_t col = HELP_INDENT;
+    bool first = true;
+
+    if (strlen(left) + 3 > HELP_INDENT)
+        fprintf(out, "  %s\n%*s", left, HELP_INDENT, "");
+    else
+        fprintf(out, "  %-*s", HELP_INDENT - 2, left);
+    while (*text != '\0') {
+        size_t n = strcspn(text, " ");
+
+        if (!first && col + 1 + n > HELP_WIDTH) {
+            fprintf(out, "\n%*s", HELP_INDENT, "");
+            col = HELP_INDENT;
+        } else if (!first) {
+            fputc(' ', out);
+            col++;
+        }
+        for (size_t k = 0; k < n; k++)
+            fputc(text[k] == '\t' ? ' ' : text[k], out);
+        col += n;
+        first = false;
+        text += n;
+        while (*text == ' ')
+            text++;
+    }
+    fputc('\n', out);
+}
+
+void config_print_help(FILE *out)
+{
+    fprintf(out, "Usage: lockservice [OPTION]...\n"
+                 "HTTP/JSON lock service on Redis: leases, fencing tokens, "
+                 "waiting.\n\n");
+    for (size_t i = 0; i < config_row_count; i++) {
+        const struct config_row *row = &config_rows[i];
+        char left[64], values[256], text[768];
+
+        snprintf(left, sizeof left, "%s%s%s", row->flag, row->arg ? " " : "",
+                 row->arg ? row->arg : "");
+        describe_values(row, values, sizeof values);
+        snprintf(text, sizeof text, "%s%s%s%s", row->help,
+                 values[0] ? " (" : "", values, values[0] ? ")" : "");
+        print_wrapped(out, left, text);
+        if (row->env != NULL)
+            fprintf(out, "%*senv: %s\n", HELP_INDENT, "", row->env);
+    }
+    fprintf(out, "\nFlags win over environment variables. A bad value exits "
+                 "with status 2.\n"
+                 "A LOCKSERVICE_* variable that is no setting is a warning at "
+                 "startup.\n");
+}
+
+/* ---- Unknown LOCKSERVICE_* variables ---- */
+
+#define NAME_SHOWN_MAX 64 /* of an unknown variable's name, in a warning */
+
+/* Edit distance between a[0..an) and b[0..bn), case-insensitive; both at
+ * most NAME_SHOWN_MAX bytes. */
+static size_t edit_distance(const char *a, size_t an, const char *b, size_t bn)
+{
+    size_t prev[NAME_SHOWN_MAX + 1], cur[NAME_SHOWN_MAX + 1];
+
+    for (size_t j = 0; j <= bn; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= an; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= bn; j++) {
+            size_t sub = prev[j - 1] + (tolower((unsigned char)a[i - 1]) !=
+                                        tolower((unsigned char)b[j - 1]));
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] =
+                sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (bn + 1) * sizeof prev[0]);
+    }
+    return prev[bn];
+}
+
+/* The setting's variable that the unknown name[0..n) was probably meant to
+ * be: the nearest by edit distance after LOCKSERVICE_, if it is at most 2
+ * edits away or one name starts with the other (LOCKSERVICE_REDIS for
+ * LOCKSERVICE_REDIS_URL). NULL when none is close. */
+static const char *closest_env(const char *name, size_t n)
+{
+    const char *s = name + ENV_PREFIX_LEN, *best = NULL;
+    size_t sn = n - ENV_PREFIX_LEN, best_d = SIZE_MAX;
+
+    if (sn > NAME_SHOWN_MAX)
+        return NULL;
+    for (size_t i = 0; i < ROW_COUNT; i++) {
+        const char *env = config_rows[i].env, *t;
+        size_t tn, d, shorter;
+
+        if (env == NULL)
+            continue;
+        t = env + ENV_PREFIX_LEN;
+        tn = strlen(t);
+        d = edit_distance(s, sn, t, tn);
+        shorter = sn < tn ? sn : tn;
+        if ((d <= 2 || (shorter >= 4 && strncasecmp(s, t, shorter) == 0)) &&
+            d < best_d) {
+            best = env;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+/* Records a warning for each LOCKSERVICE_* variable in the environment
+ * that no row reads. Only names go into warnings: a value may be a secret
+ * (LOCKSERVICE_REDIS=redis://:password@host). */
+static void warn_unknown_env(struct config *cfg)
+{
+    unsigned unknown = 0;
+
+    for (char **e = environ; *e != NULL; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t n = eq ? (size_t)(eq - *e) : strlen(*e), i;
+        const char *near;
+
+        if (n < ENV_PREFIX_LEN || strncmp(*e, ENV_PREFIX, ENV_PREFIX_LEN) != 0)
+            continue;
+        for (i = 0; i < ROW_COUNT; i++)
+            if (config_rows[i].env != NULL && strlen(config_rows[i].env) == n &&
+                memcmp(config_rows[i].env, *e, n) == 0)
+                break;
+        if (i < ROW_COUNT)
+            continue;
+        unknown++;
+        if (cfg->warning_count == CONFIG_WARNINGS_MAX)
+            continue;
+        near = closest_env(*e, n);
+        errf(cfg->warnings[cfg->warning_count++], CONFIG_WARNING_LEN,
+             "%.*s%s is no setting and is ignored%s%s%s",
+             (int)(n > NAME_SHOWN_MAX ? NAME_SHOWN_MAX : n), *e,
+             n > NAME_SHOWN_MAX ? "..." : "",
+             near ? "; did you mean " : " (see --help)", near ? near : "",
+             near ? "?" : "");
+    }
+    if (unknown > CONFIG_WARNINGS_MAX)
+        errf(cfg->warnings[CONFIG_WARNINGS_MAX - 1], CONFIG_WARNING_LEN,
+             "%u more LOCKSERVICE_* variables are no setting and are ignored",
+             unknown - (CONFIG_WARNINGS_MAX - 1));
+}
+
+/* ---- config_parse ---- */
+
+/* getopt_long's val for row i: past every character and '?'. */
+#define OPT_VAL_BASE 256
 
 enum config_result config_parse(struct config *cfg, int argc, char **argv,
                                 char *err, size_t errlen)
 {
-    struct option longopts[OPT_COUNT + 1];
+    struct option longopts[ROW_COUNT + 1];
+    const char *given_by[ROW_COUNT] = {NULL}; /* flag or variable */
     size_t i;
     int c;
 
-    config_defaults(cfg);
     err[0] = '\0';
-    for (i = 0; i < OPT_COUNT; i++) {
-        const struct opt_spec *o = &opt_specs[i];
-        const char *val = o->env ? getenv(o->env) : NULL;
-        char what[64];
+    memset(cfg, 0, sizeof *cfg);
+    for (i = 0; i < ROW_COUNT; i++) {
+        const struct config_row *row = &config_rows[i];
+        char buf[32];
+        const char *def = config_row_default(row, buf, sizeof buf);
 
-        longopts[i].name = o->flag;
-        longopts[i].has_arg = o->arg ? required_argument : no_argument;
-        longopts[i].flag = NULL;
-        longopts[i].val = (int)o->id;
-        if (val == NULL)
-            continue;
-        snprintf(what, sizeof what, "%s", o->env);
-        if (apply_opt(cfg, o, val, what, err, errlen) < 0)
+        if (def != NULL &&
+            config_row_apply(cfg, row, def, row->flag, err, errlen) < 0)
             return CONFIG_ERROR;
     }
-    memset(&longopts[OPT_COUNT], 0, sizeof longopts[OPT_COUNT]);
+    for (i = 0; i < ROW_COUNT; i++) {
+        const struct config_row *row = &config_rows[i];
+        const char *val = row->env ? getenv(row->env) : NULL;
 
+        if (val == NULL)
+            continue;
+        if (config_row_apply(cfg, row, val, row->env, err, errlen) < 0)
+            return CONFIG_ERROR;
+        given_by[i] = row->env;
+    }
+    warn_unknown_env(cfg);
+
+    for (i = 0; i < ROW_COUNT; i++) {
+        longopts[i].name = config_rows[i].flag + 2;
+        longopts[i].has_arg =
+            config_rows[i].arg ? required_argument : no_argument;
+        longopts[i].flag = NULL;
+        longopts[i].val = OPT_VAL_BASE + (int)i;
+    }
+    memset(&longopts[ROW_COUNT], 0, sizeof longopts[ROW_COUNT]);
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        const struct opt_spec *o = NULL;
-        char what[64];
+        const struct config_row *row;
 
-        for (i = 0; i < OPT_COUNT; i++)
-            if ((int)opt_specs[i].id == c)
-                o = &opt_specs[i];
-        if (o == NULL) {
+        if (c < OPT_VAL_BASE || c >= OPT_VAL_BASE + (int)ROW_COUNT) {
+            /* Only the option's name: the value after '=' may be a secret. */
             const char *bad = argv[optind - 1];
+            int n = (int)strcspn(bad, "=");
+
             if (c == '?' && optopt > ' ' && optopt < 0x7f)
                 errf(err, errlen, "-%c: unknown option (see --help)", optopt);
             else if (c == ':' || (c == '?' && optopt != 0))
-                errf(err, errlen, "%s: missing or unexpected value", bad);
+                errf(err, errlen, "%.*s: missing or unexpected value", n, bad);
             else
-                errf(err, errlen, "%s: unknown option (see --help)", bad);
+                errf(err, errlen, "%.*s: unknown option (see --help)", n, bad);
             return CONFIG_ERROR;
         }
-        if (o->id == OPT_HELP) {
-            print_help();
+        row = &config_rows[c - OPT_VAL_BASE];
+        if (row->type == CONFIG_EXIT) {
+            row->action(stdout);
             return CONFIG_EXIT_OK;
         }
-        if (o->id == OPT_VERSION) {
-            printf("lockservice %s\n", LOCKSERVICE_VERSION);
-            return CONFIG_EXIT_OK;
-        }
-        snprintf(what, sizeof what, "--%s", o->flag);
-        if (apply_opt(cfg, o, o->arg ? optarg : NULL, what, err, errlen) < 0)
+        if (config_row_apply(cfg, row, row->arg ? optarg : NULL, row->flag, err,
+                             errlen) < 0)
             return CONFIG_ERROR;
+        given_by[c - OPT_VAL_BASE] = row->flag;
     }
     if (optind < argc) {
         errf(err, errlen, "%s: unexpected argument (see --help)", argv[optind]);
         return CONFIG_ERROR;
     }
-    if (cfg->api_keys_file[0] != '\0' && load_api_keys(cfg, err, errlen) < 0)
-        return CONFIG_ERROR;
+    for (i = 0; i < ROW_COUNT; i++)
+        if (config_rows[i].load != NULL && given_by[i] != NULL &&
+            config_rows[i].load(cfg, given_by[i], err, errlen) < 0)
+            return CONFIG_ERROR;
     return CONFIG_OK;
 }

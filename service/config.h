@@ -1,15 +1,20 @@
 /* config.h -- command-line flags and environment variables.
  *
- * Every setting has a flag and a LOCKSERVICE_* environment variable; a flag
- * wins over the environment, the environment over the built-in default.
- * Parsing is pure (no I/O besides reading the API keys file) so that unit
- * tests and fuzzers can drive it. */
+ * Every setting is one row of config_rows[] (config.c), as in Redis's
+ * config.c: its flag, its LOCKSERVICE_* variable, its type with the range or
+ * the allowed values, its default and its help text. --help and the defaults
+ * are made from the rows, so adding a setting is adding a row (and a member
+ * of struct config for it to fill). A flag wins over the environment, the
+ * environment over the default. Parsing does no I/O besides reading the
+ * files that --api-keys-file and --redis-password-file name, so unit tests
+ * and fuzzers can drive it. */
 #ifndef LOCKSERVICE_CONFIG_H
 #define LOCKSERVICE_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define LOCK_NAME_MAX 128
 #define OWNER_MAX 128 /* characters; up to 4 UTF-8 bytes each */
@@ -21,11 +26,15 @@
 #define API_KEY_MIN 16
 #define API_KEY_MAX 256
 #define API_KEYS_MAX 64
+#define CONFIG_PATH_MAX 1024
+#define CONFIG_WARNINGS_MAX 8
+#define CONFIG_WARNING_LEN 160
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* A parsed Redis URL: redis://[[user]:password@]host[:port][/db] or
- * unix:///path[?db=N&password=P]. */
+ * unix:///path[?db=N&password=P]. user, password and the query values are
+ * percent-decoded (%2F is '/', %40 '@', %3A ':', %25 '%'). */
 struct redis_url {
     bool is_unix;
     char host[REDIS_HOST_MAX]; /* host name, or the socket path when is_unix */
@@ -45,7 +54,10 @@ struct config {
     char listen_host[REDIS_HOST_MAX];
     int listen_port;
     bool listen_ipv6;
+    /* redis.password is the one from --redis-password-file when that is
+     * set, else the one in the URL. */
     struct redis_url redis;
+    char redis_password_file[CONFIG_PATH_MAX]; /* "": none */
     unsigned threads;
     char key_prefix[KEY_PREFIX_MAX + 1];
     int64_t max_ttl_ms;
@@ -61,21 +73,86 @@ struct config {
     int64_t shutdown_timeout_ms;
     bool demo;
     enum log_level log_level;
-    char api_keys_file[1024];
+    char api_keys_file[CONFIG_PATH_MAX];
     struct api_key api_keys[API_KEYS_MAX];
     size_t api_key_count;
     bool healthcheck; /* --healthcheck: probe /healthz of --listen and exit */
+    /* What the caller should log at startup, one line each (log_warn): each
+     * LOCKSERVICE_* variable that is no setting, by name and never with its
+     * value, with the setting it was probably meant to be. Past
+     * CONFIG_WARNINGS_MAX, the last line counts the ones left out. */
+    char warnings[CONFIG_WARNINGS_MAX][CONFIG_WARNING_LEN];
+    unsigned warning_count;
 };
+
+/* How a row's text becomes a value. */
+enum config_type {
+    CONFIG_INT,    /* decimal integer in min..max, into a 4- or 8-byte member */
+    CONFIG_STRING, /* text of min..max bytes, into a char array member */
+    CONFIG_BOOL,   /* a flag without a value; in the environment 1, true, 0,
+                      false or empty */
+    CONFIG_ENUM,   /* one of names[], stored as its index into an enum */
+    CONFIG_CUSTOM, /* the row's parse function fills whatever it needs */
+    CONFIG_EXIT,   /* --help, --version: the row's action prints, exit 0 */
+};
+
+/* A CONFIG_CUSTOM parser: fills cfg from val, or returns -1 with a reason
+ * in why (the caller puts the flag or variable in front of it). */
+typedef int config_parse_fn(struct config *cfg, const char *val, char *why,
+                            size_t whylen);
+/* Runs once every flag and variable is applied, when the row was given,
+ * e.g. to read the file it names. what is the flag or variable that gave
+ * it, for err. Returns 0 or -1. */
+typedef int config_load_fn(struct config *cfg, const char *what, char *err,
+                           size_t errlen);
+
+struct config_row {
+    const char *flag; /* "--listen" */
+    const char *env;  /* "LOCKSERVICE_LISTEN"; NULL: a flag only */
+    const char *arg;  /* "HOST:PORT" in --help; NULL: takes no value */
+    enum config_type type;
+    size_t offset, size; /* the member it fills (INT, STRING, BOOL, ENUM) */
+    int64_t min, max;    /* INT: the range; STRING: the length range */
+    const char *const *names; /* ENUM: the allowed values, NULL-terminated */
+    /* The default, as text this row parses; NULL: unset. When default_fn is
+     * set it writes the default known only at run time (the number of
+     * cores) and def only names it in --help. */
+    const char *def;
+    void (*default_fn)(char *buf, size_t len);
+    config_parse_fn *parse;    /* CUSTOM */
+    config_load_fn *load;      /* optional */
+    void (*action)(FILE *out); /* EXIT */
+    const char *help;
+};
+
+/* The rows, in --help order. */
+extern const struct config_row config_rows[];
+extern const size_t config_row_count;
 
 enum config_result { CONFIG_OK, CONFIG_EXIT_OK, CONFIG_ERROR };
 
-/* Fills *cfg from defaults, then getenv(), then argv. On CONFIG_ERROR, err
- * holds one line naming the flag or variable at fault. CONFIG_EXIT_OK means
- * --help or --version was printed to stdout. */
+/* Fills *cfg from defaults, then getenv(), then argv, then the files that
+ * settings name. On CONFIG_ERROR, err holds one line naming the flag or
+ * variable at fault (never a password). CONFIG_EXIT_OK means --help or
+ * --version was printed to stdout. Warnings are in cfg->warnings. */
 enum config_result config_parse(struct config *cfg, int argc, char **argv,
                                 char *err, size_t errlen);
 
-/* Parses a Redis URL into *out. Returns 0, or -1 with a reason in err. */
+/* Applies the text val to row's setting in *cfg; what names the flag or
+ * variable in err. Returns 0 or -1. */
+int config_row_apply(struct config *cfg, const struct config_row *row,
+                     const char *val, const char *what, char *err,
+                     size_t errlen);
+
+/* The row's default as text (in buf when computed), or NULL when unset. */
+const char *config_row_default(const struct config_row *row, char *buf,
+                               size_t len);
+
+/* Prints --help, made from the rows, to out. */
+void config_print_help(FILE *out);
+
+/* Parses a Redis URL into *out. Returns 0, or -1 with a reason in err that
+ * never quotes the URL's credentials. */
 int redis_url_parse(const char *url, struct redis_url *out, char *err,
                     size_t errlen);
 

@@ -1,12 +1,13 @@
-/* main.c -- lockservice: parse the configuration, start the waiter registry
- * and the HTTP server, and shut down gracefully on SIGTERM or SIGINT. */
+/* main.c -- lockservice: parse the configuration, start the engine and the
+ * HTTP workers, and shut down gracefully on SIGTERM or SIGINT. */
 #include "clock.h"
 #include "config.h"
-#include "http.h"
-#include "lock_engine.h"
+#include "demo-inventory/inventory_store.h"
+#include "http/http.h"
+#include "lock/engine.h"
 #include "log.h"
-#include "redis_conn.h"
-#include "waiters.h"
+#include "notify.h"
+#include "version.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -73,8 +74,9 @@ static void raise_fd_limit(void)
     }
 }
 
-/* Stops accepting, answers waiters 503, lets in-flight requests finish for
- * up to the shutdown timeout, then stops. */
+/* Stops accepting, answers parked waiters 503 (they leave their queues),
+ * lets in-flight requests finish for up to the shutdown timeout, then
+ * stops. */
 static void shutdown_gracefully(int sig)
 {
     uint64_t deadline = clock_now_ns() + MS_TO_NS(cfg.shutdown_timeout_ms);
@@ -82,13 +84,11 @@ static void shutdown_gracefully(int sig)
     log_info("signal %d: shutting down (%u requests in flight)", sig,
              http_inflight());
     http_quiesce();
-    waiters_drain();
     while (http_inflight() > 0 && clock_now_ns() < deadline)
         usleep(10000);
     if (http_inflight() > 0)
         log_warn("shutdown timeout: %u requests still in flight",
                  http_inflight());
-    waiters_stop();
     http_stop();
     log_info("stopped");
 }
@@ -111,6 +111,8 @@ int main(int argc, char **argv)
     if (cfg.healthcheck)
         return healthcheck();
     log_set_level(cfg.log_level);
+    for (unsigned i = 0; i < cfg.warning_count; i++)
+        log_warn("%s", cfg.warnings[i]);
     raise_fd_limit();
 
     /* Worker threads inherit this mask: only main takes the signals. */
@@ -120,28 +122,27 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    redis_conns_init(&cfg);
-    lock_engine_init(&cfg);
-    if (waiters_start(&cfg) < 0) {
-        log_error("cannot start the waiter registry: %s", strerror(errno));
+    if (lock_engine_init(&cfg) < 0 ||
+        (cfg.demo && inventory_store_init() < 0)) {
+        log_error("cannot start the lock engine");
         return 1;
     }
-    if (http_start(&cfg) < 0) {
-        waiters_stop();
+    if (http_start(&cfg) < 0)
         return 1;
-    }
     char redis_at[sizeof cfg.redis.host + 16];
     if (cfg.redis.is_unix)
         snprintf(redis_at, sizeof redis_at, "unix:%s", cfg.redis.host);
     else
         snprintf(redis_at, sizeof redis_at, "%s:%d", cfg.redis.host,
                  cfg.redis.port);
-    log_info("listening on %s%s%s:%d, redis %s, %u threads%s",
-             cfg.listen_ipv6 ? "[" : "", cfg.listen_host,
+    log_info("lockservice %s listening on %s%s%s:%d, redis %s, %u threads%s",
+             LOCKSERVICE_VERSION, cfg.listen_ipv6 ? "[" : "", cfg.listen_host,
              cfg.listen_ipv6 ? "]" : "", cfg.listen_port, redis_at, cfg.threads,
              cfg.demo ? ", demo on" : "");
+    notify_systemd("READY=1");
     if (sigwait(&sigs, &sig) != 0)
         sig = SIGTERM;
+    notify_systemd("STOPPING=1");
     shutdown_gracefully(sig);
     return 0;
 }

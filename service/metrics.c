@@ -2,8 +2,8 @@
  * status), so the set of series is bounded whatever clients send. */
 #include "metrics.h"
 
-#include "http.h"
-#include "listener.h"
+#include "http/http.h"
+#include "http/listener.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "OTHER"};
 #define METHODS (sizeof methods / sizeof methods[0])
 static const unsigned statuses[] = {200, 201, 204, 400, 401, 404, 405, 409,
-                                    413, 415, 429, 499, 500, 503, 0};
+                                    413, 415, 429, 499, 500, 501, 503, 0};
 #define STATUSES (sizeof statuses / sizeof statuses[0])
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                  0.05,   0.1,   0.25,   0.5,   1,    2.5,
@@ -30,6 +30,7 @@ static atomic_ulong latency_sum_us;
 static atomic_ulong acquires[3];
 static atomic_long waiters;
 static atomic_ulong redis_errors;
+static atomic_int eviction_unsafe;
 
 static size_t method_index(const char *m)
 {
@@ -76,6 +77,11 @@ void metrics_acquire(enum acquire_outcome outcome)
 void metrics_waiters_add(int delta)
 {
     atomic_fetch_add_explicit(&waiters, delta, memory_order_relaxed);
+}
+
+void metrics_set_eviction_unsafe(bool unsafe)
+{
+    atomic_store(&eviction_unsafe, unsafe ? 1 : 0);
 }
 
 void metrics_redis_error(void)
@@ -140,9 +146,14 @@ char *metrics_render(size_t *len)
             "# HELP lockservice_http_connections_max --max-connections: past "
             "it, new clients wait in the listen backlog.\n"
             "# TYPE lockservice_http_connections_max gauge\n"
-            "lockservice_http_connections_max %u\n",
+            "lockservice_http_connections_max %u\n"
+            "# HELP lockservice_redis_eviction_unsafe 1 when Redis's "
+            "maxmemory-policy can evict lock keys.\n"
+            "# TYPE lockservice_redis_eviction_unsafe gauge\n"
+            "lockservice_redis_eviction_unsafe %d\n",
             atomic_load(&waiters), atomic_load(&redis_errors),
-            listener_connections(), listener_connection_limit());
+            listener_connections(), listener_connection_limit(),
+            atomic_load(&eviction_unsafe));
     fputs("# HELP lockservice_http_request_duration_seconds Time from the "
           "request's headers to its answer.\n"
           "# TYPE lockservice_http_request_duration_seconds histogram\n",

@@ -3,6 +3,7 @@
 #ifndef LOCKSERVICE_METRICS_H
 #define LOCKSERVICE_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,8 @@ void metrics_request(int route_index, const char *method, unsigned status,
 void metrics_acquire(enum acquire_outcome outcome);
 void metrics_waiters_add(int delta);
 void metrics_redis_error(void);
+/* Whether Redis's maxmemory-policy can evict lock keys (1) or not (0). */
+void metrics_set_eviction_unsafe(bool unsafe);
 
 /* Renders every metric. Returns a malloc'd NUL-terminated string the caller
  * frees, length in *len; NULL on allocation failure. */

@@ -124,17 +124,28 @@ async function lockTests(A) {
   await call(A, ACQ, L(n, 'acquire'), { body: { wait_ms: 5000 }, status: 200, desc: 'waiter granted on expiry',
     check: (r) => want(r.json.fence > (w.json ? w.json.fence : 0), 'fence did not increase') });
 
-  // a release keeps the lock for a waiter it wakes: status shows
-  // reserved_ms. The waiter here is one whose instance died while it waited
-  // (its entry stays in the name's waiter set until its wait would end),
-  // so nobody claims the reservation while we look.
+  // a release hands the lock to the first queued waiter and keeps it for
+  // it: status shows reserved_ms. The waiter here is a ghost queued in
+  // Redis with no client behind it, so nobody claims the reservation while
+  // we look. v1 used a dead instance's entry in the name's waiter set
+  // (<prefix>waitq:<name>); v2 skips and drops waiters of dead instances,
+  // so the ghost is queued the v2 way (its id in <prefix>{<name>}:queue, its
+  // entry "<deadline ms> <ttl ms> <token> <owner>" in <prefix>{<name>}:waiters)
+  // and its instance key is set, so that it looks alive.
   const rn = lockName('r');
-  const rh = await call(A, ACQ, L(rn, 'acquire'), { status: 200, desc: 'holder of a lock a dead instance waited for' });
-  redisCli('ZADD', `contract${process.pid}:waitq:${rn}`, '99999999999999', 'ghost-of-a-dead-instance');
-  redisCli('PEXPIRE', `contract${process.pid}:waitq:${rn}`, '10000');
+  const rh = await call(A, ACQ, L(rn, 'acquire'), { status: 200, desc: 'holder of a lock a ghost waits for' });
+  const pre = `contract${process.pid}:`;
+  const ghostInstance = '0badc0de0badc0de';
+  const ghost = `${ghostInstance}:0:1`;
+  redisCli('RPUSH', `${pre}{${rn}}:queue`, ghost);
+  redisCli('HSET', `${pre}{${rn}}:waiters`, ghost, `${Date.now() + 10000} 30000 ${hex32()} ghost`);
+  redisCli('PEXPIRE', `${pre}{${rn}}:queue`, '10000');
+  redisCli('PEXPIRE', `${pre}{${rn}}:waiters`, '10000');
+  redisCli('SET', `${pre}instance:${ghostInstance}`, '1', 'PX', '10000');
   await call(A, REL, L(rn, 'release'), { body: { token: rh.json && rh.json.token }, status: 200 });
   await call(A, GETL, L(rn), { status: 200, desc: 'free, reserved for a woken waiter',
     check: (r) => want(r.json.held === false && r.json.reserved_ms > 0, `not reserved: ${r.raw}`) });
+  redisCli('DEL', `${pre}instance:${ghostInstance}`);
 
   // boundaries the spec states
   const m = lockName('b');
@@ -217,6 +228,17 @@ async function methodTests(A) {
     await call(A, '* unknown-route', p, { method: 'GET', status: 404, code: 'not_found' });
   }
   await call(A, '* unknown-route', '/nope', { method: 'POST', body: {}, status: 404, code: 'not_found' });
+  // Framing the service will not trust, on any route: answered at once, and
+  // the connection closes after the answer.
+  const closes = (r) => want((r.headers.connection || '').toLowerCase() === 'close', `Connection '${r.headers.connection}'`);
+  await call(A, '* unsupported-transfer-encoding', L(lockName(), 'acquire'), {
+    method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json', 'Transfer-Encoding': 'gzip' },
+    status: 501, code: 'not_implemented', check: closes,
+  });
+  await call(A, '* bad-framing', L(lockName(), 'acquire'), {
+    method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Content-Length': '2' },
+    status: 400, code: 'invalid_request', check: closes,
+  });
 }
 
 async function demoTests(A) {

@@ -155,7 +155,11 @@ export function request(svc, method, urlPath, body, headers = {}, timeoutMs = 15
           h['Content-Type'] = 'application/json';
         }
       }
-      h['Content-Length'] = String(payload.length);
+      // A test that frames the body itself (Transfer-Encoding, or its own
+      // Content-Length) keeps its headers.
+      if (!Object.keys(h).some((k) => ['content-length', 'transfer-encoding'].includes(k.toLowerCase()))) {
+        h['Content-Length'] = String(payload.length);
+      }
     }
     const started = Date.now();
     const req = http.request({ host: svc.host, port: svc.port, method, path: urlPath,

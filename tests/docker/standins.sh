@@ -13,7 +13,8 @@
 # Stand-ins carry the label org.lockservice.standin=true. The debootstrap
 # result is cached as a tarball in $LOCKSERVICE_DOCKER_CACHE (default
 # ~/.cache/lockservice-docker), so a rerun after `docker image prune -a`
-# takes seconds, not a minute.
+# takes seconds, not a minute. tests/package/run unpacks the same tarball
+# (standins_rootfs) as the clean root it installs the .deb into.
 #
 # Usable on its own:  sh tests/docker/standins.sh [--force]
 # or sourced by tests/docker/run, which calls standins_ensure.
@@ -66,8 +67,10 @@ standins_pull() {
 	timeout 120 docker pull -q "$1" >/dev/null 2>&1
 }
 
-# Build the debootstrap tarball (cached) and import it as debian:bookworm-slim.
-standins_base() {
+# Build the slimmed debootstrap root as a tarball, once (cached), and print
+# its path. tests/package/run unpacks it as the clean root it installs the
+# .deb into.
+standins_rootfs() {
 	tarball="$LOCKSERVICE_DOCKER_CACHE/debian-bookworm-slim-rootfs.tar"
 	if [ ! -s "$tarball" ]; then
 		command -v debootstrap >/dev/null 2>&1 || { standins_log "debootstrap missing"; return 1; }
@@ -90,6 +93,12 @@ standins_base() {
 		rm -rf "$root"
 		[ $rc -eq 0 ] || return 1
 	fi
+	echo "$tarball"
+}
+
+# Import the debootstrap tarball as debian:bookworm-slim.
+standins_base() {
+	tarball=$(standins_rootfs) || return 1
 	standins_log "importing $tarball as $BASE_IMAGE"
 	docker import \
 		--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

@@ -1,12 +1,16 @@
-/* fuzz_redis_url.c -- libFuzzer target for configuration text: Redis URLs,
- * listen addresses, API key files and whole command lines.
+/* fuzz_redis_url.c -- libFuzzer target for configuration text: Redis URLs
+ * and their percent-decoding, listen addresses, API key files and whole
+ * command lines.
  *
  * Input: byte 0 picks the parser (mod 4), the rest is its text:
  *   0  redis_url_parse; an accepted URL must re-parse to the same fields
+ *      when written back with its credentials percent-encoded; and the text
+ *      itself, percent-encoded as a user, a password and a unix ?password=,
+ *      must decode back to itself
  *   1  listen_addr_parse, byte 1 giving the host buffer size (1..64)
  *   2  api_keys_parse
- *   3  config_parse over NUL-separated arguments (--api-keys-file, which
- *      reads a file, is left out) */
+ *   3  config_parse over NUL-separated arguments (--api-keys-file and
+ *      --redis-password-file, which read files, are left out) */
 #include "config.h"
 
 #include <stdbool.h>
@@ -14,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CHECK(cond)                                                            \
     do {                                                                       \
@@ -35,19 +40,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     /* --help and --version print to stdout; keep the fuzzer's output. */
     CHECK(freopen("/dev/null", "w", stdout) != NULL);
-    static const char *const vars[] = {
-        "LOCKSERVICE_LISTEN",           "LOCKSERVICE_REDIS_URL",
-        "LOCKSERVICE_THREADS",          "LOCKSERVICE_KEY_PREFIX",
-        "LOCKSERVICE_MAX_TTL_MS",       "LOCKSERVICE_MAX_WAIT_MS",
-        "LOCKSERVICE_REDIS_TIMEOUT_MS", "LOCKSERVICE_MAX_BODY_BYTES",
-        "LOCKSERVICE_MAX_JSON_DEPTH",   "LOCKSERVICE_MAX_CONNECTIONS",
-        "LOCKSERVICE_IDLE_TIMEOUT_S",   "LOCKSERVICE_MAX_WAITERS",
-        "LOCKSERVICE_MAX_HOLD_COUNT",   "LOCKSERVICE_SHUTDOWN_TIMEOUT_MS",
-        "LOCKSERVICE_API_KEYS_FILE",    "LOCKSERVICE_DEMO",
-        "LOCKSERVICE_LOG_LEVEL",
-    };
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-        unsetenv(vars[i]);
+    /* No LOCKSERVICE_* variable, setting or not: inputs alone decide. */
+    for (char **e = environ; *e != NULL;) {
+        if (strncmp(*e, "LOCKSERVICE_", 12) == 0) {
+            char name[512];
+            size_t n = strcspn(*e, "=");
+            CHECK(n < sizeof(name));
+            memcpy(name, *e, n);
+            name[n] = '\0';
+            CHECK(unsetenv(name) == 0);
+            e = environ;
+        } else {
+            e++;
+        }
+    }
     return 0;
 }
 
@@ -63,27 +69,46 @@ static void check_url(const struct redis_url *u)
         CHECK(u->port >= 1 && u->port <= 65535);
 }
 
-/* Writes u back as a URL; an accepted URL must mean the same the second
- * time (no field swallowed into another). */
+/* Appends s to text at *n, every byte but the unreserved ones of RFC 3986
+ * written as %XX. */
+static void put_encoded(char *text, size_t len, int *n, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        int w = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                        (c >= '0' && c <= '9') || strchr("-._~", c) != NULL
+                    ? snprintf(text + *n, len - (size_t)*n, "%c", c)
+                    : snprintf(text + *n, len - (size_t)*n, "%%%02X", c);
+        CHECK(w > 0 && (size_t)(*n + w) < len);
+        *n += w;
+    }
+}
+
+/* Writes u back as a URL, credentials percent-encoded; an accepted URL
+ * must mean the same the second time (no field swallowed into another). */
 static void check_url_round_trip(const struct redis_url *u)
 {
-    char text[4 * REDIS_HOST_MAX];
+    char text[8 * REDIS_HOST_MAX];
     struct redis_url again;
     char err[160];
     int n;
 
     if (u->is_unix) {
         n = snprintf(text, sizeof(text), "unix://%s?db=%d", u->host, u->db);
-        if (u->password[0] != '\0')
-            n += snprintf(text + n, sizeof(text) - (size_t)n, "&password=%s",
-                          u->password);
+        if (u->password[0] != '\0') {
+            n += snprintf(text + n, sizeof(text) - (size_t)n, "&password=");
+            put_encoded(text, sizeof(text), &n, u->password);
+        }
     } else {
         /* Only a bracketed host can hold ':' or start with '['. */
         bool v6 = strchr(u->host, ':') != NULL || u->host[0] == '[';
         n = snprintf(text, sizeof(text), "redis://");
-        if (u->user[0] != '\0' || u->password[0] != '\0')
-            n += snprintf(text + n, sizeof(text) - (size_t)n, "%s:%s@", u->user,
-                          u->password);
+        if (u->user[0] != '\0' || u->password[0] != '\0') {
+            put_encoded(text, sizeof(text), &n, u->user);
+            n += snprintf(text + n, sizeof(text) - (size_t)n, ":");
+            put_encoded(text, sizeof(text), &n, u->password);
+            n += snprintf(text + n, sizeof(text) - (size_t)n, "@");
+        }
         n += snprintf(text + n, sizeof(text) - (size_t)n, "%s%s%s:%d/%d",
                       v6 ? "[" : "", u->host, v6 ? "]" : "", u->port, u->db);
     }
@@ -100,6 +125,44 @@ static void check_url_round_trip(const struct redis_url *u)
     CHECK(strcmp(again.password, u->password) == 0);
 }
 
+/* Any text short enough, percent-encoded as a credential, decodes back to
+ * itself; a password with any byte but NUL can be written. */
+static void check_decoder(const char *secret)
+{
+    char text[7 * REDIS_SECRET_MAX + 64]; /* two encoded copies */
+    struct redis_url u;
+    char err[160];
+    int n;
+    bool fits = strlen(secret) < REDIS_SECRET_MAX;
+
+    if (strlen(secret) > REDIS_SECRET_MAX + 8)
+        return;
+    n = snprintf(text, sizeof(text), "redis://");
+    put_encoded(text, sizeof(text), &n, secret);
+    n += snprintf(text + n, sizeof(text) - (size_t)n, ":");
+    put_encoded(text, sizeof(text), &n, secret);
+    n += snprintf(text + n, sizeof(text) - (size_t)n, "@h:1/2");
+    CHECK((size_t)n < sizeof(text));
+    if (fits) {
+        CHECK(redis_url_parse(text, &u, err, sizeof(err)) == 0);
+        CHECK(strcmp(u.user, secret) == 0);
+        CHECK(strcmp(u.password, secret) == 0);
+        CHECK(strcmp(u.host, "h") == 0 && u.port == 1 && u.db == 2);
+    } else {
+        CHECK(redis_url_parse(text, &u, err, sizeof(err)) == -1);
+    }
+
+    n = snprintf(text, sizeof(text), "unix:///s?password=");
+    put_encoded(text, sizeof(text), &n, secret);
+    n += snprintf(text + n, sizeof(text) - (size_t)n, "&db=7");
+    if (fits) {
+        CHECK(redis_url_parse(text, &u, err, sizeof(err)) == 0);
+        CHECK(strcmp(u.password, secret) == 0 && u.db == 7);
+    } else {
+        CHECK(redis_url_parse(text, &u, err, sizeof(err)) == -1);
+    }
+}
+
 static void fuzz_redis_url(const char *text)
 {
     struct redis_url u;
@@ -114,6 +177,7 @@ static void fuzz_redis_url(const char *text)
     } else {
         CHECK(err[0] != '\0' && TERMINATED(err));
     }
+    check_decoder(text);
 }
 
 static void fuzz_listen(const char *text, size_t hostlen)
@@ -167,7 +231,7 @@ static void fuzz_argv(const char *data, size_t size)
          * past its end. */
         char *arg = strndup(data + i, n);
         CHECK(arg != NULL);
-        if (strncmp(arg, "--a", 3) == 0)
+        if (strncmp(arg, "--a", 3) == 0 || strncmp(arg, "--redis-p", 9) == 0)
             free(arg);
         else
             argv[argc++] = arg;
@@ -189,6 +253,8 @@ static void fuzz_argv(const char *data, size_t size)
         CHECK(cfg.max_body_bytes >= 1 && cfg.max_connections >= 1);
         CHECK(cfg.log_level >= LOG_ERROR && cfg.log_level <= LOG_DEBUG);
         CHECK(cfg.api_keys_file[0] == '\0' && cfg.api_key_count == 0);
+        CHECK(cfg.redis_password_file[0] == '\0');
+        CHECK(cfg.warning_count == 0);
         check_url(&cfg.redis);
     } else {
         CHECK(r == CONFIG_EXIT_OK);

@@ -81,7 +81,7 @@ static size_t raw_read(int fd, char *buf, size_t cap, int timeout_ms,
     return len;
 }
 
-static int raw_status(const char *buf)
+static int response_status(const char *buf)
 {
     int st = 0;
     if (strncmp(buf, "HTTP/1.", 7) != 0 || sscanf(buf + 8, " %d", &st) != 1)
@@ -109,7 +109,7 @@ static int raw_exchange(const char *req, size_t len, char *buf, size_t cap,
     raw_send(fd, req, len); /* the server may close early: read anyway */
     raw_read(fd, buf, cap, timeout_ms, closed);
     close(fd);
-    return raw_status(buf);
+    return response_status(buf);
 }
 
 static bool raw_problem(const char *buf, int status, const char *code)
@@ -119,7 +119,7 @@ static bool raw_problem(const char *buf, int status, const char *code)
     json_t *j = json_loads(b, 0, &je);
     const char *c = j ? json_string_value(json_object_get(j, "code")) : NULL;
     bool ok =
-        raw_status(buf) == status && c && strcmp(c, code) == 0 &&
+        response_status(buf) == status && c && strcmp(c, code) == 0 &&
         strcasestr(buf, "\r\nContent-Type: application/problem+json") != NULL;
     if (!ok)
         t_diag("expected %d %s; got: %.400s", status, code, buf);

@@ -1,7 +1,9 @@
 /* test_config.c -- flags and environment variables: --help, --version, bad
  * values (exit 2, one line naming the flag), flag over environment, Redis
- * URLs (TCP with password and db number, unix socket with db and password),
- * key prefix, listen addresses (a port in use, IPv6), limits and
+ * URLs (TCP with password and db number, unix socket with db and password,
+ * percent-encoded passwords), --redis-password-file (kept out of
+ * /proc/PID/cmdline), unknown LOCKSERVICE_* variables (a warning), key
+ * prefix, listen addresses (a port in use, IPv6), limits and
  * --healthcheck. */
 #include "harness.h"
 
@@ -405,6 +407,300 @@ static void test_limit_flags(void)
     svc_stop(&s);
 }
 
+/* The whole of path (malloc'd, caller frees; NUL bytes kept, *len set), or
+ * NULL. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+
+    if (f == NULL)
+        return NULL;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? 2 * cap : 8192;
+            char *nb = realloc(buf, cap);
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, 4096, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* True when the service's log (its stderr) has a line holding both a and
+ * b (b may be NULL). */
+static bool log_has(const struct svc_proc *s, const char *a, const char *b)
+{
+    FILE *f = fopen(s->log, "r");
+    char buf[4096];
+    bool found = false;
+
+    while (f && !found && fgets(buf, sizeof buf, f))
+        found = strncmp(buf, "# harness:", 10) != 0 && strstr(buf, a) &&
+                (b == NULL || strstr(buf, b));
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* For a svc_run that should fail: --listen on a free port and --redis on
+ * the test's Redis, so that one which starts by mistake never touches
+ * 8080 or 6379. */
+static char free_listen[32], own_redis[64];
+
+static const char *listen_free(void)
+{
+    snprintf(free_listen, sizeof free_listen, "127.0.0.1:%d", free_port());
+    return free_listen;
+}
+
+static const char *redis_own(void)
+{
+    snprintf(own_redis, sizeof own_redis, "redis://127.0.0.1:%d", redis.port);
+    return own_redis;
+}
+
+/* Whether this binary has the configuration of version 2 (rows,
+ * --redis-password-file, warnings for unknown variables). */
+static bool has_v2_config(void)
+{
+    const char *help[] = {"--help", NULL};
+    char *out = NULL;
+    bool v2 = svc_run(help, NULL, &out, NULL, 5000) == 0 && out &&
+              strstr(out, "--redis-password-file");
+    free(out);
+    return v2;
+}
+
+static void test_help_v2(void)
+{
+    const char *help[] = {"--help", NULL};
+    char *out = NULL;
+    int st = svc_run(help, NULL, &out, NULL, 5000);
+    t_ok(st == 0 && out && strstr(out, "--redis-password-file PATH") &&
+             strstr(out, "LOCKSERVICE_REDIS_PASSWORD_FILE"),
+         "--help lists --redis-password-file and its variable");
+    t_ok(out && strstr(out, "LOCKSERVICE_* variable that is no setting is a "
+                            "warning"),
+         "--help says an unknown LOCKSERVICE_* variable is a warning");
+    t_ok(out && strstr(out, "%2F"),
+         "--help says how to percent-encode a password");
+    free(out);
+}
+
+/* A LOCKSERVICE_* variable that is no setting: the service starts anyway
+ * and warns, naming the variable (never its value) and the setting it was
+ * probably meant to be. */
+static void test_unknown_env(void)
+{
+    struct svc_proc s;
+    const char *env[] = {"LOCKSERVICE_REDIS=redis://:env-S3CRET@10.0.0.1:1",
+                         "LOCKSERVICE_THREDS=2", NULL};
+
+    if (t_ok(svc_start_env(&s, &redis, NULL, env) == 0,
+             "starts with LOCKSERVICE_REDIS and LOCKSERVICE_THREDS set")) {
+        t_ok(acquire(&s, "unknown-env") == 200,
+             "and serves, on the Redis --redis names (the unknown variable "
+             "is ignored)");
+        svc_stop(&s);
+        if (!has_v2_config()) {
+            t_skip("this binary has no v2 configuration",
+                   "the startup warnings for unknown variables");
+        } else {
+            t_ok(log_has(&s, "LOCKSERVICE_REDIS ", "LOCKSERVICE_REDIS_URL"),
+                 "a warning names LOCKSERVICE_REDIS and suggests "
+                 "LOCKSERVICE_REDIS_URL");
+            t_ok(log_has(&s, "LOCKSERVICE_THREDS", "LOCKSERVICE_THREADS"),
+                 "a warning names LOCKSERVICE_THREDS and suggests "
+                 "LOCKSERVICE_THREADS");
+            t_ok(!log_has(&s, "S3CRET", NULL) && !log_has(&s, "10.0.0.1", NULL),
+                 "no warning quotes the variable's value");
+        }
+    }
+
+    const char *known[] = {"LOCKSERVICE_THREADS=2", "LOCKSERVICE_DEMO=0", NULL};
+    if (t_ok(svc_start_env(&s, &redis, NULL, known) == 0,
+             "starts with only known variables")) {
+        svc_stop(&s);
+        t_ok(!log_has(&s, "no setting", NULL),
+             "and logs no warning about variables");
+    }
+
+    /* A bad value of a real setting stays the one-line error, and the
+     * unknown variable's value shows nowhere. */
+    const char *bad[] = {"LOCKSERVICE_REDIS=redis://:env-S3CRET@h",
+                         "LOCKSERVICE_THREADS=0", NULL};
+    const char *listen_args[] = {"--listen", listen_free(), "--redis",
+                                 redis_own(), NULL};
+    char *out = NULL, *err = NULL;
+    int st = svc_run(listen_args, bad, &out, &err, 5000);
+    bool one_line = st == 2 && err && count_lines(err) == 1 &&
+                    strstr(err, "LOCKSERVICE_THREADS") &&
+                    !strstr(err, "S3CRET");
+    t_ok(one_line,
+         "LOCKSERVICE_THREADS=0 beside an unknown variable -> exit 2, one "
+         "line naming LOCKSERVICE_THREADS (%d: %s)",
+         st, chomp(err));
+    free(out);
+    free(err);
+}
+
+/* True when the NUL-separated command line of pid contains needle. */
+static bool cmdline_has(pid_t pid, const char *needle)
+{
+    char path[64];
+    size_t n = 0;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    char *text = slurp(path, &n);
+    bool found = text && n > 0 && memmem(text, n, needle, strlen(needle));
+    if (text == NULL || n == 0)
+        t_diag("cannot read %s", path);
+    free(text);
+    return found;
+}
+
+/* Writes text to dir/name; returns the path in buf. */
+static const char *write_in(const char *dir, const char *name, const char *text,
+                            char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", dir, name);
+    FILE *f = fopen(buf, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    return buf;
+}
+
+#define PW_SECRET "pa/ss@w:rd%x"
+
+/* A password with '/', '@', ':' and '%': from --redis-password-file (kept
+ * out of ps) and percent-encoded in the URL. */
+static void test_password_file(void)
+{
+    struct redis_proc pw;
+    struct svc_proc s;
+    char url[256], file[512], path[512];
+
+    if (!t_ok(redis_start(&pw, "--requirepass " PW_SECRET) == 0,
+              "redis-server with requirepass %s", PW_SECRET))
+        return;
+    write_in(pw.dir, "password", PW_SECRET "\n", file, sizeof file);
+
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/1", pw.port);
+    const char *args[] = {"--redis", url, "--redis-password-file", file, NULL};
+    if (t_ok(svc_start(&s, NULL, args) == 0,
+             "--redis %s --redis-password-file starts", url)) {
+        t_ok(acquire(&s, "pw-file") == 200 && key_in_db(&pw, 1, "pw-file"),
+             "acquire authenticates with the file's password -> 200, in db 1");
+        struct http_resp r;
+        http(&r, s.url, "GET", "/readyz", NULL, NULL);
+        t_ok(r.status == 200, "/readyz 200 (%ld)", r.status);
+        http_resp_free(&r);
+        t_ok(!cmdline_has(s.pid, PW_SECRET) && cmdline_has(s.pid, file),
+             "the password is not in /proc/PID/cmdline, only the file's path");
+        svc_stop(&s);
+        t_ok(!log_has(&s, PW_SECRET, NULL), "the password is not logged");
+    }
+
+    /* The file wins over a wrong password in the URL, from the
+     * environment too. */
+    snprintf(url, sizeof url, "redis://:wrong@127.0.0.1:%d", pw.port);
+    char env_file[600];
+    snprintf(env_file, sizeof env_file, "LOCKSERVICE_REDIS_PASSWORD_FILE=%s",
+             file);
+    const char *env[] = {env_file, NULL};
+    const char *wrong_url[] = {"--redis", url, NULL};
+    if (t_ok(svc_start_env(&s, NULL, wrong_url, env) == 0,
+             "LOCKSERVICE_REDIS_PASSWORD_FILE with a wrong password in "
+             "--redis starts")) {
+        t_ok(acquire(&s, "pw-env-file") == 200,
+             "the file's password overrides the URL's -> 200");
+        svc_stop(&s);
+    }
+
+    /* The same password percent-encoded in the URL (v1 took %2F
+     * literally, and a '/' as the start of the db). */
+    snprintf(url, sizeof url,
+             "redis://:pa%%2Fss%%40w%%3Ard%%25x@127.0.0.1:%d/2", pw.port);
+    const char *enc[] = {"--redis", url, NULL};
+    if (t_ok(svc_start(&s, NULL, enc) == 0, "--redis %s starts", url)) {
+        t_ok(acquire(&s, "pw-encoded") == 200 &&
+                 key_in_db(&pw, 2, "pw-encoded"),
+             "a percent-encoded password with / @ : %% authenticates -> 200");
+        svc_stop(&s);
+    }
+
+    /* Refusals: exit 2, one line naming the setting, never the password. */
+    struct {
+        const char *name, *content;
+    } bad[] = {
+        {"empty", ""},
+        {"newline-only", "\n"},
+        {"two-lines", PW_SECRET "\nsecond\n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_in(pw.dir, bad[i].name, bad[i].content, path, sizeof path);
+        const char *a[] = {"--redis-password-file",
+                           path,
+                           "--listen",
+                           listen_free(),
+                           "--redis",
+                           redis_own(),
+                           NULL};
+        char *out = NULL, *err = NULL;
+        int st = svc_run(a, NULL, &out, &err, 5000);
+        bool one_line = st == 2 && err && count_lines(err) == 1 &&
+                        strstr(err, "--redis-password-file") &&
+                        !strstr(err, PW_SECRET);
+        t_ok(one_line,
+             "a password file that is %s -> exit 2, one line naming the "
+             "flag, no password (%d: %s)",
+             bad[i].name, st, chomp(err));
+        free(out);
+        free(err);
+    }
+    const char *missing_env[] = {
+        "LOCKSERVICE_REDIS_PASSWORD_FILE=/nonexistent/lockservice-pw", NULL};
+    const char *listen_args[] = {"--listen", listen_free(), "--redis",
+                                 redis_own(), NULL};
+    char *err = NULL;
+    int st = svc_run(listen_args, missing_env, NULL, &err, 5000);
+    bool one_line = st == 2 && err && count_lines(err) == 1 &&
+                    strstr(err, "LOCKSERVICE_REDIS_PASSWORD_FILE");
+    t_ok(one_line,
+         "a missing password file from the environment -> exit 2 naming "
+         "the variable (%d: %s)",
+         st, chomp(err));
+    free(err);
+
+    /* --help prints no password, whichever way one was given. */
+    char env_url[300];
+    snprintf(env_url, sizeof env_url,
+             "LOCKSERVICE_REDIS_URL=redis://:url-S3CRET@127.0.0.1:%d", pw.port);
+    const char *help_env[] = {env_url, env_file, NULL};
+    const char *help[] = {"--help", NULL};
+    char *out = NULL;
+    st = svc_run(help, help_env, &out, NULL, 5000);
+    t_ok(st == 0 && out && !strstr(out, "S3CRET") && !strstr(out, PW_SECRET),
+         "--help shows neither the URL's nor the file's password");
+    free(out);
+    redis_stop(&pw);
+}
+
 int main(void)
 {
     if (!t_ok(redis_start(&redis, NULL) == 0, "redis-server starts"))
@@ -415,6 +711,9 @@ int main(void)
     test_listen_addresses();
     test_redis_urls();
     test_limit_flags();
+    test_help_v2();
+    test_unknown_env();
+    test_password_file();
     redis_stop(&redis);
     return t_done();
 }

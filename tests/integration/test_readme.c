@@ -397,8 +397,10 @@ int main(void)
     }
     run_examples();
     /* The examples leave "orders" held (README releases one of two holds);
-     * the programs below start from a free lock, as a reader's would. */
-    char *out = redis_cli(&redis, "DEL lockservice:lock:orders");
+     * the programs below start from a free lock, as a reader's would.
+     * v2 keeps the lease in <prefix>{<name>}:lock (v1: <prefix>lock:<name>);
+     * the fence key stays, so fences keep increasing. */
+    char *out = redis_cli(&redis, "DEL lockservice:{orders}:lock");
     free(out);
     run_programs(path);
     svc_stop(&svc);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static struct redis_proc redis;
 static struct svc_proc svc;
@@ -79,6 +80,22 @@ static long drop(const char *name, const char *tok)
     return st;
 }
 
+/* True when id looks like a v2 waiter id "<instance16hex>:<worker>:<n>". */
+static bool waiter_id_like(const char *id)
+{
+    size_t i = 0;
+    for (; i < 16; i++)
+        if (!strchr("0123456789abcdef", id[i]) || id[i] == '\0')
+            return false;
+    for (int part = 0; part < 2; part++) {
+        if (id[i++] != ':' || id[i] < '0' || id[i] > '9')
+            return false;
+        while (id[i] >= '0' && id[i] <= '9')
+            i++;
+    }
+    return id[i] == '\0';
+}
+
 /* An integer answer of redis-cli, or -99 when there is none. */
 static long cli_int(const char *cmd)
 {
@@ -95,12 +112,29 @@ static void test_granted_on_release(void)
     long long f0 = hold("handover", 30000, tok, sizeof tok);
     waiter_start(&w, "/v1/locks/handover/acquire", 10000, 0);
     t_ok(waiters_become(svc.url, 1, 5000), "waiter is suspended (gauge 1)");
-    long card = cli_int("ZCARD lockservice:waitq:handover");
-    long ttl = cli_int("PTTL lockservice:waitq:handover");
-    t_ok(card == 1 && ttl > 0 && ttl <= 10000,
-         "the waiter is in the name's waiter set, which has a TTL (%ld "
-         "member, PTTL %ld)",
-         card, ttl);
+    /* v2: the name's waiters are a queue (a list of waiter ids, oldest
+     * first) plus a hash of their entries, both with a TTL (the longest wait
+     * queued + 1 s), where v1 had one sorted set. */
+    long len = cli_int("LLEN lockservice:{handover}:queue");
+    long ttl = cli_int("PTTL lockservice:{handover}:queue");
+    long entries = cli_int("HLEN lockservice:{handover}:waiters");
+    long ettl = cli_int("PTTL lockservice:{handover}:waiters");
+    t_ok(len == 1 && ttl > 0 && ttl <= 11000 && entries == 1 && ettl > 0 &&
+             ettl <= 11000,
+         "the waiter is in the name's queue and waiters hash, which have a "
+         "TTL (%ld queued, PTTL %ld; %ld entries, PTTL %ld)",
+         len, ttl, entries, ettl);
+    char *id = redis_cli(&redis, "LINDEX lockservice:{handover}:queue 0");
+    if (id)
+        id[strcspn(id, "\n")] = '\0';
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "HEXISTS lockservice:{handover}:waiters %s",
+             id && *id ? id : "(none)");
+    t_ok(id && waiter_id_like(id) && cli_int(cmd) == 1,
+         "the queued id is a waiter id <instance>:<worker>:<n> with an entry "
+         "in the waiters hash (%s)",
+         id ? id : "(none)");
+    free(id);
     long st = drop("handover", tok);
     double released = now_ms();
     pthread_join(w.thread, NULL);
@@ -111,9 +145,12 @@ static void test_granted_on_release(void)
     t_ok(lag < 100 * time_scale(),
          "waiter answered %.1f ms after the release returned (< 100 ms)", lag);
     t_ok(waiters_become(svc.url, 0, 2000), "waiters gauge back to 0");
-    card = cli_int("EXISTS lockservice:waitq:handover");
-    t_ok(card == 0,
-         "the grant took the waiter out of the waiter set (EXISTS %ld)", card);
+    long left = cli_int("EXISTS lockservice:{handover}:queue "
+                        "lockservice:{handover}:waiters");
+    t_ok(left == 0,
+         "the grant took the waiter out of the queue and the waiters hash "
+         "(EXISTS %ld)",
+         left);
     drop("handover", w.token);
     /* Nobody waits any more: the release reserved nothing. */
     struct http_resp r;
@@ -127,29 +164,110 @@ static void test_granted_on_release(void)
     http_resp_free(&r);
 }
 
-/* Enters a waiter with no client behind it in the waiter set of name, for
- * 10 s (as a waiter whose client went away stays until its wait ends). */
-static void announce_ghost(const char *prefix, const char *name)
+/* A ghost: a waiter with no client behind it, queued in Redis the way the
+ * service queues one (v2: its id at the tail of <prefix>{<name>}:queue, its
+ * entry "<deadline ms> <ttl ms> <token> <owner>" in <prefix>{<name>}:waiters,
+ * both keys expiring in 10 s, like a 10 s wait). v1 put an id in a sorted
+ * set <prefix>waitq:<name>, and any such entry had a release reserve the
+ * lock; v2 checks the waiter's instance. So a ghost of a dead instance (no
+ * <prefix>instance:<instance> key: what a waiter leaves behind when its
+ * instance dies, since a waiter whose client hangs up now leaves the queue
+ * at once) is skipped and dropped: nobody gets it. With alive, the test
+ * sets its instance key (SET ... PX), so the ghost looks alive: a release
+ * hands it the lock, and nobody claims it. redis_cli splits on spaces, so
+ * the entry (which has spaces) is written by a script without any. */
+#define GHOST_INSTANCE "0badc0de0badc0de"
+#define GHOST_ID GHOST_INSTANCE ":0:1"
+
+/* Returns true when the ghost is then queued (the queue's head, with an
+ * entry), so that a check of it skipping cannot pass because it is not
+ * there. */
+static bool plant_ghost(const char *prefix, const char *name, long ttl_ms,
+                        bool alive)
 {
-    char cmd[256], *out;
-    snprintf(cmd, sizeof cmd, "ZADD %swaitq:%s 99999999999999 ghost", prefix,
-             name);
+    char cmd[512], *out;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* Redis TIME: the same clock */
+    long long deadline =
+        (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 10000;
+    snprintf(cmd, sizeof cmd,
+             "EVAL redis.call('RPUSH',KEYS[1],ARGV[1]);"
+             "redis.call('HSET',KEYS[2],ARGV[1],table.concat(ARGV,'\\32',2));"
+             "redis.call('PEXPIRE',KEYS[1],10000);"
+             "redis.call('PEXPIRE',KEYS[2],10000) 2 %s{%s}:queue "
+             "%s{%s}:waiters %s %lld %ld 0123456789abcdef0123456789abcdef "
+             "ghost",
+             prefix, name, prefix, name, GHOST_ID, deadline, ttl_ms);
     out = redis_cli(&redis, cmd);
     free(out);
-    snprintf(cmd, sizeof cmd, "PEXPIRE %swaitq:%s 10000", prefix, name);
+    if (alive)
+        snprintf(cmd, sizeof cmd, "SET %sinstance:%s 1 PX 10000", prefix,
+                 GHOST_INSTANCE);
+    else
+        snprintf(cmd, sizeof cmd, "DEL %sinstance:%s", prefix, GHOST_INSTANCE);
     out = redis_cli(&redis, cmd);
     free(out);
+    snprintf(cmd, sizeof cmd, "LINDEX %s{%s}:queue 0", prefix, name);
+    out = redis_cli(&redis, cmd);
+    bool head = out && strcmp(out, GHOST_ID "\n") == 0;
+    free(out);
+    snprintf(cmd, sizeof cmd, "HEXISTS %s{%s}:waiters %s", prefix, name,
+             GHOST_ID);
+    return head && cli_int(cmd) == 1;
+}
+
+/* EXISTS of name's queue and waiters hash (0: nobody queued). */
+static long queued_keys(const char *prefix, const char *name)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "EXISTS %s{%s}:queue %s{%s}:waiters", prefix,
+             name, prefix, name);
+    return cli_int(cmd);
 }
 
 /* The hand-off window the service runs with: 250 ms by default, scaled up
  * under sanitizers and valgrind so that the test's own requests fit in it. */
 static long handoff_ms;
 
-/* A release that frees a lock somebody waits for reserves it for the waiter
- * it wakes. Here the waiter is only announced (its marker set in Redis, no
- * client behind it), so nobody presents the ticket: a newcomer is refused
- * with the reservation's remaining time, status shows the lock free but
- * reserved, and the newcomer gets the lock once the reservation lapses. */
+/* v1 premise gone: there, a ghost in the waiter set (no client behind it)
+ * had a release reserve the lock for it. In v2 a ghost of a dead instance
+ * gets nothing: the release skips it and drops it from the queue, and a
+ * newcomer takes the lock at once. */
+static void test_dead_ghost_skipped(void)
+{
+    char tok[64];
+    struct http_resp r;
+
+    hold("deadghost", 30000, tok, sizeof tok);
+    t_ok(plant_ghost("lockservice:", "deadghost", 30000, false),
+         "dead ghost: queued in Redis, its instance key absent");
+    t_ok(drop("deadghost", tok) == 200, "dead ghost: holder releases");
+    http(&r, svc.url, "GET", "/v1/locks/deadghost", NULL, NULL);
+    t_ok(r.status == 200 && r.json && json_object_size(r.json) == 2 &&
+             json_is_false(json_object_get(r.json, "held")),
+         "dead ghost: the release reserved nothing for a waiter of a dead "
+         "instance: status is plainly free (%s)",
+         r.body ? r.body : "");
+    http_resp_free(&r);
+    long left = queued_keys("lockservice:", "deadghost");
+    t_ok(left == 0,
+         "dead ghost: the release dropped it from the queue and the waiters "
+         "hash (EXISTS %ld)",
+         left);
+    http(&r, svc.url, "POST", "/v1/locks/deadghost/acquire", "{}", NULL);
+    t_ok(r.status == 200, "dead ghost: a newcomer takes the lock at once (%ld)",
+         r.status);
+    if (jstr(&r, "token"))
+        drop("deadghost", jstr(&r, "token"));
+    http_resp_free(&r);
+}
+
+/* A release that frees a lock somebody waits for hands it to the waiter at
+ * the head of the queue, reserved for it for the hand-off window. Here the
+ * waiter is a ghost that looks alive (v2: its instance key set by the test;
+ * v1 needed no instance), so nobody claims the hand-off: a newcomer is
+ * refused with the reservation's remaining time, status shows the lock free
+ * but reserved, and the newcomer gets the lock once the reservation lapses. */
 static void test_release_reserves_for_waiter(void)
 {
     char tok[64], *out;
@@ -157,7 +275,8 @@ static void test_release_reserves_for_waiter(void)
     double t0;
 
     hold("handoff", 30000, tok, sizeof tok);
-    announce_ghost("lockservice:", "handoff");
+    t_ok(plant_ghost("lockservice:", "handoff", 30000, true),
+         "hand-off: a ghost that looks alive is queued in Redis");
     t_ok(drop("handoff", tok) == 200, "hand-off: holder releases");
     t0 = now_ms();
     http(&r, svc.url, "POST", "/v1/locks/handoff/acquire", "{}", NULL);
@@ -182,7 +301,9 @@ static void test_release_reserves_for_waiter(void)
          "hand-off: an unclaimed reservation lapses: granted after %.0f ms "
          "(%ld)",
          took, r.status);
-    out = redis_cli(&redis, "DEL lockservice:waitq:handoff");
+    /* v2: the hand-off took the ghost out of the queue already; only its
+     * instance key is left to remove (v1 deleted the waiter set here). */
+    out = redis_cli(&redis, "DEL lockservice:instance:" GHOST_INSTANCE);
     free(out);
     if (jstr(&r, "token"))
         drop("handoff", jstr(&r, "token"));
@@ -196,7 +317,10 @@ static void test_release_reserves_for_waiter(void)
 }
 
 /* --handoff-ms 0: a release reserves nothing, so whoever asks next gets the
- * lock, even while a waiter is announced. */
+ * lock, even while a waiter is announced. v2: the announced waiter is a
+ * ghost of a dead instance (what a waiter leaves behind now that one whose
+ * client hangs up leaves the queue at once), which v2 skips whatever
+ * --handoff-ms is; a live waiter is handed the lock and claims it. */
 static void test_no_handoff(void)
 {
     struct svc_proc s0;
@@ -209,7 +333,8 @@ static void test_no_handoff(void)
     http(&r, s0.url, "POST", "/v1/locks/nohand/acquire", "{}", NULL);
     snprintf(tok, sizeof tok, "%s", jstr(&r, "token") ? jstr(&r, "token") : "");
     http_resp_free(&r);
-    announce_ghost("h0:", "nohand");
+    t_ok(plant_ghost("h0:", "nohand", 30000, false),
+         "--handoff-ms 0: a ghost of a dead instance is queued in Redis");
     httpf(&r, s0.url, "POST", "/v1/locks/nohand/release", NULL,
           "{\"token\":\"%s\"}", tok);
     t_ok(r.status == 200, "--handoff-ms 0: holder releases (%ld)", r.status);
@@ -417,11 +542,13 @@ static void test_disconnected_waiter(void)
     long left = -1;
     for (double end = now_ms() + 2000 * time_scale(); now_ms() < end;
          sleep_ms(10))
-        if ((left = cli_int("ZCARD lockservice:waitq:hangup")) == 0)
+        if ((left = queued_keys("lockservice:", "hangup")) == 0)
             break;
+    /* v2: the leave script takes it out of the queue and the waiters hash
+     * (v1: the name's waiter set). */
     t_ok(left == 0,
-         "and it left the name's waiter set, so releases stop keeping the "
-         "lock for it (%ld entries)",
+         "and it left the name's queue and waiters hash, so releases stop "
+         "handing the lock to it (EXISTS %ld)",
          left);
 
     waiter_start(&real, "/v1/locks/hangup/acquire", 10000, 0);
@@ -451,6 +578,7 @@ int main(void)
         return t_done();
     }
     test_granted_on_release();
+    test_dead_ghost_skipped();
     test_release_reserves_for_waiter();
     test_no_handoff();
     test_granted_on_expiry();

@@ -1357,3 +1357,312 @@ bool raw_send(int fd, const void *buf, size_t len)
     }
     return true;
 }
+
+/* ------------------------------- additions for the engine v2 tests */
+
+#include <limits.h>
+#include <sys/resource.h>
+
+long long redis_cli_int(const struct redis_proc *r, const char *fmt, ...)
+{
+    char args[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    char *out = redis_cli(r, args);
+    long long v = LLONG_MIN;
+    if (out) {
+        char *end;
+        errno = 0;
+        long long n = strtoll(out, &end, 10);
+        if (end != out && errno == 0 && (*end == '\n' || *end == '\0'))
+            v = n;
+    }
+    free(out);
+    return v;
+}
+
+int redis_restart_under(struct redis_proc *r, const char *prefix)
+{
+    char *argv[MAX_ARGS];
+    int argc = 0;
+    char port[16], logfile[320];
+
+    redis_kill(r);
+    if (split_words(prefix, NULL, argv, &argc, MAX_ARGS) != 0) {
+        free_words(argv, 0, argc);
+        return -1;
+    }
+    int nprefix = argc;
+    snprintf(port, sizeof port, "%d", r->port);
+    snprintf(logfile, sizeof logfile, "%s/redis.log", r->dir);
+    const char *fixed[] = {redis_server_bin(),
+                           "--port",
+                           port,
+                           "--bind",
+                           "127.0.0.1",
+                           "--dir",
+                           r->dir,
+                           "--logfile",
+                           logfile,
+                           "--daemonize",
+                           "no",
+                           "--save",
+                           "",
+                           "--appendonly",
+                           "no",
+                           "--enable-debug-command",
+                           "local",
+                           NULL};
+    for (int i = 0; fixed[i] && argc < MAX_ARGS - 1; i++)
+        argv[argc++] = (char *)fixed[i];
+    int nfixed = argc;
+    if (split_words(r->extra, r->dir, argv, &argc, MAX_ARGS) != 0) {
+        free_words(argv, 0, nprefix);
+        free_words(argv, nfixed, argc);
+        return -1;
+    }
+    /* The port was ours a moment ago; retry briefly in case it lingers. */
+    for (int attempt = 0; attempt < 20; attempt++) {
+        pid_t pid = spawn(argv, NULL, -1, -1);
+        if (pid < 0)
+            break;
+        track(pid, NULL);
+        double end = now_ms() + 10000.0;
+        int st;
+        bool exited = false;
+        while (now_ms() < end && !exited) {
+            if (redis_answers(r->port)) {
+                r->pid = pid;
+                free_words(argv, 0, nprefix);
+                free_words(argv, nfixed, argc);
+                return 0;
+            }
+            exited = waitpid(pid, &st, WNOHANG) == pid;
+            if (!exited)
+                sleep_ms(10);
+        }
+        if (!exited) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+        }
+        untrack(pid);
+        sleep_ms(100);
+    }
+    free_words(argv, 0, nprefix);
+    free_words(argv, nfixed, argc);
+    t_diag("redis_restart_under: could not restart on port %d under '%s'",
+           r->port, prefix ? prefix : "");
+    print_log_tail(logfile, 20);
+    return -1;
+}
+
+/* The shifting library: no malloc, no dlsym (the real clock is the system
+ * call), so it cannot recurse into an allocator that reads the clock. */
+static const char clock_shift_source[] =
+    "#define _GNU_SOURCE\n"
+    "#include <stdlib.h>\n"
+    "#include <sys/syscall.h>\n"
+    "#include <sys/time.h>\n"
+    "#include <time.h>\n"
+    "#include <unistd.h>\n"
+    "static long long shift_ns(void)\n"
+    "{\n"
+    "    static volatile long long v;\n"
+    "    static volatile int read_once;\n"
+    "    if (!read_once) {\n"
+    "        const char *s = getenv(\"TEST_CLOCK_SHIFT_MS\");\n"
+    "        v = s ? strtoll(s, NULL, 10) * 1000000LL : 0;\n"
+    "        read_once = 1;\n"
+    "    }\n"
+    "    return v;\n"
+    "}\n"
+    "int clock_gettime(clockid_t id, struct timespec *ts)\n"
+    "{\n"
+    "    int rc = (int)syscall(SYS_clock_gettime, id, ts);\n"
+    "    if (rc == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) "
+    "{\n"
+    "        long long ns = (long long)ts->tv_sec * 1000000000LL +\n"
+    "                       ts->tv_nsec + shift_ns();\n"
+    "        ts->tv_sec = (time_t)(ns / 1000000000LL);\n"
+    "        ts->tv_nsec = (long)(ns % 1000000000LL);\n"
+    "    }\n"
+    "    return rc;\n"
+    "}\n"
+    "int gettimeofday(struct timeval *tv, void *tz)\n"
+    "{\n"
+    "    struct timespec ts;\n"
+    "    (void)tz;\n"
+    "    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)\n"
+    "        return -1;\n"
+    "    if (tv) {\n"
+    "        tv->tv_sec = ts.tv_sec;\n"
+    "        tv->tv_usec = ts.tv_nsec / 1000;\n"
+    "    }\n"
+    "    return 0;\n"
+    "}\n"
+    "time_t time(time_t *t)\n"
+    "{\n"
+    "    struct timespec ts;\n"
+    "    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)\n"
+    "        return (time_t)-1;\n"
+    "    if (t)\n"
+    "        *t = ts.tv_sec;\n"
+    "    return ts.tv_sec;\n"
+    "}\n";
+
+const char *clock_shift_preload(void)
+{
+    static char lib[300];
+    static bool tried;
+    char dir[256], src[300];
+
+    if (tried)
+        return lib[0] ? lib : NULL;
+    tried = true;
+    snprintf(dir, sizeof dir, "%s/lockservice-clock-XXXXXX", tmp_root());
+    if (!mkdtemp(dir)) {
+        t_diag("clock_shift_preload: mkdtemp: %s", strerror(errno));
+        return NULL;
+    }
+    pthread_mutex_lock(&procs_lock);
+    for (int i = 0; i < MAX_PROCS; i++) {
+        if (procs[i].pid == 0 && procs[i].dir[0] == '\0') {
+            snprintf(procs[i].dir, sizeof procs[i].dir, "%s", dir);
+            procs[i].pid = -1; /* reserved: a dir with no process */
+            break;
+        }
+    }
+    pthread_mutex_unlock(&procs_lock);
+    snprintf(src, sizeof src, "%s/clock_shift.c", dir);
+    FILE *f = fopen(src, "w");
+    if (!f || fputs(clock_shift_source, f) < 0) {
+        if (f)
+            fclose(f);
+        t_diag("clock_shift_preload: cannot write %s", src);
+        return NULL;
+    }
+    fclose(f);
+    char out[300];
+    snprintf(out, sizeof out, "%s/clock_shift.so", dir);
+    const char *cc = getenv("CC");
+    char *argv[MAX_ARGS];
+    int argc = 0;
+    split_words(cc && *cc ? cc : "cc", NULL, argv, &argc, MAX_ARGS - 8);
+    int ncc = argc;
+    const char *flags[] = {"-shared", "-fPIC", "-O1", "-w", "-o", out, src};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        argv[argc++] = (char *)flags[i];
+    argv[argc] = NULL;
+    pid_t pid = spawn(argv, NULL, -1, 2);
+    free_words(argv, 0, ncc);
+    if (pid < 0)
+        return NULL;
+    int st = wait_for(pid, 60000);
+    if (st == -1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        t_diag("clock_shift_preload: building %s failed", out);
+        return NULL;
+    }
+    snprintf(lib, sizeof lib, "%s", out);
+    return lib;
+}
+
+bool nofile_at_least(long want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return false;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)want
+                          ? (rlim_t)want
+                          : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            return false;
+    }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)want;
+}
+
+long proc_status(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    size_t n = strlen(field);
+    long v = -1;
+
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            char *end;
+            long x = strtol(line + n + 1, &end, 10);
+            if (end != line + n + 1)
+                v = x;
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+int raw_request(int port, const char *method, const char *path,
+                const char *body)
+{
+    char head[1024];
+    size_t blen = body ? strlen(body) : 0;
+    int n;
+
+    if (body)
+        n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, port, blen);
+    else
+        n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", method,
+                     path, port);
+    if (n < 0 || (size_t)n >= sizeof head)
+        return -1;
+    int fd = raw_connect(port);
+    if (fd < 0)
+        return -1;
+    if (!raw_send(fd, head, (size_t)n) || (blen && !raw_send(fd, body, blen))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+long raw_status(int fd, int timeout_ms)
+{
+    char buf[512];
+    size_t len = 0;
+    double end = now_ms() + timeout_ms;
+    while (!memchr(buf, '\n', len) && len < sizeof buf - 1) {
+        int left = (int)(end - now_ms());
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0)
+            break;
+        int rc = poll(&p, 1, left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            break;
+        ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    if (len < 12 || strncmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ')
+        return 0;
+    return strtol(buf + 9, NULL, 10);
+}

@@ -163,4 +163,42 @@ void redis_stall_end(struct redis_stall *st);
  * "--unixsocket {dir}/redis.sock". When extra has "--requirepass P",
  * redis_cli authenticates with P. */
 
+/* ---- Additions for the engine v2 tests (issue 9) ---- */
+
+/* redis_cli with a printf-formatted argument string; returns the answer as
+ * an integer (its first line), or LLONG_MIN when it is no integer or
+ * redis-cli failed. E.g. redis_cli_int(&r, "LLEN %s", key). */
+long long redis_cli_int(const struct redis_proc *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* SIGKILLs r and starts it again on the same port and dir (and extra), with
+ * prefix (space-separated words, e.g. "env NAME=value") put before the
+ * server command, and waits until it answers PING. The prefix must exec the
+ * server, not fork it, so that r->pid stays the server's: faketime(1) forks
+ * (and see clock_shift_preload). The data is whatever the dir holds: none
+ * with redis_start's default --save "" --appendonly no. Returns 0 or -1. */
+int redis_restart_under(struct redis_proc *r, const char *prefix);
+/* The path of an LD_PRELOAD library that shifts a process's wall clock
+ * (clock_gettime of CLOCK_REALTIME*, gettimeofday, time) by
+ * $TEST_CLOCK_SHIFT_MS milliseconds and leaves the monotonic clocks alone;
+ * built on first use with $CC (default cc) in a private dir removed at
+ * exit. libfaketime does the same but hangs a redis-server linked with
+ * jemalloc (libfaketime issue 130). E.g. redis_restart_under(&r, "env
+ * LD_PRELOAD=<path> TEST_CLOCK_SHIFT_MS=-30000"). NULL when it cannot be
+ * built. */
+const char *clock_shift_preload(void);
+/* Raises the soft RLIMIT_NOFILE to at least want (up to the hard limit);
+ * processes started afterwards inherit it. True when it is now >= want. */
+bool nofile_at_least(long want);
+/* A numeric field of /proc/<pid>/status ("VmRSS" in kB, "Threads"), or -1. */
+long proc_status(pid_t pid, const char *field);
+/* Opens a connection to 127.0.0.1:port and sends one HTTP/1.1 request
+ * (body: JSON, or NULL for none), leaving the answer unread: a client that
+ * waits and may hang up (close the fd). Returns the fd or -1. */
+int raw_request(int port, const char *method, const char *path,
+                const char *body);
+/* Reads fd until the status line of an HTTP answer has arrived, for up to
+ * timeout_ms, and returns its status code, or 0 (no answer, closed). What
+ * else was read is discarded. */
+long raw_status(int fd, int timeout_ms);
+
 #endif

@@ -1,5 +1,7 @@
-/* test_config.c -- unit tests for service/config.c: Redis URLs, listen
- * addresses, API key files and config_parse over argv and the environment. */
+/* test_config.c -- unit tests for service/config.c: the rows, Redis URLs
+ * (percent-decoded credentials), listen addresses, API key and Redis
+ * password files, warnings for unknown LOCKSERVICE_* variables and
+ * config_parse over argv and the environment. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,30 +14,58 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
 
 static const char *const env_vars[] = {
-    "LOCKSERVICE_LISTEN",           "LOCKSERVICE_REDIS_URL",
-    "LOCKSERVICE_THREADS",          "LOCKSERVICE_KEY_PREFIX",
-    "LOCKSERVICE_MAX_TTL_MS",       "LOCKSERVICE_MAX_WAIT_MS",
-    "LOCKSERVICE_REDIS_TIMEOUT_MS", "LOCKSERVICE_MAX_BODY_BYTES",
-    "LOCKSERVICE_MAX_JSON_DEPTH",   "LOCKSERVICE_MAX_CONNECTIONS",
-    "LOCKSERVICE_IDLE_TIMEOUT_S",   "LOCKSERVICE_MAX_WAITERS",
-    "LOCKSERVICE_MAX_HOLD_COUNT",   "LOCKSERVICE_SHUTDOWN_TIMEOUT_MS",
-    "LOCKSERVICE_API_KEYS_FILE",    "LOCKSERVICE_DEMO",
-    "LOCKSERVICE_LOG_LEVEL",        "LOCKSERVICE_HANDOFF_MS",
+    "LOCKSERVICE_LISTEN",
+    "LOCKSERVICE_REDIS_URL",
+    "LOCKSERVICE_REDIS_PASSWORD_FILE",
+    "LOCKSERVICE_THREADS",
+    "LOCKSERVICE_KEY_PREFIX",
+    "LOCKSERVICE_MAX_TTL_MS",
+    "LOCKSERVICE_MAX_WAIT_MS",
+    "LOCKSERVICE_REDIS_TIMEOUT_MS",
+    "LOCKSERVICE_MAX_BODY_BYTES",
+    "LOCKSERVICE_MAX_JSON_DEPTH",
+    "LOCKSERVICE_MAX_CONNECTIONS",
+    "LOCKSERVICE_IDLE_TIMEOUT_S",
+    "LOCKSERVICE_MAX_WAITERS",
+    "LOCKSERVICE_MAX_HOLD_COUNT",
+    "LOCKSERVICE_SHUTDOWN_TIMEOUT_MS",
+    "LOCKSERVICE_API_KEYS_FILE",
+    "LOCKSERVICE_DEMO",
+    "LOCKSERVICE_LOG_LEVEL",
+    "LOCKSERVICE_HANDOFF_MS",
 };
 
 #define N_ENV (sizeof(env_vars) / sizeof(env_vars[0]))
 
-/* Every test starts from an environment without LOCKSERVICE_* variables. */
+/* Every test starts from an environment without LOCKSERVICE_* variables,
+ * settings or not (an unknown one makes a warning). */
 static int clear_env(void **state)
 {
+    extern char **environ;
+    bool again = true;
+
     (void)state;
-    for (size_t i = 0; i < N_ENV; i++)
-        unsetenv(env_vars[i]);
+    while (again) {
+        again = false;
+        for (char **e = environ; *e != NULL; e++) {
+            if (strncmp(*e, "LOCKSERVICE_", 12) == 0) {
+                char name[512];
+                size_t n = strcspn(*e, "=");
+                assert_true(n < sizeof(name));
+                memcpy(name, *e, n);
+                name[n] = '\0';
+                unsetenv(name);
+                again = true;
+                break;
+            }
+        }
+    }
     return 0;
 }
 
@@ -112,6 +142,41 @@ static void parse_fails(const char *what, const char *first, ...)
     argv[argc] = NULL;
     memset(err, 0, sizeof(err));
     parse_fails_check(config_parse(&cfg, argc, argv, err, sizeof(err)), what);
+}
+
+/* Runs "lockservice --help" through config_parse and stores what it
+ * printed in text (len bytes with the NUL). */
+static void help_text(char *text, size_t len)
+{
+    char path[] = "/tmp/lockservice-help-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char *argv[] = {(char *)"lockservice", (char *)"--help", NULL};
+
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    enum config_result r = config_parse(&cfg, 2, argv, err, sizeof(err));
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    assert_int_equal(r, CONFIG_EXIT_OK);
+
+    ssize_t n = pread(fd, text, len - 1, 0);
+    close(fd);
+    unlink(path);
+    assert_true(n > 0 && (size_t)n < len - 1);
+    text[n] = '\0';
+}
+
+/* A file holding the n bytes of content; its path is in path (a
+ * mkstemp template). */
+static void write_file(char *path, const char *content, size_t n)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, n), (ssize_t)n);
+    close(fd);
 }
 
 /* ---- redis_url_parse ---- */
@@ -307,6 +372,110 @@ static void test_redis_url_overlong(void **state)
     snprintf(url, sizeof(url), "redis://%s", part);
     struct redis_url u = url_ok(url);
     assert_int_equal(strlen(u.host), REDIS_HOST_MAX - 1);
+}
+
+/* user, password and unix query values are percent-decoded, so that any
+ * byte but NUL can be written; v1 refused a password with '/' ("port must
+ * be 1..65535"). */
+static void test_redis_url_percent_decoding(void **state)
+{
+    (void)state;
+    struct redis_url u = url_ok("redis://:a%2Fb@h");
+    assert_string_equal(u.password, "a/b");
+    assert_string_equal(u.host, "h");
+    assert_int_equal(u.port, 6379);
+
+    u = url_ok("redis://:p%40ss@h:6380/2");
+    assert_string_equal(u.password, "p@ss");
+    assert_string_equal(u.host, "h");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 2);
+
+    u = url_ok("redis://:100%25@h");
+    assert_string_equal(u.password, "100%");
+
+    u = url_ok("redis://us%3Aer:pa%3As@h");
+    assert_string_equal(u.user, "us:er");
+    assert_string_equal(u.password, "pa:s");
+
+    /* Lower-case hex digits, a space and a non-ASCII byte. */
+    u = url_ok("redis://:%2f%2F%20%c3%a9@h");
+    assert_string_equal(u.password, "// \xc3\xa9");
+
+    /* Every special character at once, with an IPv6 host and a db. */
+    u = url_ok("redis://alice:s%2F%40%3A%25%3F%23@[::1]:6390/4");
+    assert_string_equal(u.user, "alice");
+    assert_string_equal(u.password, "s/@:%?#");
+    assert_string_equal(u.host, "::1");
+    assert_int_equal(u.port, 6390);
+    assert_int_equal(u.db, 4);
+
+    /* A '/' written as it is still works: the credentials end at the last
+     * '@', and neither host, port nor db holds one. */
+    u = url_ok("redis://:pa/ss@127.0.0.1:6379/3");
+    assert_string_equal(u.password, "pa/ss");
+    assert_string_equal(u.host, "127.0.0.1");
+    assert_int_equal(u.port, 6379);
+    assert_int_equal(u.db, 3);
+
+    /* The unix query's values. */
+    u = url_ok("unix:///tmp/r.sock?password=a%26b%2Fc%3D&db=%33");
+    assert_string_equal(u.host, "/tmp/r.sock");
+    assert_string_equal(u.password, "a&b/c=");
+    assert_int_equal(u.db, 3);
+    /* The path is taken as written. */
+    u = url_ok("unix:///tmp/100%.sock");
+    assert_string_equal(u.host, "/tmp/100%.sock");
+}
+
+static void test_redis_url_bad_escapes(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "redis://:a%2@h",        "redis://:a%zz@h",        "redis://:%@h",
+        "redis://:abc%@h",       "redis://:%g0@h",         "redis://:%00@h",
+        "redis://:a%2",          "redis://a%G0:pw@h",      "redis://%:pw@h",
+        "unix:///s?password=%2", "unix:///s?password=%00", "unix:///s?db=%3",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        url_bad(bad[i]);
+
+    struct redis_url u;
+    char why[128] = "";
+    assert_int_equal(
+        redis_url_parse("redis://:S3CRET%zz@h", &u, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "escape"));
+    assert_non_null(strstr(why, "password"));
+    assert_null(strstr(why, "S3CRET"));
+    assert_int_equal(redis_url_parse("redis://us%4:pw@h", &u, why, sizeof(why)),
+                     -1);
+    assert_non_null(strstr(why, "user"));
+
+    /* Through config_parse: one line naming the setting, not the value. */
+    PARSE_FAILS("--redis", "--redis", "redis://:S3CRET%zz@h");
+    assert_null(strstr(err, "S3CRET"));
+    setenv("LOCKSERVICE_REDIS_URL", "redis://:S3CRET%4@h", 1);
+    parse_fails_check(PARSE(NULL), "LOCKSERVICE_REDIS_URL");
+    assert_null(strstr(err, "S3CRET"));
+    unsetenv("LOCKSERVICE_REDIS_URL");
+}
+
+/* The length limit is on the decoded bytes: 255 of them, however long
+ * their encoding. */
+static void test_redis_url_decoded_length(void **state)
+{
+    (void)state;
+    char url[4 * REDIS_SECRET_MAX + 64];
+    size_t n = (size_t)snprintf(url, sizeof(url), "redis://:");
+
+    for (int i = 0; i < REDIS_SECRET_MAX - 1; i++)
+        n += (size_t)snprintf(url + n, sizeof(url) - n, "%%41");
+    snprintf(url + n, sizeof(url) - n, "@h");
+    struct redis_url u = url_ok(url);
+    assert_int_equal(strlen(u.password), REDIS_SECRET_MAX - 1);
+
+    snprintf(url + n, sizeof(url) - n, "%%41@h");
+    url_bad(url);
 }
 
 /* ---- listen_addr_parse ---- */
@@ -575,6 +744,8 @@ static void test_config_defaults(void **state)
     assert_string_equal(cfg.api_keys_file, "");
     assert_int_equal(cfg.api_key_count, 0);
     assert_false(cfg.healthcheck);
+    assert_string_equal(cfg.redis_password_file, "");
+    assert_int_equal(cfg.warning_count, 0);
     assert_string_equal(err, "");
 }
 
@@ -691,6 +862,7 @@ static void test_config_env(void **state)
     assert_int_equal(cfg.shutdown_timeout_ms, 47);
     assert_true(cfg.demo);
     assert_int_equal(cfg.log_level, LOG_WARN);
+    assert_int_equal(cfg.warning_count, 0);
 
     setenv("LOCKSERVICE_DEMO", "0", 1);
     assert_int_equal(PARSE(NULL), CONFIG_OK);
@@ -845,29 +1017,12 @@ static void test_config_help_version(void **state)
 static void test_config_help_text(void **state)
 {
     (void)state;
-    char path[] = "/tmp/lockservice-help-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    char *argv[] = {(char *)"lockservice", (char *)"--help", NULL};
-
-    fflush(stdout);
-    int saved = dup(STDOUT_FILENO);
-    dup2(fd, STDOUT_FILENO);
-    enum config_result r = config_parse(&cfg, 2, argv, err, sizeof(err));
-    fflush(stdout);
-    dup2(saved, STDOUT_FILENO);
-    close(saved);
-    assert_int_equal(r, CONFIG_EXIT_OK);
-
     char text[16384];
-    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
-    close(fd);
-    unlink(path);
-    assert_true(n > 0);
-    text[n] = '\0';
+    help_text(text, sizeof(text));
     static const char *const flags[] = {
         "--listen",
         "--redis",
+        "--redis-password-file",
         "--threads",
         "--key-prefix",
         "--max-ttl-ms",
@@ -933,6 +1088,611 @@ static void test_config_api_keys_file(void **state)
     unlink(path);
 }
 
+/* ---- the rows ---- */
+
+/* The integer a CONFIG_INT or CONFIG_ENUM row stored in c. */
+static int64_t row_int(const struct config *c, const struct config_row *row)
+{
+    const char *p = (const char *)c + row->offset;
+    if (row->size == sizeof(int32_t)) {
+        int32_t v;
+        memcpy(&v, p, sizeof(v));
+        return v;
+    }
+    int64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* Rows that are a flag only: no variable, no value. */
+static bool flag_only(const struct config_row *row)
+{
+    return strcmp(row->flag, "--healthcheck") == 0 ||
+           strcmp(row->flag, "--help") == 0 ||
+           strcmp(row->flag, "--version") == 0;
+}
+
+/* Every row is complete and consistent: a flag, a variable named after it,
+ * help, a default that its own row accepts, and a member that fits. */
+static void test_rows_complete(void **state)
+{
+    (void)state;
+    assert_true(config_row_count >= 22);
+    for (size_t i = 0; i < config_row_count; i++) {
+        const struct config_row *row = &config_rows[i];
+        char want[64], buf[32];
+
+        if (row->flag == NULL || strncmp(row->flag, "--", 2) != 0 ||
+            row->flag[2] == '\0') {
+            print_error("row %zu has no flag\n", i);
+            fail();
+        }
+        if (row->help == NULL || row->help[0] == '\0') {
+            print_error("%s has no help\n", row->flag);
+            fail();
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(config_rows[j].flag, row->flag) == 0 ||
+                (row->env && config_rows[j].env &&
+                 strcmp(config_rows[j].env, row->env) == 0)) {
+                print_error("%s given twice\n", row->flag);
+                fail();
+            }
+        }
+        if (flag_only(row)) {
+            assert_null(row->env);
+            assert_null(row->arg);
+        } else {
+            /* LOCKSERVICE_ and the flag in capitals, '-' as '_'; --redis
+             * keeps its v1 name. */
+            size_t n = (size_t)snprintf(want, sizeof(want), "LOCKSERVICE_");
+            for (const char *f = row->flag + 2; *f; f++)
+                want[n++] = *f == '-' ? '_' : (char)(*f - 'a' + 'A');
+            want[n] = '\0';
+            if (strcmp(row->flag, "--redis") == 0)
+                snprintf(want, sizeof(want), "LOCKSERVICE_REDIS_URL");
+            if (row->env == NULL || strcmp(row->env, want) != 0) {
+                print_error("%s: variable %s, want %s\n", row->flag,
+                            row->env ? row->env : "(none)", want);
+                fail();
+            }
+        }
+        switch (row->type) {
+        case CONFIG_INT:
+        case CONFIG_ENUM:
+            assert_true(row->size == 4 || row->size == 8);
+            assert_true(row->offset + row->size <= sizeof(struct config));
+            if (row->type == CONFIG_INT) {
+                assert_true(0 <= row->min && row->min <= row->max);
+                assert_true(row->size == 8 || row->max <= INT32_MAX);
+                assert_non_null(row->arg);
+            } else {
+                assert_non_null(row->names);
+                assert_non_null(row->names[0]);
+            }
+            break;
+        case CONFIG_STRING:
+            assert_true(row->max >= row->min && row->min >= 0);
+            assert_true((size_t)row->max < row->size);
+            assert_true(row->offset + row->size <= sizeof(struct config));
+            assert_non_null(row->arg);
+            break;
+        case CONFIG_BOOL:
+            assert_int_equal(row->size, sizeof(bool));
+            assert_null(row->arg);
+            break;
+        case CONFIG_CUSTOM:
+            assert_non_null(row->parse);
+            assert_non_null(row->arg);
+            break;
+        case CONFIG_EXIT:
+            assert_non_null(row->action);
+            break;
+        }
+
+        const char *def = config_row_default(row, buf, sizeof(buf));
+        if (def == NULL) {
+            /* Unset by default: the commands, and files to read. */
+            if (row->type != CONFIG_EXIT &&
+                !(row->type == CONFIG_STRING && row->load != NULL)) {
+                print_error("%s has no default\n", row->flag);
+                fail();
+            }
+            continue;
+        }
+        struct config scratch;
+        char why[256] = "";
+        memset(&scratch, 0, sizeof(scratch));
+        if (config_row_apply(&scratch, row, def, row->flag, why, sizeof(why)) !=
+            0) {
+            print_error("%s: default '%s' does not parse: %s\n", row->flag, def,
+                        why);
+            fail();
+        }
+    }
+}
+
+/* The defaults config_parse fills are exactly the rows' defaults. */
+static void test_rows_are_the_defaults(void **state)
+{
+    (void)state;
+    static struct config want;
+    char why[256];
+
+    memset(&want, 0, sizeof(want));
+    for (size_t i = 0; i < config_row_count; i++) {
+        char buf[32];
+        const char *def = config_row_default(&config_rows[i], buf, sizeof(buf));
+        if (def != NULL)
+            assert_int_equal(config_row_apply(&want, &config_rows[i], def,
+                                              "default", why, sizeof(why)),
+                             0);
+    }
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_memory_equal(&cfg, &want, sizeof(want));
+}
+
+/* Each integer row takes its bounds from the flag and from its variable
+ * and refuses one past either, naming the flag or variable. */
+static void test_rows_int_ranges(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < config_row_count; i++) {
+        const struct config_row *row = &config_rows[i];
+        char lo[32], hi[32], below[32], above[32];
+
+        if (row->type != CONFIG_INT)
+            continue;
+        snprintf(lo, sizeof(lo), "%lld", (long long)row->min);
+        snprintf(hi, sizeof(hi), "%lld", (long long)row->max);
+        snprintf(below, sizeof(below), "%lld", (long long)row->min - 1);
+        snprintf(above, sizeof(above), "%lld", (long long)row->max + 1);
+
+        assert_int_equal(PARSE(row->flag, lo), CONFIG_OK);
+        assert_int_equal(row_int(&cfg, row), row->min);
+        assert_int_equal(PARSE(row->flag, hi), CONFIG_OK);
+        assert_int_equal(row_int(&cfg, row), row->max);
+        PARSE_FAILS(row->flag, row->flag, below);
+        PARSE_FAILS(row->flag, row->flag, above);
+
+        setenv(row->env, hi, 1);
+        assert_int_equal(PARSE(NULL), CONFIG_OK);
+        assert_int_equal(row_int(&cfg, row), row->max);
+        setenv(row->env, above, 1);
+        parse_fails_check(PARSE(NULL), row->env);
+        unsetenv(row->env);
+    }
+}
+
+/* Each allowed value of an enum row is stored as its index. */
+static void test_rows_enums(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < config_row_count; i++) {
+        const struct config_row *row = &config_rows[i];
+        if (row->type != CONFIG_ENUM)
+            continue;
+        for (size_t k = 0; row->names[k] != NULL; k++) {
+            assert_int_equal(PARSE(row->flag, row->names[k]), CONFIG_OK);
+            assert_int_equal(row_int(&cfg, row), (int64_t)k);
+        }
+        PARSE_FAILS(row->flag, row->flag, "no-such-value");
+        /* The error lists the allowed values. */
+        assert_non_null(strstr(err, row->names[0]));
+    }
+}
+
+/* --help is made from the rows: every flag with its value name, variable,
+ * range and default, in lines of at most 79 columns. */
+static void test_help_lists_every_row(void **state)
+{
+    (void)state;
+    char text[16384];
+    help_text(text, sizeof(text));
+
+    for (size_t i = 0; i < config_row_count; i++) {
+        const struct config_row *row = &config_rows[i];
+        char want[160];
+
+        snprintf(want, sizeof(want), "  %s%s%s ", row->flag,
+                 row->arg ? " " : "", row->arg ? row->arg : "");
+        if (strstr(text, want) == NULL) {
+            print_error("--help does not list '%s'\n", want);
+            fail();
+        }
+        if (row->env != NULL) {
+            snprintf(want, sizeof(want), "env: %s\n", row->env);
+            if (strstr(text, want) == NULL) {
+                print_error("--help does not name %s\n", row->env);
+                fail();
+            }
+        }
+        if (row->type == CONFIG_BOOL && row->env != NULL) {
+            snprintf(want, sizeof(want), "default %s",
+                     strcmp(row->def, "1") == 0 ? "on" : "off");
+            if (strstr(text, want) == NULL) {
+                print_error("--help does not give %s's default\n", row->flag);
+                fail();
+            }
+        } else if (row->def != NULL && row->type != CONFIG_BOOL) {
+            snprintf(want, sizeof(want), "default %s", row->def);
+            if (strstr(text, want) == NULL) {
+                print_error("--help does not give %s's default %s\n", row->flag,
+                            row->def);
+                fail();
+            }
+        }
+        if (row->type == CONFIG_INT) {
+            snprintf(want, sizeof(want), "(%lld..%lld;", (long long)row->min,
+                     (long long)row->max);
+            if (strstr(text, want) == NULL) {
+                print_error("--help does not give %s's range %s\n", row->flag,
+                            want);
+                fail();
+            }
+        }
+    }
+    for (const char *line = text; *line;) {
+        size_t n = strcspn(line, "\n");
+        if (n > 79) {
+            print_error("--help line longer than 79: %.*s\n", (int)n, line);
+            fail();
+        }
+        line += n + (line[n] == '\n');
+    }
+    assert_non_null(strstr(text, "LOCKSERVICE_* variable that is no setting"));
+}
+
+/* README's Configuration table has one line per row, with its variable,
+ * default and range (run from the repository root; skipped elsewhere). */
+static void test_readme_lists_every_row(void **state)
+{
+    (void)state;
+    static char text[1 << 17];
+    FILE *f = fopen("README.md", "r");
+    if (f == NULL) {
+        skip();
+        return;
+    }
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *section = strstr(text, "\n## Configuration\n");
+    assert_non_null(section);
+    char *end = strstr(section + 1, "\n## ");
+    if (end != NULL)
+        *end = '\0';
+
+    for (size_t i = 0; i < config_row_count; i++) {
+        const struct config_row *row = &config_rows[i];
+        char head[96], want[96];
+        if (row->type == CONFIG_EXIT)
+            continue;
+        snprintf(head, sizeof(head), "\n| `%s%s%s` |", row->flag,
+                 row->arg ? " " : "", row->arg ? row->arg : "");
+        char *line = strstr(section, head);
+        if (line == NULL) {
+            print_error("README's table has no line for %s\n", head + 1);
+            fail();
+        }
+        assert_null(strstr(line + 1, head)); /* one line per setting */
+        char *eol = strchr(line + 1, '\n');
+        if (eol != NULL)
+            *eol = '\0';
+        const char *def = row->def;
+        if (row->type == CONFIG_BOOL)
+            def = row->env ? (strcmp(row->def, "1") == 0 ? "on" : "off") : NULL;
+        else if (def == NULL)
+            def = "none";
+        const char *need[3] = {row->env, def, NULL};
+        if (row->type == CONFIG_INT) {
+            snprintf(want, sizeof(want), "%lld..%lld", (long long)row->min,
+                     (long long)row->max);
+            need[2] = want;
+        }
+        for (int k = 0; k < 3; k++) {
+            if (need[k] != NULL && strstr(line, need[k]) == NULL) {
+                print_error("README's line for %s lacks %s\n", row->flag,
+                            need[k]);
+                fail();
+            }
+        }
+        if (eol != NULL)
+            *eol = '\n';
+    }
+}
+
+/* ---- unknown LOCKSERVICE_* variables ---- */
+
+static bool warned_about(const char *needle)
+{
+    for (unsigned i = 0; i < cfg.warning_count; i++)
+        if (strstr(cfg.warnings[i], needle) != NULL)
+            return true;
+    return false;
+}
+
+static void test_unknown_env_warns(void **state)
+{
+    (void)state;
+    /* A misspelt LOCKSERVICE_REDIS_URL, its value a secret. */
+    setenv("LOCKSERVICE_REDIS", "redis://:WARN-S3CRET@elsewhere:7000", 1);
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_int_equal(cfg.warning_count, 1);
+    assert_non_null(strstr(cfg.warnings[0], "LOCKSERVICE_REDIS "));
+    assert_non_null(
+        strstr(cfg.warnings[0], "did you mean LOCKSERVICE_REDIS_URL"));
+    assert_null(strstr(cfg.warnings[0], "S3CRET"));
+    assert_null(strstr(cfg.warnings[0], "elsewhere"));
+    assert_null(strchr(cfg.warnings[0], '\n'));
+    /* Ignored, not applied. */
+    assert_string_equal(cfg.redis.host, "127.0.0.1");
+    unsetenv("LOCKSERVICE_REDIS");
+
+    static const struct {
+        const char *var, *suggestion;
+    } near[] = {
+        {"LOCKSERVICE_THREAD", "LOCKSERVICE_THREADS"},
+        {"LOCKSERVICE_MAX_TTL", "LOCKSERVICE_MAX_TTL_MS"},
+        {"LOCKSERVICE_max_ttl_ms", "LOCKSERVICE_MAX_TTL_MS"},
+        {"LOCKSERVICE_LOGLEVEL", "LOCKSERVICE_LOG_LEVEL"},
+        {"LOCKSERVICE_REDIS_PASSWORD", "LOCKSERVICE_REDIS_PASSWORD_FILE"},
+        {"LOCKSERVICE_API_KEYS", "LOCKSERVICE_API_KEYS_FILE"},
+        {"LOCKSERVICE_DEMO_MODE", "LOCKSERVICE_DEMO"},
+    };
+    for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
+        char want[128];
+        clear_env(NULL);
+        setenv(near[i].var, "1", 1);
+        assert_int_equal(PARSE(NULL), CONFIG_OK);
+        assert_int_equal(cfg.warning_count, 1);
+        snprintf(want, sizeof(want), "did you mean %s?", near[i].suggestion);
+        if (strstr(cfg.warnings[0], near[i].var) == NULL ||
+            strstr(cfg.warnings[0], want) == NULL) {
+            print_error("%s: warning \"%s\" lacks \"%s\"\n", near[i].var,
+                        cfg.warnings[0], want);
+            fail();
+        }
+    }
+
+    /* Nothing close: no suggestion. */
+    clear_env(NULL);
+    setenv("LOCKSERVICE_ZQXWV", "1", 1);
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_int_equal(cfg.warning_count, 1);
+    assert_non_null(strstr(cfg.warnings[0], "LOCKSERVICE_ZQXWV"));
+    assert_null(strstr(cfg.warnings[0], "did you mean"));
+
+    /* A bad value of a real setting is still the error it was. */
+    setenv("LOCKSERVICE_THREADS", "0", 1);
+    parse_fails_check(PARSE(NULL), "LOCKSERVICE_THREADS");
+}
+
+static void test_known_env_does_not_warn(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < config_row_count; i++) {
+        const struct config_row *row = &config_rows[i];
+        char buf[32];
+        const char *def = config_row_default(row, buf, sizeof(buf));
+        if (row->env != NULL && def != NULL)
+            setenv(row->env, def, 1);
+    }
+    /* Not LOCKSERVICE_*: none of ours. */
+    setenv("LOCKSERVICEX", "1", 1);
+    setenv("lockservice_threads", "1", 1);
+    setenv("MY_LOCKSERVICE_THREADS", "1", 1);
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_int_equal(cfg.warning_count, 0);
+    unsetenv("LOCKSERVICEX");
+    unsetenv("lockservice_threads");
+    unsetenv("MY_LOCKSERVICE_THREADS");
+
+    /* A warning does not outlive the variable: the next parse starts
+     * afresh. */
+    setenv("LOCKSERVICE_NOPE", "1", 1);
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_int_equal(cfg.warning_count, 1);
+    unsetenv("LOCKSERVICE_NOPE");
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_int_equal(cfg.warning_count, 0);
+}
+
+/* Past CONFIG_WARNINGS_MAX, the last line counts the rest; odd names stay
+ * one bounded line. */
+static void test_unknown_env_many_and_odd(void **state)
+{
+    (void)state;
+    char name[300];
+
+    for (int i = 0; i < CONFIG_WARNINGS_MAX + 3; i++) {
+        snprintf(name, sizeof(name), "LOCKSERVICE_UNKNOWN_%02d", i);
+        setenv(name, "x", 1);
+    }
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_int_equal(cfg.warning_count, CONFIG_WARNINGS_MAX);
+    assert_non_null(
+        strstr(cfg.warnings[CONFIG_WARNINGS_MAX - 1], "4 more LOCKSERVICE_"));
+    clear_env(NULL);
+
+    memset(name, 'N', sizeof(name) - 1);
+    memcpy(name, "LOCKSERVICE_", 12);
+    name[sizeof(name) - 1] = '\0';
+    setenv(name, "x", 1);
+    setenv("LOCKSERVICE_LINE\nBREAK", "x", 1);
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_int_equal(cfg.warning_count, 2);
+    for (unsigned i = 0; i < cfg.warning_count; i++) {
+        assert_true(strlen(cfg.warnings[i]) < CONFIG_WARNING_LEN);
+        assert_null(strchr(cfg.warnings[i], '\n'));
+    }
+    assert_true(warned_about("NNN..."));
+    assert_true(warned_about("LOCKSERVICE_LINE?BREAK"));
+}
+
+/* ---- --redis-password-file ---- */
+
+#define FILE_SECRET "fi/e@pw:100%"
+
+static void test_password_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/lockservice-pw-XXXXXX";
+    write_file(path, FILE_SECRET "\n", strlen(FILE_SECRET) + 1);
+
+    assert_int_equal(PARSE("--redis-password-file", path), CONFIG_OK);
+    assert_string_equal(cfg.redis.password, FILE_SECRET);
+    assert_string_equal(cfg.redis_password_file, path);
+    assert_string_equal(cfg.redis.host, "127.0.0.1");
+
+    /* It overrides the URL's password whatever the order, and keeps the
+     * URL's user, host, port and db. */
+    assert_int_equal(PARSE("--redis-password-file", path, "--redis",
+                           "redis://alice:urlpw@h:7000/2"),
+                     CONFIG_OK);
+    assert_string_equal(cfg.redis.password, FILE_SECRET);
+    assert_string_equal(cfg.redis.user, "alice");
+    assert_string_equal(cfg.redis.host, "h");
+    assert_int_equal(cfg.redis.port, 7000);
+    assert_int_equal(cfg.redis.db, 2);
+    assert_int_equal(PARSE("--redis", "unix:///tmp/r.sock?password=urlpw",
+                           "--redis-password-file", path),
+                     CONFIG_OK);
+    assert_string_equal(cfg.redis.password, FILE_SECRET);
+
+    /* From the environment, and over a URL from the environment. */
+    setenv("LOCKSERVICE_REDIS_PASSWORD_FILE", path, 1);
+    setenv("LOCKSERVICE_REDIS_URL", "redis://:urlpw@envhost", 1);
+    assert_int_equal(PARSE(NULL), CONFIG_OK);
+    assert_string_equal(cfg.redis.password, FILE_SECRET);
+    assert_string_equal(cfg.redis.host, "envhost");
+    assert_int_equal(cfg.warning_count, 0);
+    unsetenv("LOCKSERVICE_REDIS_URL");
+    unsetenv("LOCKSERVICE_REDIS_PASSWORD_FILE");
+
+    /* Without it the URL's password stays. */
+    assert_int_equal(PARSE("--redis", "redis://:urlpw@h"), CONFIG_OK);
+    assert_string_equal(cfg.redis.password, "urlpw");
+    assert_string_equal(cfg.redis_password_file, "");
+    unlink(path);
+}
+
+static void test_password_file_line_endings(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *content, *password;
+    } ok[] = {
+        {"pw\n", "pw"},       {"pw\r\n", "pw"},
+        {"pw", "pw"},         {" pw \n", " pw "}, /* only the newline goes */
+        {"p%2Fw\n", "p%2Fw"}, /* taken as it is, not decoded */
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        char path[] = "/tmp/lockservice-pw-XXXXXX";
+        write_file(path, ok[i].content, strlen(ok[i].content));
+        assert_int_equal(PARSE("--redis-password-file", path), CONFIG_OK);
+        assert_string_equal(cfg.redis.password, ok[i].password);
+        unlink(path);
+    }
+
+    /* REDIS_SECRET_MAX - 1 bytes fit, with or without a newline; one more
+     * does not. */
+    char text[REDIS_SECRET_MAX + 2];
+    char path[] = "/tmp/lockservice-pw-XXXXXX";
+    memset(text, 'k', sizeof(text));
+    text[REDIS_SECRET_MAX - 1] = '\n';
+    write_file(path, text, REDIS_SECRET_MAX);
+    assert_int_equal(PARSE("--redis-password-file", path), CONFIG_OK);
+    assert_int_equal(strlen(cfg.redis.password), REDIS_SECRET_MAX - 1);
+    unlink(path);
+    char path2[] = "/tmp/lockservice-pw-XXXXXX";
+    write_file(path2, text, REDIS_SECRET_MAX - 1);
+    assert_int_equal(PARSE("--redis-password-file", path2), CONFIG_OK);
+    assert_int_equal(strlen(cfg.redis.password), REDIS_SECRET_MAX - 1);
+    unlink(path2);
+    char path3[] = "/tmp/lockservice-pw-XXXXXX";
+    write_file(path3, text, REDIS_SECRET_MAX + 2);
+    PARSE_FAILS("--redis-password-file", "--redis-password-file", path3);
+    unlink(path3);
+    char path4[] = "/tmp/lockservice-pw-XXXXXX";
+    memset(text, 'k', sizeof(text));
+    write_file(path4, text, REDIS_SECRET_MAX);
+    PARSE_FAILS("--redis-password-file", "--redis-password-file", path4);
+    assert_non_null(strstr(err, "longer"));
+    unlink(path4);
+}
+
+/* Each refusal names the setting and the file, never what the file
+ * holds. */
+static void test_password_file_errors(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",                           /* empty */
+        "\n",                         /* only the newline */
+        "\r\n",                       /* only the newline */
+        "F1LE-S3CRET\nsecond line\n", /* two lines */
+        "F1LE-S3CRET\n\n",            /* a blank second line */
+        "F1LE-S3CRET\rx",             /* a CR inside */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char path[] = "/tmp/lockservice-pw-XXXXXX";
+        write_file(path, bad[i], strlen(bad[i]));
+        PARSE_FAILS("--redis-password-file", "--redis-password-file", path);
+        assert_non_null(strstr(err, path));
+        assert_null(strstr(err, "S3CRET"));
+        unlink(path);
+    }
+    char path[] = "/tmp/lockservice-pw-XXXXXX";
+    write_file(path, "F1LE-S3CRET\0x\n", 14);
+    PARSE_FAILS("--redis-password-file", "--redis-password-file", path);
+    assert_null(strstr(err, "S3CRET"));
+    unlink(path);
+
+    PARSE_FAILS("--redis-password-file", "--redis-password-file", "");
+    PARSE_FAILS("--redis-password-file", "--redis-password-file",
+                "/nonexistent/lockservice-password");
+    PARSE_FAILS("--redis-password-file", "--redis-password-file", "/tmp");
+    PARSE_FAILS("--redis-password-file", "--redis-password-file");
+
+    /* Unreadable (root reads everything, so only as another user). */
+    if (geteuid() != 0) {
+        char locked[] = "/tmp/lockservice-pw-XXXXXX";
+        write_file(locked, "pw\n", 3);
+        assert_int_equal(chmod(locked, 0), 0);
+        PARSE_FAILS("--redis-password-file", "--redis-password-file", locked);
+        unlink(locked);
+    }
+
+    /* Given by the variable, the error names the variable. */
+    setenv("LOCKSERVICE_REDIS_PASSWORD_FILE", "/nonexistent/pw", 1);
+    parse_fails_check(PARSE(NULL), "LOCKSERVICE_REDIS_PASSWORD_FILE");
+    setenv("LOCKSERVICE_REDIS_PASSWORD_FILE", "", 1);
+    parse_fails_check(PARSE(NULL), "LOCKSERVICE_REDIS_PASSWORD_FILE");
+}
+
+/* Neither a password from the URL nor one from the file shows in --help or
+ * in the error of another setting. */
+static void test_password_not_printed(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/lockservice-pw-XXXXXX";
+    write_file(path, "F1LE-S3CRET\n", 12);
+    setenv("LOCKSERVICE_REDIS_URL", "redis://:URL-S3CRET@h", 1);
+    setenv("LOCKSERVICE_REDIS_PASSWORD_FILE", path, 1);
+
+    char text[16384];
+    help_text(text, sizeof(text));
+    assert_null(strstr(text, "S3CRET"));
+
+    PARSE_FAILS("--threads", "--threads", "0");
+    assert_null(strstr(err, "S3CRET"));
+    /* An unknown option's value is left out of its error. */
+    PARSE_FAILS("--redis-passwd", "--redis-passwd=URL-S3CRET");
+    assert_null(strstr(err, "S3CRET"));
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -942,6 +1702,9 @@ int main(void)
         cmocka_unit_test(test_redis_url_unix),
         cmocka_unit_test(test_redis_url_rejects),
         cmocka_unit_test(test_redis_url_overlong),
+        cmocka_unit_test_setup(test_redis_url_percent_decoding, clear_env),
+        cmocka_unit_test_setup(test_redis_url_bad_escapes, clear_env),
+        cmocka_unit_test(test_redis_url_decoded_length),
         cmocka_unit_test(test_listen_addr),
         cmocka_unit_test(test_listen_addr_rejects),
         cmocka_unit_test(test_listen_addr_small_buffer),
@@ -964,6 +1727,19 @@ int main(void)
         cmocka_unit_test_setup(test_config_help_text, clear_env),
         cmocka_unit_test_setup(test_config_api_keys_file, clear_env),
         cmocka_unit_test_setup(test_config_error_one_line, clear_env),
+        cmocka_unit_test_setup(test_rows_complete, clear_env),
+        cmocka_unit_test_setup(test_rows_are_the_defaults, clear_env),
+        cmocka_unit_test_setup(test_rows_int_ranges, clear_env),
+        cmocka_unit_test_setup(test_rows_enums, clear_env),
+        cmocka_unit_test_setup(test_help_lists_every_row, clear_env),
+        cmocka_unit_test(test_readme_lists_every_row),
+        cmocka_unit_test_setup(test_unknown_env_warns, clear_env),
+        cmocka_unit_test_setup(test_known_env_does_not_warn, clear_env),
+        cmocka_unit_test_setup(test_unknown_env_many_and_odd, clear_env),
+        cmocka_unit_test_setup(test_password_file, clear_env),
+        cmocka_unit_test_setup(test_password_file_line_endings, clear_env),
+        cmocka_unit_test_setup(test_password_file_errors, clear_env),
+        cmocka_unit_test_setup(test_password_not_printed, clear_env),
         /* Last: they leave getopt mid-argument if config.c resets it with
          * optind = 1. */
         cmocka_unit_test_setup(test_config_bad_short_cluster, clear_env),

@@ -1,0 +1,14 @@
+/* routes.c -- the demo's routes, served only with --demo. */
+#include "http/http.h"
+
+#include "inventory.h"
+
+// clang-format off
+const struct route demo_routes[] = {
+    {"PUT",  "/demo/inventory/{name}",          handle_inventory_put,      ROUTE_BODY | ROUTE_AUTH},
+    {"GET",  "/demo/inventory/{name}",          handle_inventory_get,      ROUTE_AUTH},
+    {"POST", "/demo/inventory/{name}/purchase", handle_inventory_purchase, ROUTE_BODY | ROUTE_AUTH},
+};
+// clang-format on
+
+const size_t demo_route_count = sizeof demo_routes / sizeof demo_routes[0];

@@ -1,0 +1,790 @@
+/* engine.c -- see engine.h.
+ *
+ * The life of an acquire that waits: the acquire script refuses it and
+ * queues it in Redis (LOCK_QUEUED); it is parked in the worker's registry
+ * under its waiter id; then exactly one of
+ *   - a hand-off ("g <id>" on the instance's channel, or a poke naming it):
+ *     the claim script makes its lease run for its TTL -> granted (or, when
+ *     the hand-off lapsed, it is queued again behind the head and parked);
+ *   - its deadline: the leave script takes it out of the queue, or claims a
+ *     hand-off that raced the deadline -> lock_held (or granted);
+ *   - its queue vanished (Redis lost it): it acquires again;
+ *   - its client hangs up: the leave script takes it out, passing a
+ *     hand-off to it on; nobody is answered.
+ * Each step is one script, one round trip. */
+#include "engine.h"
+
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "token.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define HEARTBEAT_MS 1000
+#define LIVENESS_TTL_MS "3000"
+/* A name with parked waiters is looked at this often at least, in case a
+ * wake-up was lost (a subscriber gap the resubscription did not cover). */
+#define LOOK_MAX_MS 10000
+#define INBOX_MAX 65536
+#define MESSAGE_MAX (WAIT_NAME_MAX + 48)
+
+struct inbox_message {
+    char text[MESSAGE_MAX];
+};
+
+/* A worker's share of the engine. */
+struct engine_thread {
+    struct loop *loop;
+    unsigned index;
+    struct redis_conn *conn;
+    struct redis_conn *sub; /* worker 0 */
+    struct wait_registry reg;
+    struct timer heartbeat; /* worker 0 */
+    struct timer later;     /* runs calls that fail before reaching Redis */
+    struct lock_call **later_calls;
+    size_t later_len, later_cap;
+    uint64_t waiter_seq;
+    bool draining;
+    /* Messages for this worker from the subscriber's (worker 0). */
+    pthread_mutex_t inbox_mu;
+    struct inbox_message *inbox;
+    size_t inbox_len, inbox_cap;
+    struct loop_watch inbox_watch;
+};
+
+static const struct config *conf;
+static char instance_id[17];
+static char channel[KEY_PREFIX_MAX + 32];
+static char liveness_key[KEY_PREFIX_MAX + 32];
+static _Atomic(struct engine_thread *) threads[256];
+static _Thread_local struct engine_thread *self;
+static atomic_uint parked_total;
+static atomic_bool stop_waiting;
+static _Atomic int64_t fence_floor;
+
+static const char *const op_names[] = {
+    [LOCK_OP_ACQUIRE] = "acquire", [LOCK_OP_RENEW] = "renew",
+    [LOCK_OP_RELEASE] = "release", [LOCK_OP_STATUS] = "status",
+    [LOCK_OP_CLAIM] = "claim",     [LOCK_OP_LEAVE] = "leave",
+    [LOCK_OP_POKE] = "poke",
+};
+
+void lock_fence_seen(int64_t fence)
+{
+    int64_t cur = atomic_load(&fence_floor);
+
+    while (fence > cur &&
+           !atomic_compare_exchange_weak(&fence_floor, &cur, fence))
+        ;
+}
+
+struct redis_conn *lock_engine_conn(void)
+{
+    return self->conn;
+}
+
+/* ---- running a script --------------------------------------------------*/
+
+static void qualified(const struct lock_call *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s:%s", c->kind->name, c->name);
+}
+
+static void run(struct lock_call *c, enum lock_op op, redis_done_fn *fn,
+                const struct lock_args *a)
+{
+    char qname[WAIT_NAME_MAX + 1];
+    struct lock_context ctx = {keys_prefix(), qname, conf->handoff_ms,
+                               atomic_load(&fence_floor)};
+    struct lock_argv av;
+
+    qualified(c, qname, sizeof qname);
+    c->op = op;
+    c->kind->encode(op, a, &ctx, &av);
+    redis_conn_script(self->conn, c->kind->scripts[op], av.nkeys, av.argc,
+                      av.argv, av.lens, fn, c);
+}
+
+/* Decodes a script's answer into c. Returns false when there is none to
+ * act on (c->reply.outcome is then LOCK_UNAVAILABLE, c->err says why). */
+static bool decode_into(struct lock_call *c, const redisReply *r,
+                        const struct redis_error *err)
+{
+    if (err != NULL) {
+        memset(&c->reply, 0, sizeof c->reply);
+        c->reply.outcome = LOCK_UNAVAILABLE;
+        c->err = *err;
+        return false;
+    }
+    if (c->kind->decode(c->op, r, &c->reply) < 0) {
+        log_error("%s %s of '%s': the script answered something unknown "
+                  "(reply type %d)",
+                  c->kind->name, op_names[c->op], c->name, r->type);
+        c->err.failure = REDIS_FAIL_SHAPE;
+        snprintf(c->err.detail, sizeof c->err.detail,
+                 "the lock script answered something unknown");
+        return false;
+    }
+    if (c->reply.fence_seen > 0)
+        lock_fence_seen(c->reply.fence_seen);
+    return true;
+}
+
+static void args_of(const struct lock_call *c, struct lock_args *a)
+{
+    *a = (struct lock_args){.name = c->name,
+                            .token = c->token,
+                            .ttl_ms = c->ttl_ms,
+                            .wait_ms = c->wait_ms,
+                            .owner = c->owner,
+                            .waiter = c->waiter.id,
+                            .max_hold = conf->max_hold_count};
+}
+
+static int64_t ms_left(const struct lock_call *c)
+{
+    uint64_t now = clock_now_ns();
+
+    return c->deadline_ns > now
+               ? (int64_t)((c->deadline_ns - now + 999999) / 1000000)
+               : 0;
+}
+
+static void on_simple(void *ctx, const redisReply *r,
+                      const struct redis_error *err)
+{
+    struct lock_call *c = ctx;
+
+    decode_into(c, r, err);
+    c->done(c);
+}
+
+/* A call that fails before it reaches Redis still completes later. */
+static void on_later(struct timer *t)
+{
+    struct engine_thread *e =
+        (struct engine_thread *)((char *)t -
+                                 offsetof(struct engine_thread, later));
+    size_t n = e->later_len;
+
+    e->later_len = 0;
+    for (size_t i = 0; i < n; i++)
+        e->later_calls[i]->done(e->later_calls[i]);
+}
+
+static void fail_later(struct lock_call *c, const char *why)
+{
+    struct engine_thread *e = self;
+
+    memset(&c->reply, 0, sizeof c->reply);
+    c->reply.outcome = LOCK_UNAVAILABLE;
+    c->err.failure = REDIS_FAIL_DOWN;
+    snprintf(c->err.detail, sizeof c->err.detail, "%s", why);
+    if (e->later_len == e->later_cap) {
+        size_t cap = e->later_cap ? 2 * e->later_cap : 16;
+        struct lock_call **grown = realloc(e->later_calls, cap * sizeof *grown);
+        if (grown == NULL) {
+            log_error("engine: out of memory; a request is dropped");
+            return;
+        }
+        e->later_calls = grown;
+        e->later_cap = cap;
+    }
+    e->later_calls[e->later_len++] = c;
+    loop_timer_arm(e->loop, &e->later, 0);
+}
+
+/* ---- waiting -----------------------------------------------------------*/
+
+static struct lock_call *call_of(struct waiter *w)
+{
+    return (struct lock_call *)((char *)w - offsetof(struct lock_call, waiter));
+}
+
+bool lock_engine_take_slot(void)
+{
+    if (atomic_fetch_add(&parked_total, 1) >= conf->max_waiters) {
+        atomic_fetch_sub(&parked_total, 1);
+        return false;
+    }
+    metrics_waiters_add(1);
+    return true;
+}
+
+void lock_engine_give_slot(void)
+{
+    atomic_fetch_sub(&parked_total, 1);
+    metrics_waiters_add(-1);
+}
+
+static void unparked(struct lock_call *c)
+{
+    lock_engine_give_slot();
+    if (c->parked != NULL)
+        c->parked(c, false);
+}
+
+static void on_refused_left(void *ctx, const redisReply *r,
+                            const struct redis_error *err)
+{
+    struct lock_call *c = ctx;
+    struct lock_reply keep = c->reply;
+
+    /* The caller is answered with the refusal, whatever the leave did. */
+    (void)decode_into(c, r, err);
+    c->reply = keep;
+    c->done(c);
+}
+
+/* c may not wait after all: out of the queue, then answered. */
+static void refuse_wait(struct lock_call *c, enum lock_refusal why)
+{
+    struct lock_args a;
+
+    c->refusal = why;
+    args_of(c, &a);
+    a.leave_claims = false;
+    run(c, LOCK_OP_LEAVE, on_refused_left, &a);
+}
+
+static const struct waiter_ops acquire_waiter_ops;
+
+static void park(struct lock_call *c, int64_t pttl_ms)
+{
+    uint64_t now = clock_now_ns();
+    int64_t look = pttl_ms + 1 < LOOK_MAX_MS ? pttl_ms + 1 : LOOK_MAX_MS;
+    char qname[WAIT_NAME_MAX + 1];
+
+    if (self->draining || atomic_load(&stop_waiting)) {
+        refuse_wait(c, LOCK_REFUSAL_SHUTDOWN);
+        return;
+    }
+    if (!lock_engine_take_slot()) {
+        refuse_wait(c, LOCK_REFUSAL_FULL);
+        return;
+    }
+    qualified(c, qname, sizeof qname);
+    c->waiter.ops = &acquire_waiter_ops;
+    if (wait_park(&self->reg, &c->waiter, qname, c->deadline_ns,
+                  now + MS_TO_NS(look)) < 0) {
+        lock_engine_give_slot();
+        refuse_wait(c, LOCK_REFUSAL_FULL);
+        return;
+    }
+    c->waited = true;
+    if (c->parked != NULL)
+        c->parked(c, true);
+}
+
+static void on_acquired(void *ctx, const redisReply *r,
+                        const struct redis_error *err)
+{
+    struct lock_call *c = ctx;
+
+    if (decode_into(c, r, err) && c->reply.outcome == LOCK_QUEUED) {
+        park(c, c->reply.pttl_ms);
+        return;
+    }
+    c->done(c);
+}
+
+static void on_claimed(void *ctx, const redisReply *r,
+                       const struct redis_error *err)
+{
+    struct lock_call *c = ctx;
+
+    if (!decode_into(c, r, err)) {
+        c->done(c);
+        return;
+    }
+    if (c->reply.outcome == LOCK_QUEUED) {
+        park(c, c->reply.pttl_ms);
+        return;
+    }
+    if (c->reply.outcome == LOCK_WAIT_OVER)
+        c->reply.outcome = LOCK_HELD;
+    c->done(c);
+}
+
+static void waiter_handed(struct waiter *w)
+{
+    struct lock_call *c = call_of(w);
+    struct lock_args a;
+
+    unparked(c);
+    args_of(c, &a);
+    a.wait_ms = ms_left(c);
+    run(c, LOCK_OP_CLAIM, on_claimed, &a);
+}
+
+static void on_left(void *ctx, const redisReply *r,
+                    const struct redis_error *err)
+{
+    struct lock_call *c = ctx;
+
+    if (decode_into(c, r, err) && c->reply.outcome == LOCK_HANDED_ON)
+        c->reply.outcome = LOCK_HELD;
+    c->done(c);
+}
+
+static void waiter_wait_over(struct waiter *w)
+{
+    struct lock_call *c = call_of(w);
+    struct lock_args a;
+
+    unparked(c);
+    args_of(c, &a);
+    a.leave_claims = true;
+    run(c, LOCK_OP_LEAVE, on_left, &a);
+}
+
+static void waiter_retry(struct waiter *w)
+{
+    struct lock_call *c = call_of(w);
+    struct lock_args a;
+
+    unparked(c);
+    args_of(c, &a);
+    a.wait_ms = ms_left(c);
+    if (a.wait_ms == 0) {
+        a.leave_claims = true;
+        run(c, LOCK_OP_LEAVE, on_left, &a);
+        return;
+    }
+    run(c, LOCK_OP_ACQUIRE, on_acquired, &a);
+}
+
+static const struct waiter_ops acquire_waiter_ops = {
+    waiter_handed, waiter_wait_over, waiter_retry};
+
+/* ---- a client gone while its call waits --------------------------------*/
+
+static void on_orphan_left(void *ctx, const redisReply *r,
+                           const struct redis_error *err)
+{
+    struct lock_call *orphan = ctx;
+
+    (void)decode_into(orphan, r, err);
+    free(orphan);
+}
+
+void lock_call_abandon(struct lock_call *c)
+{
+    struct lock_call *orphan;
+    struct lock_args a;
+
+    if (!c->waiter.parked)
+        return;
+    wait_unpark(&c->waiter);
+    c->parked = NULL; /* its caller is going away */
+    unparked(c);
+    /* The leave outlives the request: it runs on a copy. */
+    orphan = malloc(sizeof *orphan);
+    if (orphan == NULL) {
+        log_warn("engine: out of memory; waiter %s stays queued until its "
+                 "wait ends",
+                 c->name);
+        return;
+    }
+    *orphan = *c;
+    orphan->waiter.parked = false;
+    args_of(orphan, &a);
+    a.leave_claims = false;
+    run(orphan, LOCK_OP_LEAVE, on_orphan_left, &a);
+}
+
+/* ---- looking at a name ------------------------------------------------*/
+
+static void route_handed(const char *id);
+
+static void on_poked(void *ctx, const redisReply *r,
+                     const struct redis_error *err)
+{
+    struct lock_call *lk = ctx;
+    char qname[WAIT_NAME_MAX + 1];
+    uint64_t now = clock_now_ns();
+
+    qualified(lk, qname, sizeof qname);
+    if (!decode_into(lk, r, err)) {
+        /* Redis is down or odd: look again in a while. */
+        wait_look_at(&self->reg, qname, now + MS_TO_NS(1000));
+    } else if (lk->reply.outcome == LOCK_FREE) {
+        wait_retry_name(&self->reg, qname);
+    } else {
+        int64_t ms = lk->reply.pttl_ms + 1;
+        if (lk->reply.handed_to[0] != '\0')
+            route_handed(lk->reply.handed_to);
+        wait_look_at(&self->reg, qname,
+                     now + MS_TO_NS(ms < LOOK_MAX_MS ? ms : LOOK_MAX_MS));
+    }
+    free(lk);
+}
+
+static void look(struct wait_registry *reg, const char *qname)
+{
+    const char *name;
+    const struct lock_kind *kind = lock_kind_of(qname, &name);
+    struct lock_call *lk;
+    struct lock_args a = {0};
+
+    (void)reg;
+    lk = kind ? calloc(1, sizeof *lk) : NULL;
+    if (lk == NULL) {
+        wait_look_at(&self->reg, qname, clock_now_ns() + MS_TO_NS(1000));
+        return;
+    }
+    lk->kind = kind;
+    snprintf(lk->name, sizeof lk->name, "%s", name);
+    a.name = lk->name;
+    a.token = a.owner = a.waiter = "";
+    run(lk, LOCK_OP_POKE, on_poked, &a);
+}
+
+static const struct wait_registry_ops registry_ops = {look};
+
+/* ---- messages between workers -----------------------------------------*/
+
+static void post(struct engine_thread *e, const char *text, size_t len)
+{
+    bool was_empty;
+    uint64_t one = 1;
+
+    if (len >= MESSAGE_MAX)
+        return;
+    pthread_mutex_lock(&e->inbox_mu);
+    if (e->inbox_len == e->inbox_cap && e->inbox_cap < INBOX_MAX) {
+        size_t cap = e->inbox_cap ? 2 * e->inbox_cap : 64;
+        struct inbox_message *grown = realloc(e->inbox, cap * sizeof *grown);
+        if (grown != NULL) {
+            e->inbox = grown;
+            e->inbox_cap = cap;
+        }
+    }
+    if (e->inbox_len == e->inbox_cap) {
+        /* Full: the name's timer looks again in at most LOOK_MAX_MS. */
+        pthread_mutex_unlock(&e->inbox_mu);
+        return;
+    }
+    memcpy(e->inbox[e->inbox_len].text, text, len);
+    e->inbox[e->inbox_len].text[len] = '\0';
+    was_empty = e->inbox_len++ == 0;
+    pthread_mutex_unlock(&e->inbox_mu);
+    if (was_empty && write(e->inbox_watch.fd, &one, sizeof one) < 0)
+        log_debug("engine: eventfd write: %s", strerror(errno));
+}
+
+/* Acts on a message of the instance's channel ("g <id>", "w <qname> <ms>")
+ * or of the engine's own ("a": look at every name). */
+static void handle(const char *m)
+{
+    if (m[0] == 'g' && m[1] == ' ') {
+        wait_handed(&self->reg, m + 2);
+    } else if (m[0] == 'w' && m[1] == ' ') {
+        const char *sp = strrchr(m + 2, ' ');
+        char qname[WAIT_NAME_MAX + 1];
+        char *end;
+        size_t n = sp ? (size_t)(sp - (m + 2)) : 0;
+        unsigned long ms = sp ? strtoul(sp + 1, &end, 10) : 0;
+
+        if (sp == NULL || n > WAIT_NAME_MAX || *end != '\0')
+            return;
+        memcpy(qname, m + 2, n);
+        qname[n] = '\0';
+        wait_look_at(&self->reg, qname,
+                     clock_now_ns() + MS_TO_NS((uint64_t)ms + 1));
+    } else if (m[0] == 'a') {
+        wait_look_all(&self->reg);
+    }
+}
+
+static void on_inbox(struct loop_watch *w, uint32_t events)
+{
+    struct engine_thread *e = self;
+    struct inbox_message *batch;
+    uint64_t v;
+    size_t n;
+
+    (void)w;
+    (void)events;
+    if (read(e->inbox_watch.fd, &v, sizeof v) < 0 && errno != EAGAIN)
+        log_debug("engine: eventfd read: %s", strerror(errno));
+    pthread_mutex_lock(&e->inbox_mu);
+    batch = e->inbox;
+    n = e->inbox_len;
+    e->inbox = NULL;
+    e->inbox_len = e->inbox_cap = 0;
+    pthread_mutex_unlock(&e->inbox_mu);
+    for (size_t i = 0; i < n; i++)
+        handle(batch[i].text);
+    free(batch);
+}
+
+/* The worker of waiter id "<instance>:<worker>:<n>", or NULL. */
+static struct engine_thread *worker_of(const char *id)
+{
+    const char *p = strchr(id, ':');
+    char *end;
+    unsigned long w;
+
+    if (p == NULL)
+        return NULL;
+    w = strtoul(p + 1, &end, 10);
+    if (*end != ':' || w >= conf->threads || w >= 256)
+        return NULL;
+    return atomic_load(&threads[w]);
+}
+
+static void route_handed(const char *id)
+{
+    struct engine_thread *e = worker_of(id);
+    char m[MESSAGE_MAX];
+    int n;
+
+    if (e == self) {
+        wait_handed(&self->reg, id);
+        return;
+    }
+    n = snprintf(m, sizeof m, "g %s", id);
+    if (e != NULL && n > 0 && n < (int)sizeof m)
+        post(e, m, (size_t)n);
+}
+
+static void broadcast(const char *m, size_t len)
+{
+    for (unsigned i = 0; i < conf->threads && i < 256; i++) {
+        struct engine_thread *e = atomic_load(&threads[i]);
+        if (e == self)
+            handle(m);
+        else if (e != NULL)
+            post(e, m, len);
+    }
+}
+
+static void on_message(void *ctx, const char *payload, size_t len)
+{
+    char m[MESSAGE_MAX];
+
+    (void)ctx;
+    if (len >= sizeof m)
+        return;
+    memcpy(m, payload, len);
+    m[len] = '\0';
+    if (m[0] == 'g' && m[1] == ' ')
+        route_handed(m + 2);
+    else
+        broadcast(m, len);
+}
+
+static void on_subscribed(void *ctx)
+{
+    (void)ctx;
+    /* Hand-offs published while nobody listened are lost: look at every
+     * name waited for. */
+    broadcast("a", 1);
+}
+
+/* The worker's connection broke: its parked waiters' queue may be gone
+ * with Redis, and their hand-offs unheard. Each acquires again: at once
+ * 503 while Redis is down; queued where it was when it is back (the
+ * acquire script keeps a waiter's place). */
+static void on_conn_down(void *ctx)
+{
+    (void)ctx;
+    wait_drain(&self->reg, waiter_retry);
+}
+
+/* ---- liveness ----------------------------------------------------------*/
+
+static void on_heartbeat_done(void *ctx, const redisReply *r,
+                              const struct redis_error *err)
+{
+    (void)ctx;
+    (void)r;
+    (void)err;
+}
+
+static void on_heartbeat(struct timer *t)
+{
+    const char *argv[] = {"SET", liveness_key, "1", "PX", LIVENESS_TTL_MS};
+    size_t lens[5];
+
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    redis_conn_command(self->conn, 5, argv, lens, on_heartbeat_done, NULL);
+    loop_timer_arm(self->loop, t, clock_now_ns() + MS_TO_NS(HEARTBEAT_MS));
+}
+
+/* ---- the operations ----------------------------------------------------*/
+
+void lock_call_acquire(struct lock_call *c)
+{
+    bool reenter = c->token[0] != '\0';
+    struct lock_args a;
+
+    c->refusal = LOCK_REFUSAL_NONE;
+    c->waited = false;
+    c->waiter.id[0] = '\0';
+    c->waiter.parked = false;
+    c->deadline_ns = clock_now_ns() + MS_TO_NS(c->wait_ms);
+    if (!reenter && token_new(c->token) < 0) {
+        fail_later(c, "no randomness for a token");
+        return;
+    }
+    if (c->wait_ms > 0 && !reenter)
+        snprintf(c->waiter.id, sizeof c->waiter.id, "%s:%u:%" PRIu64,
+                 instance_id, self->index, ++self->waiter_seq);
+    args_of(c, &a);
+    a.reenter = reenter;
+    run(c, LOCK_OP_ACQUIRE, on_acquired, &a);
+}
+
+void lock_call_renew(struct lock_call *c)
+{
+    struct lock_args a;
+
+    c->waiter.id[0] = '\0';
+    args_of(c, &a);
+    run(c, LOCK_OP_RENEW, on_simple, &a);
+}
+
+void lock_call_release(struct lock_call *c)
+{
+    struct lock_args a;
+
+    c->waiter.id[0] = '\0';
+    args_of(c, &a);
+    run(c, LOCK_OP_RELEASE, on_simple, &a);
+}
+
+void lock_call_status(struct lock_call *c)
+{
+    struct lock_args a;
+
+    c->waiter.id[0] = '\0';
+    c->token[0] = '\0';
+    c->owner[0] = '\0';
+    args_of(c, &a);
+    run(c, LOCK_OP_STATUS, on_simple, &a);
+}
+
+/* ---- setup and shutdown ------------------------------------------------*/
+
+int lock_engine_init(const struct config *cfg)
+{
+    conf = cfg;
+    keys_init(cfg);
+    char t[TOKEN_HEX_LEN + 1];
+    if (token_new(t) < 0)
+        return -1;
+    memcpy(instance_id, t, 16);
+    instance_id[16] = '\0';
+    snprintf(channel, sizeof channel, "%snotify:%s", cfg->key_prefix,
+             instance_id);
+    snprintf(liveness_key, sizeof liveness_key, "%sinstance:%s",
+             cfg->key_prefix, instance_id);
+    redis_conns_init(cfg);
+    return lock_kinds_init();
+}
+
+int lock_engine_thread_start(struct loop *l, unsigned index)
+{
+    struct engine_thread *e = calloc(1, sizeof *e);
+
+    if (e == NULL || index >= 256)
+        goto fail;
+    e->loop = l;
+    e->index = index;
+    pthread_mutex_init(&e->inbox_mu, NULL);
+    timer_init(&e->later, on_later);
+    timer_init(&e->heartbeat, on_heartbeat);
+    e->inbox_watch.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    e->inbox_watch.fn = on_inbox;
+    if (e->inbox_watch.fd < 0 ||
+        loop_watch_set(l, &e->inbox_watch, EPOLLIN) < 0 ||
+        wait_registry_init(&e->reg, l, conf->max_waiters, &registry_ops, e) < 0)
+        goto fail;
+    self = e;
+    e->conn = redis_conn_new(l);
+    if (e->conn == NULL)
+        goto fail;
+    redis_conn_on_down(e->conn, on_conn_down, NULL);
+    if (index == 0) {
+        e->sub = redis_conn_new_subscriber(l, channel, on_message,
+                                           on_subscribed, NULL);
+        if (e->sub == NULL)
+            goto fail;
+        on_heartbeat(&e->heartbeat);
+    }
+    atomic_store(&threads[index], e);
+    return 0;
+fail:
+    log_error("engine: cannot set up worker %u", index);
+    return -1;
+}
+
+void lock_engine_thread_flush(void)
+{
+    redis_conn_flush(self->conn);
+    if (self->sub != NULL)
+        redis_conn_flush(self->sub);
+}
+
+static void drain_one(struct waiter *w)
+{
+    struct lock_call *c = call_of(w);
+
+    unparked(c);
+    refuse_wait(c, LOCK_REFUSAL_SHUTDOWN);
+}
+
+void lock_engine_stop_waiting(void)
+{
+    atomic_store(&stop_waiting, true);
+}
+
+void lock_engine_thread_drain(void)
+{
+    self->draining = true;
+    wait_drain(&self->reg, drain_one);
+}
+
+void lock_engine_thread_close(void)
+{
+    self->draining = true;
+    wait_drain(&self->reg, drain_one);
+    atomic_store(&threads[self->index], NULL);
+    loop_timer_disarm(self->loop, &self->heartbeat);
+    redis_conn_close(self->sub);
+    redis_conn_close(self->conn);
+}
+
+void lock_engine_thread_stop(void)
+{
+    struct engine_thread *e = self;
+
+    if (e == NULL)
+        return;
+    redis_conn_free(e->sub);
+    redis_conn_free(e->conn);
+    e->conn = e->sub = NULL;
+    on_later(&e->later);
+    loop_timer_disarm(e->loop, &e->later);
+    loop_watch_set(e->loop, &e->inbox_watch, 0);
+    close(e->inbox_watch.fd);
+    wait_registry_free(&e->reg);
+    free(e->inbox);
+    free(e->later_calls);
+    pthread_mutex_destroy(&e->inbox_mu);
+    free(e);
+    self = NULL;
+}

@@ -1,0 +1,28 @@
+/* keys.c -- see keys.h. */
+#include "keys.h"
+
+#include <stdio.h>
+
+static const char *prefix = "lockservice:";
+
+static const char *const suffix[] = {
+    [KEY_LOCK] = "lock",       [KEY_FENCE] = "fence", [KEY_QUEUE] = "queue",
+    [KEY_WAITERS] = "waiters", [KEY_DEMO] = "demo",
+};
+
+void keys_init(const struct config *cfg)
+{
+    prefix = cfg->key_prefix;
+}
+
+size_t key_for(char *buf, enum key_kind kind, const char *name)
+{
+    int n = snprintf(buf, KEY_MAX, "%s{%s}:%s", prefix, name, suffix[kind]);
+
+    return n > 0 && n < KEY_MAX ? (size_t)n : 0;
+}
+
+const char *keys_prefix(void)
+{
+    return prefix;
+}
