@@ -104,6 +104,7 @@ function M.summary(summary, latency, opkey, grant_latency)
     M.emit("ops_per_s", (c[opkey] or 0) / secs)
     M.emit("p50_ms", latency:percentile(50) / 1000)
     M.emit("p99_ms", latency:percentile(99) / 1000)
+    M.emit("p999_ms", latency:percentile(99.9) / 1000)
     M.emit("socket_errors", errs.connect + errs.read + errs.write + errs.timeout)
     M.emit("non2xx", errs.status)
     if grant_latency and n > 0 then

@@ -11,9 +11,12 @@ Used by bench/run for the "10,000 waiting connections" scenario (stdlib only):
     settle timeout), samples VmRSS and Threads again;
  4. releases the holder; every waiter granted the lock releases it at once on
     the same connection, which hands the lock to the next waiter, and so on;
- 5. prints BENCH key=value lines: RSS and threads before/while waiting, bytes
-    per waiter, how many were granted / refused / lost, the drain time and the
-    Redis commands per grant during the drain (INFO commandstats deltas).
+ 5. --after-s seconds after the last answer (default 10), samples VmRSS and
+    Threads once more: the memory parked connections took must be given back;
+ 6. prints BENCH key=value lines: RSS and threads before/while waiting/after,
+    bytes per waiter, how many were granted / refused / lost, the drain time
+    and the Redis commands per grant during the drain (INFO commandstats
+    deltas).
 """
 import argparse
 import json
@@ -124,6 +127,8 @@ def main():
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--wait-ms", type=int, default=60000)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--after-s", type=float, default=10.0,
+                    help="sample RSS this long after the last answer")
     ap.add_argument("--internal", default="",
                     help="comma-separated commands the Lua scripts call")
     args = ap.parse_args()
@@ -290,6 +295,11 @@ def main():
     g = max(stats["granted"], 1)
     emit("redis_top_per_grant", top / g)
     emit("redis_all_per_grant", tot / g)
+    time.sleep(args.after_s)
+    after = proc_status(args.pid)
+    emit("after_s", args.after_s)
+    emit("rss_after_kb", after["VmRSS"])
+    emit("threads_after", after["Threads"])
     return 0
 
 

@@ -6,7 +6,9 @@
  * through the same engine and waiting as /v1/locks; "fenced" also passes the
  * lease's fence to the store, which refuses an older fence than one it has
  * seen. Each step is a continuation; the pause is a timed suspension. No
- * thread is held. */
+ * thread is held. Under an API key with a namespace, the SKU (req->name)
+ * and its lock ("<ns>/inventory:{sku}") live in that namespace; replies
+ * show the SKU as the client wrote it. */
 #include "inventory.h"
 
 #include "handlers/handlers.h"
@@ -115,7 +117,7 @@ void handle_inventory_put(struct request *req)
     if ((p = purchase_of(req)) == NULL)
         return;
     request_suspend(req, inventory_answer);
-    inventory_reset(&p->store, req->param, stock);
+    inventory_reset(&p->store, req->name, stock);
 }
 
 void handle_inventory_get(struct request *req)
@@ -125,7 +127,7 @@ void handle_inventory_get(struct request *req)
     if (!sku_ok(req) || (p = purchase_of(req)) == NULL)
         return;
     request_suspend(req, inventory_answer);
-    inventory_get(&p->store, req->param);
+    inventory_get(&p->store, req->name);
 }
 
 static int parse_purchase(struct request *req, struct purchase_args *a)
@@ -239,7 +241,7 @@ static void write_now(struct request *req)
     struct purchase *p = req->state;
 
     request_suspend(req, written);
-    inventory_write(&p->store, req->param, p->stock_read - p->a.quantity,
+    inventory_write(&p->store, req->name, p->stock_read - p->a.quantity,
                     p->a.quantity, purchase_fence(p));
 }
 
@@ -277,7 +279,7 @@ static void read_now(struct request *req)
     struct purchase *p = req->state;
 
     request_suspend(req, read_done);
-    inventory_read_stock(&p->store, req->param, purchase_fence(p));
+    inventory_read_stock(&p->store, req->name, purchase_fence(p));
 }
 
 static void locked(struct request *req)
@@ -293,11 +295,16 @@ static void locked(struct request *req)
     read_now(req);
 }
 
+/* So that "<ns>/inventory:<sku>" fits what the engine takes. */
+_Static_assert(sizeof "inventory:" - 1 + SKU_MAX <= LOCK_NAME_MAX,
+               "a SKU's lock name is a lock name");
+
 void handle_inventory_purchase(struct request *req)
 {
     struct purchase_args a;
     struct purchase *p;
-    char lock_name[sizeof "inventory:" + LOCK_NAME_MAX];
+    /* Room for any param; a SKU (at most SKU_MAX) makes a valid name. */
+    char lock_name[NAMESPACE_MAX + sizeof "/inventory:" + LOCK_NAME_MAX];
     struct lock_call *c;
 
     if (!sku_ok(req) || parse_purchase(req, &a) < 0 ||
@@ -308,11 +315,15 @@ void handle_inventory_purchase(struct request *req)
         read_now(req);
         return;
     }
-    snprintf(lock_name, sizeof lock_name, "inventory:%s", req->param);
+    if (req->key.ns[0] != '\0')
+        snprintf(lock_name, sizeof lock_name, "%s/inventory:%s", req->key.ns,
+                 req->param);
+    else
+        snprintf(lock_name, sizeof lock_name, "inventory:%s", req->param);
     c = request_lock_call(req, &lock_kind_exclusive, lock_name);
     c->ttl_ms = a.ttl_ms;
     c->wait_ms = a.wait_ms;
-    snprintf(c->owner, sizeof c->owner, "demo buyer");
+    c->owner = "demo buyer";
     request_suspend(req, locked);
     lock_call_acquire(c);
 }

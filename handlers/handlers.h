@@ -17,6 +17,15 @@ void handle_lock_acquire(struct request *req);
 void handle_lock_renew(struct request *req);
 void handle_lock_release(struct request *req);
 void handle_lock_status(struct request *req);
+void handle_lock_check(struct request *req);
+void handle_lock_force_release(struct request *req);
+
+/* handlers/semaphores.c */
+void handle_semaphore_acquire(struct request *req);
+void handle_semaphore_renew(struct request *req);
+void handle_semaphore_release(struct request *req);
+void handle_semaphore_status(struct request *req);
+void handle_semaphore_force_release(struct request *req);
 
 /* handlers/health.c */
 void handle_healthz(struct request *req);

@@ -1,20 +1,26 @@
 /* locks.c -- /v1/locks/{name}: acquire, renew, release, status. */
 #include "handlers.h"
 
+#include "log.h"
 #include "metrics.h"
 #include "request.h"
 
 #include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static json_t *lease_json(const char *name, const struct lock_call *c)
 {
     const struct lease *l = &c->reply.lease;
+    json_t *body = json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "name", name, "token", c->token,
+        "fence", (json_int_t)l->fence, "ttl_ms", (json_int_t)l->ttl_ms, "count",
+        (json_int_t)l->count, "owner", l->owner, "mode", "exclusive");
 
-    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:s}", "name", name, "token",
-                     c->token, "fence", (json_int_t)l->fence, "ttl_ms",
-                     (json_int_t)l->ttl_ms, "count", (json_int_t)l->count,
-                     "owner", l->owner);
+    if (body != NULL && c->reply.replayed)
+        json_object_set_new(body, "replayed", json_true());
+    return body;
 }
 
 static int64_t ceil_div(int64_t a, int64_t b)
@@ -37,32 +43,47 @@ void reply_lock_failure(struct request *req, const struct lock_call *c)
                       "the service is shutting down; retry elsewhere");
         return;
     }
+    if (c->refusal == LOCK_REFUSAL_GONE) {
+        /* Nobody reads this: the client hung up. */
+        reply_problem(req, PROBLEM_LOCK_HELD, "the client went away");
+        return;
+    }
     switch (c->reply.outcome) {
     case LOCK_HELD:
     case LOCK_QUEUED:
     case LOCK_WAIT_OVER:
     case LOCK_RESERVED:
+    case LOCK_DELAYED:
     case LOCK_HANDED_ON:
         reply_problem_ex(
             req, PROBLEM_LOCK_HELD,
             json_pack("{s:I}", "retry_after_ms", (json_int_t)retry),
             retry > 0 ? ceil_div(retry, 1000) : 1,
-            "lock '%s' is held; waited %" PRId64 " ms", c->name, c->wait_ms);
+            "lock '%s' is held; waited %" PRId64 " ms", req->param, c->wait_ms);
         return;
     case LOCK_NOT_HELD:
     case LOCK_FREE:
         reply_problem(req, PROBLEM_NOT_HELD,
-                      "lock '%s' is not held: released or expired", c->name);
+                      "lock '%s' is not held: released or expired", req->param);
+        return;
+    case LOCK_REQUEST_ENDED:
+        reply_problem(req, PROBLEM_NOT_HELD,
+                      "the lease request_id '%s' got on lock '%s' has ended",
+                      c->request_id, req->param);
         return;
     case LOCK_NOT_OWNER:
         reply_problem(req, PROBLEM_NOT_OWNER,
-                      "the token does not hold lock '%s'", c->name);
+                      "the token does not hold lock '%s'", req->param);
         return;
     case LOCK_HOLD_LIMIT:
         reply_problem(req, PROBLEM_HOLD_LIMIT,
                       "lock '%s' is already held %" PRId64
                       " times by this token",
-                      c->name, req->cfg->max_hold_count);
+                      req->param, req->cfg->max_hold_count);
+        return;
+    case LOCK_LIMIT_MISMATCH:
+        reply_problem(req, PROBLEM_LIMIT_MISMATCH,
+                      "semaphore '%s' has another limit in force", req->param);
         return;
     case LOCK_UNAVAILABLE:
     case LOCK_OK:
@@ -71,12 +92,40 @@ void reply_lock_failure(struct request *req, const struct lock_call *c)
     reply_backend_error(req, &c->err);
 }
 
+/* A granted acquire whose answer never reached its client (it hung up, or
+ * the service stopped): nobody knows the token, so the hold goes at once
+ * rather than when its TTL runs out. */
+static void forget_release(struct lock_call *c)
+{
+    free(c);
+}
+
+static void release_unanswered(struct request *req)
+{
+    struct lock_call *rel = calloc(1, sizeof *rel);
+
+    if (rel == NULL)
+        return; /* the lease ends with its TTL */
+    rel->kind = req->lock.kind;
+    memcpy(rel->name, req->lock.name, sizeof rel->name);
+    memcpy(rel->token, req->lock.token, sizeof rel->token);
+    rel->done = forget_release;
+    lock_call_release(rel);
+}
+
 static void acquired(struct request *req)
 {
     struct lock_call *c = &req->lock;
 
     if (c->reply.outcome == LOCK_OK && c->refusal == LOCK_REFUSAL_NONE) {
         metrics_acquire(ACQUIRE_GRANTED);
+        /* With a request_id the client may come back for this lease: it
+         * stays. Without one, a lease nobody can know of goes at once. */
+        if (!c->reply.replayed && c->request_id[0] == '\0') {
+            req->undo = release_unanswered;
+            if (request_client_gone(req))
+                return; /* nobody to answer: undo runs at the end */
+        }
         reply_json(req, 200, lease_json(req->param, c));
         return;
     }
@@ -85,14 +134,40 @@ static void acquired(struct request *req)
     reply_lock_failure(req, c);
 }
 
+/* Reads request_id: 1 to REQUEST_ID_MAX characters of the name alphabet.
+ * Returns 0, or -1 with *prob filled. */
+static int field_request_id(json_t *obj, char *out, struct field_problem *p)
+{
+    const char *rid;
+
+    if (field_string(obj, "request_id", false, REQUEST_ID_MAX, &rid, p) < 0)
+        return -1;
+    if (rid == NULL) {
+        out[0] = '\0';
+        return 0;
+    }
+    if (!lock_name_valid(rid, strlen(rid)) || strlen(rid) > REQUEST_ID_MAX) {
+        p->error = FIELD_INVALID_FIELD;
+        snprintf(p->detail, sizeof p->detail,
+                 "request_id must be 1 to %d characters of A-Z a-z 0-9 . _ "
+                 ": -",
+                 REQUEST_ID_MAX);
+        return -1;
+    }
+    memcpy(out, rid, strlen(rid) + 1);
+    return 0;
+}
+
 void handle_lock_acquire(struct request *req)
 {
-    static const char *const fields[] = {"ttl_ms", "wait_ms", "owner", "token",
-                                         NULL};
+    static const char *const fields[] = {
+        "ttl_ms", "wait_ms",    "owner",         "token",
+        "mode",   "request_id", "lock_delay_ms", NULL};
     const struct config *cfg = req->cfg;
     struct field_problem prob;
-    const char *owner, *token;
-    int64_t ttl_ms, wait_ms;
+    const char *owner, *token, *mode;
+    int64_t ttl_ms, wait_ms, delay_ms;
+    char rid[REQUEST_ID_MAX + 1];
     struct lock_call *c;
 
     if (fields_known(req->json, fields, &prob) < 0 ||
@@ -101,21 +176,31 @@ void handle_lock_acquire(struct request *req)
         field_int(req->json, "wait_ms", 0, 0, cfg->max_wait_ms, &wait_ms,
                   &prob) < 0 ||
         field_string(req->json, "owner", false, OWNER_MAX, &owner, &prob) < 0 ||
-        field_token(req->json, "token", false, &token, &prob) < 0) {
+        field_token(req->json, "token", false, &token, &prob) < 0 ||
+        field_string(req->json, "mode", false, 16, &mode, &prob) < 0 ||
+        field_request_id(req->json, rid, &prob) < 0 ||
+        field_int(req->json, "lock_delay_ms", cfg->lock_delay_ms, 0, 60000,
+                  &delay_ms, &prob) < 0) {
         reply_field_problem(req, &prob);
         return;
     }
-    c = request_lock_call(req, &lock_kind_exclusive, req->param);
+    if (mode != NULL && strcmp(mode, "exclusive") != 0) {
+        reply_problem(req, PROBLEM_INVALID_FIELD,
+                      "mode must be \"exclusive\" (shared locks are not "
+                      "built yet)");
+        return;
+    }
+    c = request_lock_call(req, &lock_kind_exclusive, req->name);
     c->ttl_ms = ttl_ms;
     c->wait_ms = wait_ms;
-    if (owner != NULL)
-        snprintf(c->owner, sizeof c->owner, "%s", owner);
+    c->delay_ms = delay_ms;
+    memcpy(c->request_id, rid, sizeof rid);
+    c->owner = owner; /* borrowed from req->json, which outlives the call */
     if (token != NULL)
         memcpy(c->token, token, TOKEN_HEX_LEN + 1);
     request_suspend(req, acquired);
     lock_call_acquire(c);
 }
-
 static void renewed(struct request *req)
 {
     struct lock_call *c = &req->lock;
@@ -142,7 +227,7 @@ void handle_lock_renew(struct request *req)
         reply_field_problem(req, &prob);
         return;
     }
-    c = request_lock_call(req, &lock_kind_exclusive, req->param);
+    c = request_lock_call(req, &lock_kind_exclusive, req->name);
     memcpy(c->token, token, TOKEN_HEX_LEN + 1);
     c->ttl_ms = ttl_ms;
     request_suspend(req, renewed);
@@ -164,6 +249,117 @@ static void released(struct request *req)
 
 void handle_lock_release(struct request *req)
 {
+    static const char *const fields[] = {"token", "request_id", NULL};
+    struct field_problem prob;
+    const char *token;
+    char rid[REQUEST_ID_MAX + 1];
+    struct lock_call *c;
+
+    if (fields_known(req->json, fields, &prob) < 0 ||
+        field_token(req->json, "token", true, &token, &prob) < 0 ||
+        field_request_id(req->json, rid, &prob) < 0) {
+        reply_field_problem(req, &prob);
+        return;
+    }
+    c = request_lock_call(req, &lock_kind_exclusive, req->name);
+    memcpy(c->token, token, TOKEN_HEX_LEN + 1);
+    memcpy(c->request_id, rid, sizeof rid);
+    request_suspend(req, released);
+    lock_call_release(c);
+}
+
+/* The status body: the version 1 members for the holder, then every
+ * holder (one, for an exclusive lock), the queue, and what keeps a free
+ * lock unavailable. A free lock nobody waits for is {"name","held":false}
+ * as in version 1. Never a token. */
+static json_t *status_json(const char *name, const struct lock_call *c)
+{
+    const struct lock_reply *r = &c->reply;
+    const struct lease *l = &r->lease;
+    json_t *body, *holders, *queue;
+
+    body = json_pack("{s:s, s:b}", "name", name, "held", r->outcome == LOCK_OK);
+    if (body == NULL)
+        return NULL;
+    if (r->outcome == LOCK_RESERVED)
+        json_object_set_new(body, "reserved_ms", json_integer(r->pttl_ms));
+    if (r->outcome == LOCK_DELAYED)
+        json_object_set_new(body, "delay_ms", json_integer(r->pttl_ms));
+    if (r->outcome != LOCK_OK && r->waiting == 0)
+        return body;
+    holders = json_array();
+    queue = json_array();
+    if (holders == NULL || queue == NULL) {
+        json_decref(body);
+        json_decref(holders);
+        json_decref(queue);
+        return NULL;
+    }
+    if (r->outcome == LOCK_OK) {
+        json_t *h =
+            json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "owner", l->owner,
+                      "mode", "exclusive", "fence", (json_int_t)l->fence,
+                      "ttl_ms", (json_int_t)l->ttl_ms, "count",
+                      (json_int_t)l->count, "held_ms", (json_int_t)r->held_ms);
+        json_object_update(body, h);
+        json_array_append_new(holders, h);
+    }
+    for (size_t i = 0; i < r->queued; i++)
+        json_array_append_new(
+            queue, json_pack("{s:s, s:s, s:i, s:I}", "owner", r->queue[i].owner,
+                             "mode", "exclusive", "permits", 1, "waited_ms",
+                             (json_int_t)r->queue[i].waited_ms));
+    json_object_set_new(body, "holders", holders);
+    json_object_set_new(body, "holder_count",
+                        json_integer(r->outcome == LOCK_OK ? 1 : 0));
+    json_object_set_new(body, "waiting", json_integer(r->waiting));
+    json_object_set_new(body, "queue", queue);
+    return body;
+}
+
+static void status_read(struct request *req)
+{
+    const struct lock_call *c = &req->lock;
+
+    if (c->reply.outcome == LOCK_UNAVAILABLE) {
+        reply_backend_error(req, &c->err);
+        return;
+    }
+    reply_json(req, 200, status_json(req->param, c));
+}
+
+void handle_lock_status(struct request *req)
+{
+    struct lock_call *c =
+        request_lock_call(req, &lock_kind_exclusive, req->name);
+
+    request_suspend(req, status_read);
+    lock_call_status(c);
+}
+
+static void checked(struct request *req)
+{
+    struct lock_call *c = &req->lock;
+
+    if (c->reply.outcome == LOCK_UNAVAILABLE) {
+        reply_backend_error(req, &c->err);
+        return;
+    }
+    if (c->reply.outcome != LOCK_OK || c->reply.owned < 0) {
+        c->reply.outcome = LOCK_NOT_HELD;
+        reply_lock_failure(req, c);
+        return;
+    }
+    if (c->reply.owned == 0) {
+        c->reply.outcome = LOCK_NOT_OWNER;
+        reply_lock_failure(req, c);
+        return;
+    }
+    reply_json(req, 200, status_json(req->param, c));
+}
+
+void handle_lock_check(struct request *req)
+{
     static const char *const fields[] = {"token", NULL};
     struct field_problem prob;
     const char *token;
@@ -174,46 +370,39 @@ void handle_lock_release(struct request *req)
         reply_field_problem(req, &prob);
         return;
     }
-    c = request_lock_call(req, &lock_kind_exclusive, req->param);
+    c = request_lock_call(req, &lock_kind_exclusive, req->name);
     memcpy(c->token, token, TOKEN_HEX_LEN + 1);
-    request_suspend(req, released);
-    lock_call_release(c);
+    request_suspend(req, checked);
+    lock_call_status(c);
 }
 
-static void status_read(struct request *req)
+static void forced(struct request *req)
 {
     const struct lock_call *c = &req->lock;
-    const struct lease *l = &c->reply.lease;
-    json_t *body;
 
-    switch (c->reply.outcome) {
-    case LOCK_OK:
-        reply_json(req, 200,
-                   json_pack("{s:s, s:b, s:s, s:I, s:I, s:I}", "name",
-                             req->param, "held", 1, "owner", l->owner, "fence",
-                             (json_int_t)l->fence, "ttl_ms",
-                             (json_int_t)l->ttl_ms, "count",
-                             (json_int_t)l->count));
-        return;
-    case LOCK_RESERVED:
-    case LOCK_FREE:
-        body = json_pack("{s:s, s:b}", "name", req->param, "held", 0);
-        if (c->reply.outcome == LOCK_RESERVED)
-            json_object_set_new(body, "reserved_ms",
-                                json_integer(c->reply.pttl_ms));
-        reply_json(req, 200, body);
-        return;
-    default:
+    if (c->reply.outcome != LOCK_OK) {
         reply_backend_error(req, &c->err);
         return;
     }
+    metrics_force_release();
+    if (c->reply.forced > 0)
+        log_warn("audit: force release of lock '%s' (key %s): holder owner "
+                 "'%s' fence %" PRId64,
+                 req->name, req->key.name[0] ? req->key.name : "-",
+                 c->reply.lease.owner, c->reply.lease.fence);
+    else
+        log_warn("audit: force release of lock '%s' (key %s): not held",
+                 req->name, req->key.name[0] ? req->key.name : "-");
+    reply_json(req, 200,
+               json_pack("{s:s, s:b, s:I}", "name", req->param, "released", 1,
+                         "holders", (json_int_t)c->reply.forced));
 }
 
-void handle_lock_status(struct request *req)
+void handle_lock_force_release(struct request *req)
 {
     struct lock_call *c =
-        request_lock_call(req, &lock_kind_exclusive, req->param);
+        request_lock_call(req, &lock_kind_exclusive, req->name);
 
-    request_suspend(req, status_read);
-    lock_call_status(c);
+    request_suspend(req, forced);
+    lock_call_force(c);
 }

@@ -2,33 +2,60 @@
 # deps.sh [STEP] -- installs the Debian/Ubuntu packages a make target needs
 # when they are missing (apt-get, through sudo when not root). Quiet when
 # everything is there already. STEP: run (default), test, check, valgrind,
-# bench, fuzz, style, lint, contract, safety, or ci (all of them).
+# bench, fuzz, style, lint, contract, safety, deb, package, or ci (all of
+# them).
 set -eu
 what=${1:-run}
 pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev \
 libhiredis-dev libcurl4-openssl-dev redis-server redis-tools curl"
 test_pkgs="libcmocka-dev python3"
+# make test's deployment checks (tests/deploy/): groff for the man page;
+# promtool for the alert rules, see need_promtool below.
+deploy_pkgs="groff-base"
+# make deb (dpkg-buildflags, dpkg-shlibdeps) and make test-package (a
+# clean debootstrap root, lintian, systemd-analyze).
+deb_pkgs="dpkg-dev"
+package_pkgs="dpkg-dev debootstrap lintian systemd groff-base"
+# make test's client library tests (tests/clients/): Go, Python with pip
+# (the offline install check), and Node.js 18 or newer with npm (npx
+# brings tsc), see clients_node below.
+client_pkgs="golang-go python3 python3-pip"
+clients_node=0
 node=0
+promtool=0
 case $what in
 run | safety) ;;
-test | check) pkgs="$pkgs $test_pkgs" ;;
+test)
+    pkgs="$pkgs $test_pkgs $deploy_pkgs $client_pkgs"
+    clients_node=1
+    promtool=1
+    ;;
+check) pkgs="$pkgs $test_pkgs" ;;
 valgrind) pkgs="$pkgs $test_pkgs valgrind" ;;
-bench) pkgs="$pkgs wrk etcd-server python3" ;;
+bench) pkgs="$pkgs wrk etcd-server webdis python3" ;;
 fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 style) pkgs="$pkgs clang-format" ;;
 lint | contract) node=1 ;;
+deb) pkgs="$pkgs $deb_pkgs" ;;
+package) pkgs="$pkgs $package_pkgs" ;;
 ci)
-    pkgs="$pkgs $test_pkgs golang-go valgrind clang libclang-rt-14-dev clang-format"
+    pkgs="$pkgs $test_pkgs golang-go valgrind clang libclang-rt-14-dev clang-format $deploy_pkgs $package_pkgs $client_pkgs"
     node=1
+    promtool=1
     ;;
 *)
-    echo "deps.sh: unknown step '$what' (run, test, check, valgrind, bench, fuzz, style, lint, contract, safety, ci)" >&2
+    echo "deps.sh: unknown step '$what' (run, test, check, valgrind, bench, fuzz, style, lint, contract, safety, deb, package, ci)" >&2
     exit 2
     ;;
 esac
 # Node.js (contract test, OpenAPI lint) may come from elsewhere than Debian
 # (e.g. NodeSource, whose nodejs bundles npm): only ask apt when absent.
 if [ $node = 1 ]; then
+    command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+    command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+fi
+# The client tests take any Node.js from 18 on (Debian 12's is 18).
+if [ $clients_node = 1 ]; then
     command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
     command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 fi
@@ -42,6 +69,31 @@ check_node() {
         exit 1
     fi
 }
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+# promtool checks the alert rules (make test). Debian has it only in the
+# prometheus package, whose installation also enables and starts a
+# Prometheus server; so promtool alone is unpacked from that package into
+# .run/tools/usr/bin (apt-get download, dpkg-deb), unless one is on PATH.
+get_promtool() {
+    [ $promtool = 1 ] || return 0
+    command -v promtool >/dev/null 2>&1 && return 0
+    tools="$(cd "$(dirname "$0")/.." && pwd)/.run/tools"
+    [ -x "$tools/usr/bin/promtool" ] && return 0
+    dl=$(mktemp -d "${TMPDIR:-/tmp}/lockservice-deps.XXXXXX") || exit 1
+    if ! (cd "$dl" && apt-get download -q prometheus >/dev/null 2>&1); then
+        $sudo apt-get update -q >/dev/null
+        if ! (cd "$dl" && apt-get download -q prometheus >/dev/null 2>&1); then
+            rm -rf "$dl"
+            echo "deps.sh: cannot download Debian's prometheus package (for promtool)" >&2
+            exit 1
+        fi
+    fi
+    mkdir -p "$tools"
+    dpkg-deb --fsys-tarfile "$dl"/prometheus_*.deb | tar -x -C "$tools" ./usr/bin/promtool
+    rm -rf "$dl"
+    echo "deps.sh: promtool from Debian's prometheus package, in $tools/usr/bin"
+}
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
@@ -49,15 +101,15 @@ for p in $pkgs; do
 done
 if [ -z "$missing" ]; then
     check_node
+    get_promtool
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "deps.sh: missing packages:$missing (no apt-get here; install them)" >&2
     exit 1
 fi
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo=sudo
 echo "Installing:$missing"
 $sudo apt-get update -q >/dev/null
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing >/dev/null
 check_node
+get_promtool

@@ -288,6 +288,135 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err,
     return 0;
 }
 
+static const char *const api_role_names[] = {
+    [API_ROLE_CLIENT] = "client",
+    [API_ROLE_READ] = "read",
+    [API_ROLE_ADMIN] = "admin",
+};
+
+const char *api_role_name(enum api_role role)
+{
+    if ((unsigned)role >= sizeof api_role_names / sizeof api_role_names[0])
+        return "?";
+    return api_role_names[role];
+}
+
+/* True when the n bytes at s are a namespace: 1..NAMESPACE_MAX characters
+ * of A-Z a-z 0-9 . _ - (no ':', and no '/', which joins it to a name). */
+static bool namespace_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > NAMESPACE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= 'A' && s[i] <= 'Z') &&
+            !(s[i] >= '0' && s[i] <= '9') && s[i] != '.' && s[i] != '_' &&
+            s[i] != '-')
+            return false;
+    return true;
+}
+
+/* True when the n bytes at s hold a control character (a tab aside):
+ * names go into log lines. */
+static bool has_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+            return true;
+    return false;
+}
+
+/* True when the word at p (up to end) is attribute attr: "attr=...". */
+static bool is_attribute(const char *p, const char *end, const char *attr)
+{
+    size_t n = strlen(attr);
+
+    return (size_t)(end - p) > n && memcmp(p, attr, n) == 0 && p[n] == '=';
+}
+
+/* Parses the attributes p..end of a keys-file line (words split by
+ * whitespace, "name=N", "role=R", "namespace=P", each at most once) into
+ * key. Returns 0 or -1 with a reason in err that names line lineno and
+ * quotes nothing. */
+static int key_attributes(const char *p, const char *end, struct api_key *key,
+                          int lineno, char *err, size_t errlen)
+{
+    bool named = false, roled = false, spaced = false;
+
+    while (p < end) {
+        const char *w = p, *v;
+        size_t vlen;
+
+        while (p < end && !isspace((unsigned char)*p))
+            p++;
+        v = memchr(w, '=', (size_t)(p - w));
+        if (v == NULL) {
+            errf(err, errlen,
+                 "line %d: after the key, expected name=, role= or "
+                 "namespace=",
+                 lineno);
+            return -1;
+        }
+        v++;
+        vlen = (size_t)(p - v);
+        if (is_attribute(w, p, "name")) {
+            if (named) {
+                errf(err, errlen, "line %d: name= given twice", lineno);
+                return -1;
+            }
+            if (vlen == 0 || vlen > API_KEY_NAME_MAX || has_control(v, vlen)) {
+                errf(err, errlen,
+                     "line %d: name= must be 1 to %d printable characters",
+                     lineno, API_KEY_NAME_MAX);
+                return -1;
+            }
+            memcpy(key->name, v, vlen);
+            key->name[vlen] = '\0';
+            named = true;
+        } else if (is_attribute(w, p, "role")) {
+            size_t r, nroles = sizeof api_role_names / sizeof api_role_names[0];
+            if (roled) {
+                errf(err, errlen, "line %d: role= given twice", lineno);
+                return -1;
+            }
+            for (r = 0; r < nroles; r++)
+                if (strlen(api_role_names[r]) == vlen &&
+                    memcmp(api_role_names[r], v, vlen) == 0)
+                    break;
+            if (r == nroles) {
+                errf(err, errlen,
+                     "line %d: role= must be admin, client or read", lineno);
+                return -1;
+            }
+            key->role = (enum api_role)r;
+            roled = true;
+        } else if (is_attribute(w, p, "namespace")) {
+            if (spaced) {
+                errf(err, errlen, "line %d: namespace= given twice", lineno);
+                return -1;
+            }
+            if (!namespace_valid(v, vlen)) {
+                errf(err, errlen,
+                     "line %d: namespace= must be 1 to %d characters of A-Z "
+                     "a-z 0-9 . _ -",
+                     lineno, NAMESPACE_MAX);
+                return -1;
+            }
+            memcpy(key->ns, v, vlen);
+            key->ns[vlen] = '\0';
+            spaced = true;
+        } else {
+            errf(err, errlen,
+                 "line %d: unknown attribute; expected name=, role= or "
+                 "namespace=",
+                 lineno);
+            return -1;
+        }
+        while (p < end && isspace((unsigned char)*p))
+            p++;
+    }
+    return 0;
+}
+
 int api_keys_parse(const char *text, struct config *cfg, char *err,
                    size_t errlen)
 {
@@ -314,6 +443,7 @@ int api_keys_parse(const char *text, struct config *cfg, char *err,
             return -1;
         }
         key = &cfg->api_keys[cfg->api_key_count];
+        memset(key, 0, sizeof *key);
         k = p;
         while (p < end && !isspace((unsigned char)*p)) {
             if (!isgraph((unsigned char)*p)) {
@@ -337,11 +467,22 @@ int api_keys_parse(const char *text, struct config *cfg, char *err,
         key->key_len = (size_t)(p - k);
         memcpy(key->key, k, key->key_len);
         key->key[key->key_len] = '\0';
+        key->role = API_ROLE_CLIENT;
         while (p < end && isspace((unsigned char)*p))
             p++;
-        if (copy_str(key->name, sizeof key->name, p, (size_t)(end - p)) < 0) {
-            errf(err, errlen, "line %d: name longer than %zu characters",
-                 lineno, sizeof key->name - 1);
+        /* Attributes when the first word is one; else the version 1
+         * format, where the rest of the line is the name. */
+        n = (size_t)(end - p);
+        if (is_attribute(p, end, "name") || is_attribute(p, end, "role") ||
+            is_attribute(p, end, "namespace")) {
+            if (key_attributes(p, end, key, lineno, err, errlen) < 0)
+                return -1;
+        } else if (copy_str(key->name, sizeof key->name, p, n) < 0) {
+            errf(err, errlen, "line %d: name longer than %d characters", lineno,
+                 API_KEY_NAME_MAX);
+            return -1;
+        } else if (has_control(p, n)) {
+            errf(err, errlen, "line %d: name has a control character", lineno);
             return -1;
         }
         if (key->name[0] == '\0')
@@ -356,32 +497,59 @@ int api_keys_parse(const char *text, struct config *cfg, char *err,
     return 0;
 }
 
+/* The largest keys file read: API_KEYS_MAX lines of a key and every
+ * attribute at its longest, and room for comments. */
+#define API_KEYS_FILE_MAX                                                      \
+    (2 * API_KEYS_MAX * (API_KEY_MAX + API_KEY_NAME_MAX + NAMESPACE_MAX + 32))
+
+int api_keys_load(struct config *cfg, char *err, size_t errlen)
+{
+    char *buf = malloc(API_KEYS_FILE_MAX + 1), why[160];
+    FILE *f = NULL;
+    size_t n;
+    int rc = -1;
+
+    if (buf == NULL) {
+        errf(err, errlen, "%s: out of memory", cfg->api_keys_file);
+        goto out;
+    }
+    f = fopen(cfg->api_keys_file, "r");
+    if (f == NULL) {
+        errf(err, errlen, "cannot open %s: %s", cfg->api_keys_file,
+             strerror(errno));
+        goto out;
+    }
+    n = fread(buf, 1, API_KEYS_FILE_MAX, f);
+    if (n == API_KEYS_FILE_MAX && fgetc(f) != EOF) {
+        errf(err, errlen, "%s: file too large", cfg->api_keys_file);
+        goto out;
+    }
+    buf[n] = '\0';
+    if (memchr(buf, '\0', n) != NULL) {
+        errf(err, errlen, "%s: file contains a NUL byte", cfg->api_keys_file);
+        goto out;
+    }
+    if (api_keys_parse(buf, cfg, why, sizeof why) < 0) {
+        errf(err, errlen, "%s: %s", cfg->api_keys_file, why);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (f != NULL)
+        fclose(f);
+    if (buf != NULL)
+        explicit_bzero(buf, API_KEYS_FILE_MAX + 1); /* it held keys */
+    free(buf);
+    return rc;
+}
+
 /* Reads the file cfg->api_keys_file names into cfg->api_keys. */
 static int load_api_keys(struct config *cfg, const char *what, char *err,
                          size_t errlen)
 {
-    char buf[API_KEYS_MAX * (API_KEY_MAX + 80)], why[160];
-    FILE *f = fopen(cfg->api_keys_file, "r");
-    size_t n;
+    char why[CONFIG_PATH_MAX + 192];
 
-    if (f == NULL) {
-        errf(err, errlen, "%s: cannot open %s: %s", what, cfg->api_keys_file,
-             strerror(errno));
-        return -1;
-    }
-    n = fread(buf, 1, sizeof buf - 1, f);
-    if (n == sizeof buf - 1 && fgetc(f) != EOF) {
-        fclose(f);
-        errf(err, errlen, "%s: file too large", what);
-        return -1;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    if (memchr(buf, '\0', n) != NULL) {
-        errf(err, errlen, "%s: file contains a NUL byte", what);
-        return -1;
-    }
-    if (api_keys_parse(buf, cfg, why, sizeof why) < 0) {
+    if (api_keys_load(cfg, why, sizeof why) < 0) {
         errf(err, errlen, "%s: %s", what, why);
         return -1;
     }
@@ -556,8 +724,13 @@ const struct config_row config_rows[] = {
             3600000, "60000", "largest wait_ms a client may ask for"),
     INT_ROW("--handoff-ms", "LOCKSERVICE_HANDOFF_MS", "MS", handoff_ms, 0,
             10000, "250",
-            "how long a release reserves the lock for the waiter it wakes; "
-            "0: no reservation, anyone may take it"),
+            "how long a lock handed to the first waiter of its queue waits "
+            "for that waiter to claim it; 0: the waiter gets its whole TTL "
+            "at once (one that vanished then holds it until the TTL)"),
+    INT_ROW("--lock-delay-ms", "LOCKSERVICE_LOCK_DELAY_MS", "MS", lock_delay_ms,
+            0, 60000, "0",
+            "default lock_delay_ms of an acquire: how long a name stays "
+            "unavailable after a lease expired (not after a release)"),
     INT_ROW("--redis-timeout-ms", "LOCKSERVICE_REDIS_TIMEOUT_MS", "MS",
             redis_timeout_ms, 10, 60000, "1000",
             "Redis connect and command timeout; past it: 503"),
@@ -580,13 +753,17 @@ const struct config_row config_rows[] = {
     INT_ROW("--max-hold-count", "LOCKSERVICE_MAX_HOLD_COUNT", "N",
             max_hold_count, 1, 1000000000, "1000",
             "reentrant holds of one lease; past it: 409 hold_limit"),
+    INT_ROW("--max-permits", "LOCKSERVICE_MAX_PERMITS", "N", max_permits, 1,
+            1000000, "1024", "largest limit of a semaphore"),
     INT_ROW("--shutdown-timeout-ms", "LOCKSERVICE_SHUTDOWN_TIMEOUT_MS", "MS",
             shutdown_timeout_ms, 0, 600000, "10000",
             "on SIGTERM/SIGINT, how long in-flight requests may finish"),
     FILE_ROW("--api-keys-file", "LOCKSERVICE_API_KEYS_FILE", api_keys_file,
              load_api_keys,
              "require Authorization: Bearer <key> on /v1 and /demo; one key "
-             "(16..256 characters) per line, optionally followed by a name"),
+             "(16..256 characters) per line, then name=N "
+             "role=admin|client|read namespace=P (each optional; role "
+             "client), or only a name; SIGHUP reads the file again"),
     BOOL_ROW("--demo", "LOCKSERVICE_DEMO", demo,
              "serve the inventory overselling demo under /demo"),
     {.flag = "--log-level",

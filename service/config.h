@@ -17,9 +17,14 @@
 #include <stdio.h>
 
 #define LOCK_NAME_MAX 128
+/* A name as the engine sees it: the client's name, under the namespace of
+ * its API key when that has one ("<namespace>/<name>"). */
+#define NAMESPACE_MAX 32
+#define SCOPED_NAME_MAX (NAMESPACE_MAX + 1 + LOCK_NAME_MAX)
 #define OWNER_MAX 128 /* characters; up to 4 UTF-8 bytes each */
 #define OWNER_BYTES_MAX (4 * OWNER_MAX)
 #define TOKEN_HEX_LEN 32
+#define REQUEST_ID_MAX 64
 #define KEY_PREFIX_MAX 64
 #define REDIS_HOST_MAX 256
 #define REDIS_SECRET_MAX 256
@@ -44,8 +49,22 @@ struct redis_url {
     char password[REDIS_SECRET_MAX]; /* empty: no AUTH */
 };
 
+/* What an API key may do. client is the default, and the role of every
+ * key in the version 1 format. */
+enum api_role {
+    API_ROLE_CLIENT, /* every route but the admin-only ones */
+    API_ROLE_READ,   /* GET and HEAD routes only */
+    API_ROLE_ADMIN,  /* every route */
+};
+
+#define API_KEY_NAME_MAX 63
+
 struct api_key {
-    char name[64];
+    char name[API_KEY_NAME_MAX + 1]; /* for the logs; never empty */
+    enum api_role role;
+    /* "": none. Else the key's names live under "<ns>/": 1..NAMESPACE_MAX
+     * characters of A-Z a-z 0-9 . _ - (the name alphabet without ':'). */
+    char ns[NAMESPACE_MAX + 1];
     char key[API_KEY_MAX + 1];
     size_t key_len;
 };
@@ -62,7 +81,8 @@ struct config {
     char key_prefix[KEY_PREFIX_MAX + 1];
     int64_t max_ttl_ms;
     int64_t max_wait_ms;
-    int64_t handoff_ms; /* release reserves a woken waiter's lock this long */
+    int64_t handoff_ms;    /* a hand-off waits this long for its claim */
+    int64_t lock_delay_ms; /* default lock_delay_ms of an acquire */
     int64_t redis_timeout_ms;
     size_t max_body_bytes;
     unsigned max_json_depth;
@@ -70,6 +90,7 @@ struct config {
     unsigned idle_timeout_s;
     unsigned max_waiters;
     int64_t max_hold_count;
+    int64_t max_permits; /* the largest limit of a semaphore */
     int64_t shutdown_timeout_ms;
     bool demo;
     enum log_level log_level;
@@ -160,11 +181,25 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err,
 int listen_addr_parse(const char *s, char *host, size_t hostlen, int *port,
                       bool *ipv6);
 
-/* Parses an API keys file's text: one key per line, optionally followed by
- * whitespace and a name; blank lines and lines starting with '#' are
- * skipped; a key given twice is an error. Returns 0 or -1 with a reason (and
- * line number) in err. */
+/* Parses an API keys file's text into cfg->api_keys: one key per line,
+ * then whitespace and either attributes, in any order and each optional,
+ *
+ *     KEY name=N role=admin|client|read namespace=P
+ *
+ * or (the version 1 format) a name, the rest of the line; blank lines and
+ * lines starting with '#' are skipped. The role defaults to client; a key
+ * without a name is named "key<N>" (its position). A key given twice is an
+ * error. Returns 0 or -1 with a reason and the line number in err, which
+ * never quotes the line (it may hold a key). */
 int api_keys_parse(const char *text, struct config *cfg, char *err,
                    size_t errlen);
+
+/* Reads the file cfg->api_keys_file names and parses it into cfg->api_keys
+ * (as the --api-keys-file row does at startup, and a SIGHUP again). Returns
+ * 0 or -1 with a reason in err, which names the file, never a key. */
+int api_keys_load(struct config *cfg, char *err, size_t errlen);
+
+/* The name of a role as the keys file writes it ("admin", ...). */
+const char *api_role_name(enum api_role role);
 
 #endif

@@ -1,8 +1,10 @@
 /* main.c -- lockservice: parse the configuration, start the engine and the
- * HTTP workers, and shut down gracefully on SIGTERM or SIGINT. */
+ * HTTP workers, reload the API keys on SIGHUP, and shut down gracefully on
+ * SIGTERM or SIGINT. */
 #include "clock.h"
 #include "config.h"
 #include "demo-inventory/inventory_store.h"
+#include "http/auth.h"
 #include "http/http.h"
 #include "lock/engine.h"
 #include "log.h"
@@ -74,6 +76,38 @@ static void raise_fd_limit(void)
     }
 }
 
+/* SIGHUP: reads --api-keys-file again and, when it parses, has the requests
+ * admitted from now on checked against its keys; requests in flight go on
+ * with what they were admitted with. A file that does not parse leaves the
+ * keys in use, and one warn line says why (never quoting a key). */
+static void reload_api_keys(void)
+{
+    struct config *fresh;
+    char err[CONFIG_PATH_MAX + 256];
+
+    if (cfg.api_keys_file[0] == '\0') {
+        log_info("SIGHUP: no --api-keys-file, nothing to reload");
+        return;
+    }
+    fresh = calloc(1, sizeof *fresh);
+    if (fresh == NULL) {
+        log_warn("SIGHUP: out of memory; keeping the API keys in use");
+        return;
+    }
+    memcpy(fresh->api_keys_file, cfg.api_keys_file,
+           sizeof fresh->api_keys_file);
+    if (api_keys_load(fresh, err, sizeof err) < 0)
+        log_warn("SIGHUP: %s; keeping the API keys in use", err);
+    else if (auth_replace(fresh->api_keys, fresh->api_key_count) < 0)
+        log_warn("SIGHUP: out of memory; keeping the API keys in use");
+    else
+        log_info("reloaded %zu API keys from %s", fresh->api_key_count,
+                 cfg.api_keys_file);
+    /* The keys were in it: do not leave them in freed memory. */
+    explicit_bzero(fresh, sizeof *fresh);
+    free(fresh);
+}
+
 /* Stops accepting, answers parked waiters 503 (they leave their queues),
  * lets in-flight requests finish for up to the shutdown timeout, then
  * stops. */
@@ -119,6 +153,7 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -140,8 +175,13 @@ int main(int argc, char **argv)
              cfg.listen_ipv6 ? "]" : "", cfg.listen_port, redis_at, cfg.threads,
              cfg.demo ? ", demo on" : "");
     notify_systemd("READY=1");
-    if (sigwait(&sigs, &sig) != 0)
-        sig = SIGTERM;
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            sig = SIGTERM;
+        if (sig != SIGHUP)
+            break;
+        reload_api_keys();
+    }
     notify_systemd("STOPPING=1");
     shutdown_gracefully(sig);
     return 0;

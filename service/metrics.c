@@ -11,7 +11,8 @@
 #include <string.h>
 
 #define ROUTES_MAX 32
-static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "OTHER"};
+static const char *const methods[] = {"GET", "HEAD",   "POST",
+                                      "PUT", "DELETE", "OTHER"};
 #define METHODS (sizeof methods / sizeof methods[0])
 static const unsigned statuses[] = {200, 201, 204, 400, 401, 404, 405, 409,
                                     413, 415, 429, 499, 500, 501, 503, 0};
@@ -31,6 +32,7 @@ static atomic_ulong acquires[3];
 static atomic_long waiters;
 static atomic_ulong redis_errors;
 static atomic_int eviction_unsafe;
+static atomic_ulong force_releases;
 
 static size_t method_index(const char *m)
 {
@@ -82,6 +84,11 @@ void metrics_waiters_add(int delta)
 void metrics_set_eviction_unsafe(bool unsafe)
 {
     atomic_store(&eviction_unsafe, unsafe ? 1 : 0);
+}
+
+void metrics_force_release(void)
+{
+    atomic_fetch_add_explicit(&force_releases, 1, memory_order_relaxed);
 }
 
 void metrics_redis_error(void)
@@ -150,10 +157,14 @@ char *metrics_render(size_t *len)
             "# HELP lockservice_redis_eviction_unsafe 1 when Redis's "
             "maxmemory-policy can evict lock keys.\n"
             "# TYPE lockservice_redis_eviction_unsafe gauge\n"
-            "lockservice_redis_eviction_unsafe %d\n",
+            "lockservice_redis_eviction_unsafe %d\n"
+            "# HELP lockservice_force_releases_total Locks an operator "
+            "force-released (DELETE).\n"
+            "# TYPE lockservice_force_releases_total counter\n"
+            "lockservice_force_releases_total %lu\n",
             atomic_load(&waiters), atomic_load(&redis_errors),
             listener_connections(), listener_connection_limit(),
-            atomic_load(&eviction_unsafe));
+            atomic_load(&eviction_unsafe), atomic_load(&force_releases));
     fputs("# HELP lockservice_http_request_duration_seconds Time from the "
           "request's headers to its answer.\n"
           "# TYPE lockservice_http_request_duration_seconds histogram\n",

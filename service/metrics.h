@@ -16,6 +16,8 @@ void metrics_request(int route_index, const char *method, unsigned status,
 void metrics_acquire(enum acquire_outcome outcome);
 void metrics_waiters_add(int delta);
 void metrics_redis_error(void);
+/* An operator's force release. */
+void metrics_force_release(void);
 /* Whether Redis's maxmemory-policy can evict lock keys (1) or not (0). */
 void metrics_set_eviction_unsafe(bool unsafe);
 

@@ -10,6 +10,7 @@
 #define LOCKSERVICE_HTTP_H
 
 #include "config.h"
+#include "http/auth.h"
 #include "http/problem.h"
 #include "lock/engine.h"
 #include "loop.h"
@@ -24,6 +25,10 @@ typedef void handler_fn(struct request *req);
 /* Route flags. */
 #define ROUTE_BODY 1u /* the handler takes a JSON body */
 #define ROUTE_AUTH 2u /* guarded by API keys when they are configured */
+/* Only for admin keys when keys are configured (403 forbidden for the
+ * others); open like the rest when none are. Implies ROUTE_AUTH. */
+#define ROUTE_ADMIN 4u
+#define ROUTE_ADMIN 4u /* needs an admin key when keys are configured */
 
 /* One row of a route table. pattern is a path where "{name}" matches one
  * segment; GET routes answer HEAD too. */
@@ -57,6 +62,14 @@ struct request {
     int route_index;
     const char *method;            /* as received (borrowed from MHD) */
     char param[LOCK_NAME_MAX + 1]; /* the {name} segment, validated */
+    /* param as the engine sees it: "<namespace>/<param>" when the API key
+     * has a namespace, else param. Replies show param. */
+    char name[SCOPED_NAME_MAX + 1];
+    /* The API key that admitted the request: its name (for the logs), role
+     * and namespace, copied, since a SIGHUP may replace the key set while
+     * the request lives. key.name is "" when no key was checked (keys off,
+     * or an open route). */
+    struct api_identity key;
     char *body; /* raw body, malloc'd, at most max_body_bytes */
     size_t body_len, body_cap;
     json_t *json; /* parsed body object (owned), or NULL */
@@ -67,6 +80,10 @@ struct request {
     handler_fn *next;
     bool suspended;
     bool client_gone; /* hung up while parked: nobody to answer */
+    /* Runs when the request ends without its answer delivered (the
+     * client hung up, the service stopped): undoes what the answer would
+     * have told (a lease nobody knows the token of). NULL: nothing. */
+    handler_fn *undo;
     /* The handler's own state across suspensions, freed with the request
      * by state_free (NULL: nothing to free). */
     void *state;
@@ -101,6 +118,10 @@ bool request_sleep(struct request *req, int64_t ms, handler_fn *next);
 struct lock_call *request_lock_call(struct request *req,
                                     const struct lock_kind *kind,
                                     const char *name);
+
+/* True when the client has hung up (its socket shows end-of-file):
+ * then req ends unanswered, and the handler replies nothing. */
+bool request_client_gone(struct request *req);
 
 /* Every reply goes through these; each queues exactly one response.
  * reply_json steals the reference to body. */

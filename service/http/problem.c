@@ -10,6 +10,7 @@
         [PROBLEM_INVALID_NAME] = {400, "invalid_name", "Bad request"},         \
         [PROBLEM_INVALID_REQUEST] = {400, "invalid_request", "Bad request"},   \
         [PROBLEM_UNAUTHORIZED] = {401, "unauthorized", "Unauthorized"},        \
+        [PROBLEM_FORBIDDEN] = {403, "forbidden", "Forbidden"},                 \
         [PROBLEM_NOT_FOUND] = {404, "not_found", "Not found"},                 \
         [PROBLEM_SKU_NOT_FOUND] = {404, "sku_not_found", "Not found"},         \
         [PROBLEM_METHOD_NOT_ALLOWED] = {405, "method_not_allowed",             \
@@ -19,6 +20,8 @@
         [PROBLEM_NOT_OWNER] = {409, "not_owner",                               \
                                "Token does not hold the lock"},                \
         [PROBLEM_HOLD_LIMIT] = {409, "hold_limit", "Conflict"},                \
+        [PROBLEM_LIMIT_MISMATCH] = {409, "limit_mismatch", "Conflict"},        \
+        [PROBLEM_NO_PERMITS] = {409, "no_permits", "Conflict"},                \
         [PROBLEM_SOLD_OUT] = {409, "sold_out", "Conflict"},                    \
         [PROBLEM_STALE_FENCE] = {409, "stale_fence", "Conflict"},              \
         [PROBLEM_BODY_TOO_LARGE] = {413, "body_too_large", "Body too large"},  \

@@ -15,6 +15,7 @@ enum problem_id {
     PROBLEM_INVALID_NAME,
     PROBLEM_INVALID_REQUEST, /* malformed framing (Content-Length, TE) */
     PROBLEM_UNAUTHORIZED,
+    PROBLEM_FORBIDDEN, /* the API key's role may not use the route */
     PROBLEM_NOT_FOUND,
     PROBLEM_SKU_NOT_FOUND,
     PROBLEM_METHOD_NOT_ALLOWED,
@@ -22,6 +23,8 @@ enum problem_id {
     PROBLEM_NOT_HELD,
     PROBLEM_NOT_OWNER,
     PROBLEM_HOLD_LIMIT,
+    PROBLEM_LIMIT_MISMATCH, /* a semaphore's limit differs from the one held */
+    PROBLEM_NO_PERMITS,
     PROBLEM_SOLD_OUT,
     PROBLEM_STALE_FENCE,
     PROBLEM_BODY_TOO_LARGE,

@@ -22,10 +22,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
-#include "token.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -41,10 +41,14 @@
 #define REAP_EVERY_MS 250
 #define HEADERS_CHECKED_MAX 64
 /* Per-connection memory of libmicrohttpd: request line, headers and the
- * reply headers live in it. Above 32 KiB libmicrohttpd maps it with mmap
- * (below, it mallocs), so the pages a connection never touched cost
- * nothing and a closed connection's memory goes back to the system. */
-#define CONNECTION_MEMORY (32 * 1024 + 4096)
+ * reply headers live in it. Up to 32 KiB libmicrohttpd mallocs it (above,
+ * it maps whole pages), so a parked connection costs the bytes it used;
+ * after many connections closed, the worker gives the freed heap back
+ * (malloc_trim), or RSS would stay at its peak. */
+#define CONNECTION_MEMORY (32 * 1024)
+/* Give freed memory back once a worker's connections fell to a quarter of
+ * a peak of at least this many. */
+#define TRIM_PEAK_MIN 256
 
 struct worker;
 
@@ -74,6 +78,7 @@ struct worker {
     bool run_mhd;
     struct timer reaper;
     struct conn_record *records;
+    size_t nrecords, peak_records;
     bool adding; /* inside MHD_add_connection */
     bool added;  /* ... and its start notification came */
     /* From other threads: new connections, drain and stop requests. */
@@ -205,6 +210,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
             w->records->prev = rec;
         w->records = rec;
         *socket_context = rec;
+        if (++w->nrecords > w->peak_records)
+            w->peak_records = w->nrecords;
         return;
     }
     listener_connection_closed();
@@ -220,6 +227,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
         rec->next->prev = rec->prev;
     free(rec);
     *socket_context = NULL;
+    w->nrecords--;
 }
 
 static struct conn_record *record_of(struct MHD_Connection *conn)
@@ -251,6 +259,10 @@ static void on_reap(struct timer *t)
         log_debug("http: closed %u connection(s) that sent no complete "
                   "request in %u s",
                   cut, conf->idle_timeout_s);
+    if (w->peak_records >= TRIM_PEAK_MIN && w->nrecords < w->peak_records / 4) {
+        malloc_trim(0);
+        w->peak_records = w->nrecords;
+    }
     loop_timer_arm(&w->loop, t, now + MS_TO_NS(REAP_EVERY_MS));
 }
 
@@ -356,6 +368,30 @@ static void on_lock_done(struct lock_call *call)
     request_resume(call->ctx);
 }
 
+bool request_client_gone(struct request *req)
+{
+    char b;
+    ssize_t n;
+
+    if (req->client_gone)
+        return true;
+    if (req->rec == NULL || req->rec->fd < 0)
+        return false;
+    n = recv(req->rec->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 ||
+        (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        req->client_gone = true;
+    return req->client_gone;
+}
+
+/* Whether the client of a parked call is still there to take the lock
+ * handed to it: a hang-up may not have been seen yet when the hand-off
+ * arrives in the same turn. */
+static bool on_present(struct lock_call *call)
+{
+    return !request_client_gone(call->ctx);
+}
+
 struct lock_call *request_lock_call(struct request *req,
                                     const struct lock_kind *kind,
                                     const char *name)
@@ -367,42 +403,46 @@ struct lock_call *request_lock_call(struct request *req,
     snprintf(c->name, sizeof c->name, "%s", name);
     c->done = on_lock_done;
     c->parked = on_parked;
+    c->present = on_present;
     c->ctx = req;
     return c;
 }
 
 /* ---- admission ---------------------------------------------------------*/
 
-/* Constant-time check of the Authorization header against every key. */
-static bool authorized(struct MHD_Connection *conn)
+/* Checks the API key of a request to a guarded route, when keys are on:
+ * 401 unauthorized unless the Authorization header carries one of the keys
+ * (auth_identify compares in constant time with every key), 403 forbidden
+ * when the key's role may not use the route. Returns true when the request
+ * may go on, with req->key set; otherwise a response is queued. A method
+ * the route lacks is left to its 405, whatever the role. */
+static bool key_admits(struct request *req)
 {
-    const char *h =
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    char given[API_KEY_MAX + 1] = {0};
-    size_t len, i;
-    bool ok = false;
+    const char *h;
+    bool admin_only = (req->route->flags & ROUTE_ADMIN) != 0;
 
-    if (conf->api_key_count == 0)
+    if (!auth_enabled())
         return true;
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+    h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                    "Authorization");
+    if (!auth_identify(h, &req->key)) {
+        reply_problem(req, PROBLEM_UNAUTHORIZED,
+                      "send Authorization: Bearer <api key>");
         return false;
-    h += 7;
-    while (*h == ' ')
-        h++;
-    len = strlen(h);
-    if (len > API_KEY_MAX)
-        return false;
-    memcpy(given, h, len);
-    for (i = 0; i < conf->api_key_count; i++) {
-        const struct api_key *k = &conf->api_keys[i];
-        char want[API_KEY_MAX + 1] = {0};
-        bool same;
-
-        memcpy(want, k->key, k->key_len);
-        same = secret_equal(given, want, sizeof want) && len == k->key_len;
-        ok |= same;
     }
-    return ok;
+    if (req->route_index < 0 ||
+        auth_role_allows(req->key.role, req->route->method, admin_only))
+        return true;
+    if (admin_only)
+        reply_problem(req, PROBLEM_FORBIDDEN,
+                      "%s %s needs an admin key; key '%s' has role %s",
+                      req->route->method, req->route->pattern, req->key.name,
+                      api_role_name(req->key.role));
+    else
+        reply_problem(req, PROBLEM_FORBIDDEN,
+                      "key '%s' has role %s, which may only GET and HEAD",
+                      req->key.name, api_role_name(req->key.role));
+    return false;
 }
 
 static bool content_type_json(struct MHD_Connection *conn)
@@ -496,11 +536,8 @@ static bool admit(struct request *req, const char *url)
         return false;
     }
     req->route = &routes[req->route_index >= 0 ? req->route_index : path_route];
-    if ((req->route->flags & ROUTE_AUTH) && !authorized(req->conn)) {
-        reply_problem(req, PROBLEM_UNAUTHORIZED,
-                      "send Authorization: Bearer <api key>");
+    if ((req->route->flags & (ROUTE_AUTH | ROUTE_ADMIN)) && !key_admits(req))
         return false;
-    }
     if (req->route_index < 0) {
         if (strcmp(req->method, "OPTIONS") == 0) {
             reply_raw(req, 204, NULL, NULL, 0, false);
@@ -510,12 +547,19 @@ static bool admit(struct request *req, const char *url)
                       req->method);
         return false;
     }
-    if (strstr(req->route->pattern, "{name}") != NULL &&
-        !lock_name_valid(req->param, param_len)) {
-        reply_problem(req, PROBLEM_INVALID_NAME,
-                      "names are 1 to %d characters of A-Z a-z 0-9 . _ : -",
-                      LOCK_NAME_MAX);
-        return false;
+    if (strstr(req->route->pattern, "{name}") != NULL) {
+        if (!lock_name_valid(req->param, param_len)) {
+            reply_problem(req, PROBLEM_INVALID_NAME,
+                          "names are 1 to %d characters of A-Z a-z 0-9 . _ : -",
+                          LOCK_NAME_MAX);
+            return false;
+        }
+        /* '/' is in no name, so a scoped name never equals a plain one. */
+        if (req->key.ns[0] != '\0')
+            snprintf(req->name, sizeof req->name, "%s/%s", req->key.ns,
+                     req->param);
+        else
+            memcpy(req->name, req->param, param_len + 1);
     }
     if (body && (req->route->flags & ROUTE_BODY) &&
         !content_type_json(req->conn)) {
@@ -640,6 +684,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     } else {
         dispatch(req);
     }
+    if (req->client_gone && req->status == 0 && !req->suspended)
+        return MHD_NO; /* hung up: the request ends unanswered */
     if (req->status == 0 && !req->suspended) {
         log_error("handler for %s queued no response", req->route->pattern);
         reply_problem(req, PROBLEM_INTERNAL_ERROR, "internal error");
@@ -668,17 +714,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     /* The daemon is stopping with the request parked or asleep. */
     lock_call_abandon(&req->lock);
     sleep_end(req);
+    if (why != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->undo != NULL)
+        req->undo(req);
+    lock_reply_free(&req->lock.reply);
     dur = clock_now_ns() - req->start_ns;
     if (req->status == 0) { /* never answered: the client went away */
         req->status = why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
         metrics_request(req->route_index, req->method, req->status, dur);
     }
+    /* The key's name, never the key. */
     if (log_enabled(LOG_INFO))
-        log_info("%s %s %u %.3fms%s", req->method,
-                 req->route ? req->route->pattern : "-", req->status,
-                 (double)dur / 1e6,
-                 why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
-                                                            : " (aborted)");
+        log_info(
+            "%s %s %u %.3fms%s%s%s", req->method,
+            req->route ? req->route->pattern : "-", req->status,
+            (double)dur / 1e6, req->key.name[0] ? " key=" : "", req->key.name,
+            why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
     if (req->state_free != NULL)
         req->state_free(req->state);
     json_decref(req->json);
@@ -838,6 +888,7 @@ static void *worker_main(void *arg)
     MHD_stop_daemon(w->mhd);
     w->mhd = NULL;
     lock_engine_thread_stop();
+    auth_thread_done();
     close(w->mailbox.fd);
     loop_free(&w->loop);
     return NULL;
@@ -868,7 +919,8 @@ int http_start(const struct config *cfg)
     unsigned i;
 
     conf = cfg;
-    if (routes_build(cfg) < 0)
+    if (routes_build(cfg) < 0 ||
+        auth_init(cfg->api_keys, cfg->api_key_count) < 0)
         return -1;
     if (listener_open(cfg->listen_host, cfg->listen_port, cfg->listen_ipv6) !=
         0)
@@ -949,4 +1001,5 @@ void http_stop(void)
     workers = NULL;
     free(route_table);
     route_table = NULL;
+    auth_free();
 }

@@ -76,7 +76,7 @@ static const char *const op_names[] = {
     [LOCK_OP_ACQUIRE] = "acquire", [LOCK_OP_RENEW] = "renew",
     [LOCK_OP_RELEASE] = "release", [LOCK_OP_STATUS] = "status",
     [LOCK_OP_CLAIM] = "claim",     [LOCK_OP_LEAVE] = "leave",
-    [LOCK_OP_POKE] = "poke",
+    [LOCK_OP_POKE] = "poke",       [LOCK_OP_FORCE] = "force release",
 };
 
 void lock_fence_seen(int64_t fence)
@@ -104,8 +104,8 @@ static void run(struct lock_call *c, enum lock_op op, redis_done_fn *fn,
                 const struct lock_args *a)
 {
     char qname[WAIT_NAME_MAX + 1];
-    struct lock_context ctx = {keys_prefix(), qname, conf->handoff_ms,
-                               atomic_load(&fence_floor)};
+    struct lock_context ctx = {keys_prefix(), qname, instance_id,
+                               conf->handoff_ms, atomic_load(&fence_floor)};
     struct lock_argv av;
 
     qualified(c, qname, sizeof qname);
@@ -115,12 +115,16 @@ static void run(struct lock_call *c, enum lock_op op, redis_done_fn *fn,
                       av.argv, av.lens, fn, c);
 }
 
+static void route_direct(const char *id, int64_t fence);
+static void deliver_direct(const char *id, int64_t fence);
+
 /* Decodes a script's answer into c. Returns false when there is none to
  * act on (c->reply.outcome is then LOCK_UNAVAILABLE, c->err says why). */
 static bool decode_into(struct lock_call *c, const redisReply *r,
                         const struct redis_error *err)
 {
     if (err != NULL) {
+        lock_reply_free(&c->reply);
         memset(&c->reply, 0, sizeof c->reply);
         c->reply.outcome = LOCK_UNAVAILABLE;
         c->err = *err;
@@ -137,6 +141,8 @@ static bool decode_into(struct lock_call *c, const redisReply *r,
     }
     if (c->reply.fence_seen > 0)
         lock_fence_seen(c->reply.fence_seen);
+    if (c->reply.direct_id[0] != '\0')
+        route_direct(c->reply.direct_id, c->reply.direct_fence);
     return true;
 }
 
@@ -146,9 +152,14 @@ static void args_of(const struct lock_call *c, struct lock_args *a)
                             .token = c->token,
                             .ttl_ms = c->ttl_ms,
                             .wait_ms = c->wait_ms,
-                            .owner = c->owner,
+                            .owner = c->owner != NULL ? c->owner : "",
                             .waiter = c->waiter.id,
-                            .max_hold = conf->max_hold_count};
+                            .max_hold = conf->max_hold_count,
+                            .delay_ms = c->delay_ms,
+                            .request_id = c->request_id,
+                            .listed = LOCK_LIST_MAX,
+                            .permits = c->permits,
+                            .limit = c->limit};
 }
 
 static int64_t ms_left(const struct lock_call *c)
@@ -186,6 +197,7 @@ static void fail_later(struct lock_call *c, const char *why)
 {
     struct engine_thread *e = self;
 
+    lock_reply_free(&c->reply);
     memset(&c->reply, 0, sizeof c->reply);
     c->reply.outcome = LOCK_UNAVAILABLE;
     c->err.failure = REDIS_FAIL_DOWN;
@@ -275,6 +287,7 @@ static void park(struct lock_call *c, int64_t pttl_ms)
     }
     qualified(c, qname, sizeof qname);
     c->waiter.ops = &acquire_waiter_ops;
+    c->direct_fence = 0;
     if (wait_park(&self->reg, &c->waiter, qname, c->deadline_ns,
                   now + MS_TO_NS(look)) < 0) {
         lock_engine_give_slot();
@@ -295,7 +308,31 @@ static void on_acquired(void *ctx, const redisReply *r,
         park(c, c->reply.pttl_ms);
         return;
     }
+    if (c->reply.replayed)
+        memcpy(c->token, c->reply.token, sizeof c->token);
     c->done(c);
+}
+
+static void on_orphan_left(void *ctx, const redisReply *r,
+                           const struct redis_error *err);
+
+/* c claimed a lock handed to it, but its client has gone meanwhile (its
+ * hang-up came with the hand-off): the lease goes at once, on a copy that
+ * outlives c's caller, and c ends refused. */
+static void release_for_good(struct lock_call *c)
+{
+    struct lock_call *orphan = malloc(sizeof *orphan);
+    struct lock_args a;
+
+    c->refusal = LOCK_REFUSAL_GONE;
+    if (orphan == NULL)
+        return; /* the lease ends with its TTL */
+    *orphan = *c;
+    orphan->reply.queue = NULL;
+    orphan->reply.holders = NULL;
+    args_of(orphan, &a);
+    a.request_id = "";
+    run(orphan, LOCK_OP_RELEASE, on_orphan_left, &a);
 }
 
 static void on_claimed(void *ctx, const redisReply *r,
@@ -311,10 +348,15 @@ static void on_claimed(void *ctx, const redisReply *r,
         park(c, c->reply.pttl_ms);
         return;
     }
+    if (c->reply.outcome == LOCK_OK && c->present != NULL && !c->present(c))
+        release_for_good(c);
     if (c->reply.outcome == LOCK_WAIT_OVER)
         c->reply.outcome = LOCK_HELD;
     c->done(c);
 }
+
+static void leave_for_good(struct lock_call *c);
+static void release_for_good(struct lock_call *c);
 
 static void waiter_handed(struct waiter *w)
 {
@@ -322,6 +364,31 @@ static void waiter_handed(struct waiter *w)
     struct lock_args a;
 
     unparked(c);
+    if (c->direct_fence > 0) {
+        /* Granted outright by a script of this instance: the lease runs. */
+        struct lease *l = &c->reply.lease;
+        lock_reply_free(&c->reply);
+        memset(&c->reply, 0, sizeof c->reply);
+        c->reply.outcome = LOCK_OK;
+        l->fence = c->direct_fence;
+        l->count = 1;
+        l->ttl_ms = c->ttl_ms;
+        snprintf(l->owner, sizeof l->owner, "%s",
+                 c->owner != NULL ? c->owner : "");
+        c->direct_fence = 0;
+        if (c->present != NULL && !c->present(c))
+            release_for_good(c);
+        c->done(c);
+        return;
+    }
+    if (c->present != NULL && !c->present(c)) {
+        /* Its client hung up as the lock came: pass it on at once rather
+         * than hold it for a lease nobody will use. */
+        leave_for_good(c);
+        c->refusal = LOCK_REFUSAL_GONE;
+        c->done(c);
+        return;
+    }
     args_of(c, &a);
     a.wait_ms = ms_left(c);
     run(c, LOCK_OP_CLAIM, on_claimed, &a);
@@ -378,16 +445,13 @@ static void on_orphan_left(void *ctx, const redisReply *r,
     free(orphan);
 }
 
-void lock_call_abandon(struct lock_call *c)
+/* Takes c out of its queue (passing a hand-off to it on), on a copy that
+ * outlives c's caller. */
+static void leave_for_good(struct lock_call *c)
 {
     struct lock_call *orphan;
     struct lock_args a;
 
-    if (!c->waiter.parked)
-        return;
-    wait_unpark(&c->waiter);
-    c->parked = NULL; /* its caller is going away */
-    unparked(c);
     /* The leave outlives the request: it runs on a copy. */
     orphan = malloc(sizeof *orphan);
     if (orphan == NULL) {
@@ -398,9 +462,21 @@ void lock_call_abandon(struct lock_call *c)
     }
     *orphan = *c;
     orphan->waiter.parked = false;
+    orphan->reply.queue = NULL;
+    orphan->reply.holders = NULL;
     args_of(orphan, &a);
     a.leave_claims = false;
     run(orphan, LOCK_OP_LEAVE, on_orphan_left, &a);
+}
+
+void lock_call_abandon(struct lock_call *c)
+{
+    if (!c->waiter.parked)
+        return;
+    wait_unpark(&c->waiter);
+    c->parked = NULL; /* its caller is going away */
+    unparked(c);
+    leave_for_good(c);
 }
 
 /* ---- looking at a name ------------------------------------------------*/
@@ -484,11 +560,24 @@ static void post(struct engine_thread *e, const char *text, size_t len)
 }
 
 /* Acts on a message of the instance's channel ("g <id>", "w <qname> <ms>")
- * or of the engine's own ("a": look at every name). */
+ * or of the engine's own ("d <id> <fence>": granted outright by a script
+ * of another worker; "a": look at every name). */
 static void handle(const char *m)
 {
     if (m[0] == 'g' && m[1] == ' ') {
         wait_handed(&self->reg, m + 2);
+    } else if (m[0] == 'd' && m[1] == ' ') {
+        char id[WAITER_ID_MAX];
+        const char *sp = strrchr(m + 2, ' ');
+        size_t n = sp ? (size_t)(sp - (m + 2)) : 0;
+        char *end;
+        long long fence = sp ? strtoll(sp + 1, &end, 10) : 0;
+
+        if (sp == NULL || n >= sizeof id || *end != '\0' || fence <= 0)
+            return;
+        memcpy(id, m + 2, n);
+        id[n] = '\0';
+        deliver_direct(id, fence);
     } else if (m[0] == 'w' && m[1] == ' ') {
         const char *sp = strrchr(m + 2, ' ');
         char qname[WAIT_NAME_MAX + 1];
@@ -542,6 +631,35 @@ static struct engine_thread *worker_of(const char *id)
     if (*end != ':' || w >= conf->threads || w >= 256)
         return NULL;
     return atomic_load(&threads[w]);
+}
+
+/* A script of this instance granted the lock outright to waiter id. */
+static void deliver_direct(const char *id, int64_t fence)
+{
+    struct waiter *w = wait_find(&self->reg, id);
+
+    /* Gone from the registry: its deadline or its client's hang-up came
+     * first, and its leave script finds the lease (and takes it, or
+     * passes it on). */
+    if (w == NULL)
+        return;
+    call_of(w)->direct_fence = fence;
+    wait_handed(&self->reg, id);
+}
+
+static void route_direct(const char *id, int64_t fence)
+{
+    struct engine_thread *e = worker_of(id);
+    char m[MESSAGE_MAX];
+    int n;
+
+    if (e == self) {
+        deliver_direct(id, fence);
+        return;
+    }
+    n = snprintf(m, sizeof m, "d %s %" PRId64, id, fence);
+    if (e != NULL && n > 0 && n < (int)sizeof m)
+        post(e, m, (size_t)n);
 }
 
 static void route_handed(const char *id)
@@ -671,10 +789,20 @@ void lock_call_status(struct lock_call *c)
     struct lock_args a;
 
     c->waiter.id[0] = '\0';
-    c->token[0] = '\0';
-    c->owner[0] = '\0';
+    c->owner = NULL;
     args_of(c, &a);
     run(c, LOCK_OP_STATUS, on_simple, &a);
+}
+
+void lock_call_force(struct lock_call *c)
+{
+    struct lock_args a;
+
+    c->waiter.id[0] = '\0';
+    c->token[0] = '\0';
+    c->owner = NULL;
+    args_of(c, &a);
+    run(c, LOCK_OP_FORCE, on_simple, &a);
 }
 
 /* ---- setup and shutdown ------------------------------------------------*/

@@ -27,6 +27,7 @@ enum lock_refusal {
     LOCK_REFUSAL_NONE = 0,
     LOCK_REFUSAL_FULL,     /* the instance parks its --max-waiters */
     LOCK_REFUSAL_SHUTDOWN, /* the instance is stopping */
+    LOCK_REFUSAL_GONE,     /* the caller went away before its hand-off */
 };
 
 struct lock_call;
@@ -35,15 +36,24 @@ typedef void lock_done_fn(struct lock_call *call);
 struct lock_call {
     /* Set by the caller. */
     const struct lock_kind *kind;
-    char name[LOCK_NAME_MAX + 1];
+    char name[SCOPED_NAME_MAX + 1];
     char token[TOKEN_HEX_LEN + 1]; /* acquire: "" to mint, else re-enter */
     int64_t ttl_ms;
     int64_t wait_ms;
-    char owner[OWNER_BYTES_MAX + 1];
+    /* The owner label (borrowed: it must live as long as the call, e.g. in
+     * the request's parsed body); NULL for none. */
+    const char *owner;
+    int64_t delay_ms;                    /* acquire: lock_delay_ms */
+    int64_t permits, limit;              /* semaphores */
+    char request_id[REQUEST_ID_MAX + 1]; /* acquire, release: "" none */
     lock_done_fn *done;
     /* Called with true when the call starts waiting, false when it stops
      * (before done); NULL for none. */
     void (*parked)(struct lock_call *call, bool parked);
+    /* Asked before a lock handed to the waiting call is claimed: false
+     * when the caller is gone (the hand-off goes on to the next waiter and
+     * done runs with refusal LOCK_REFUSAL_GONE); NULL: always there. */
+    bool (*present)(struct lock_call *call);
     void *ctx; /* the caller's */
 
     /* Results. */
@@ -51,6 +61,9 @@ struct lock_call {
     struct redis_error err; /* outcome LOCK_UNAVAILABLE: why */
     enum lock_refusal refusal;
     bool waited; /* the call was parked at some point */
+    /* The lock was granted outright to the parked call (no claim): its
+     * fence, else 0. */
+    int64_t direct_fence;
 
     /* The engine's. */
     enum lock_op op;
@@ -81,7 +94,13 @@ void lock_engine_stop_waiting(void);
 void lock_call_acquire(struct lock_call *call);
 void lock_call_renew(struct lock_call *call);
 void lock_call_release(struct lock_call *call);
+/* Status, with up to LOCK_LIST_MAX queued waiters (reply.queue, freed by
+ * lock_reply_free); with call->token set, reply.owned says whether that
+ * token holds the lock. */
 void lock_call_status(struct lock_call *call);
+/* Force release: reply.forced, the leases it ended (for an exclusive lock,
+ * 0 or 1 with its owner and fence in reply.lease). */
+void lock_call_force(struct lock_call *call);
 /* The caller's client is gone while the call waits: it leaves the queue
  * (a hand-off to it goes on) and done is never called. */
 void lock_call_abandon(struct lock_call *call);

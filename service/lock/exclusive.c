@@ -7,6 +7,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct redis_script acquire = REDIS_SCRIPT(embedded_acquire_lua, 0);
@@ -16,6 +17,7 @@ static struct redis_script status = REDIS_SCRIPT(embedded_status_lua, 0);
 static struct redis_script claim = REDIS_SCRIPT(embedded_claim_lua, 0);
 static struct redis_script leave = REDIS_SCRIPT(embedded_leave_lua, 0);
 static struct redis_script poke = REDIS_SCRIPT(embedded_poke_lua, 0);
+static struct redis_script force = REDIS_SCRIPT(embedded_force_lua, 0);
 
 static void arg(struct lock_argv *out, const char *s, size_t len)
 {
@@ -37,21 +39,35 @@ static void arg_int(struct lock_argv *out, int64_t v)
     arg(out, buf, (size_t)n);
 }
 
+static const char *or_dash(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : "-";
+}
+
 static void encode(enum lock_op op, const struct lock_args *a,
                    const struct lock_context *ctx, struct lock_argv *out)
 {
     static const enum key_kind keys[] = {KEY_LOCK, KEY_FENCE, KEY_QUEUE,
-                                         KEY_WAITERS};
+                                         KEY_WAITERS, KEY_DELAY};
+    /* KEYS[6]: the record of the call's request_id (release keeps its
+     * own); any other call names the acquire record of no id. */
+    const char *record = op == LOCK_OP_RELEASE ? "rel" : "acq";
 
     out->argc = 0;
     out->nnumbers = 0;
-    out->nkeys = 4;
-    for (int i = 0; i < 4; i++)
+    out->nkeys = 6;
+    for (int i = 0; i < 5; i++)
         arg(out, out->keys[i], key_for(out->keys[i], keys[i], a->name));
+    arg(out, out->keys[5],
+        key_for_record(out->keys[5], record, a->name,
+                       op == LOCK_OP_ACQUIRE || op == LOCK_OP_RELEASE
+                           ? or_dash(a->request_id)
+                           : "-"));
     arg_str(out, ctx->prefix);
     arg_int(out, ctx->handoff_ms);
     arg_int(out, ctx->fence_floor);
     arg_str(out, ctx->qname);
+    arg_str(out, ctx->instance);
     switch (op) {
     case LOCK_OP_ACQUIRE:
         arg_str(out, a->token);
@@ -61,6 +77,8 @@ static void encode(enum lock_op op, const struct lock_args *a,
         arg_int(out, a->wait_ms);
         arg_int(out, a->max_hold);
         arg_str(out, a->waiter);
+        arg_int(out, a->delay_ms);
+        arg_str(out, or_dash(a->request_id));
         break;
     case LOCK_OP_RENEW:
         arg_str(out, a->token);
@@ -68,6 +86,11 @@ static void encode(enum lock_op op, const struct lock_args *a,
         break;
     case LOCK_OP_RELEASE:
         arg_str(out, a->token);
+        arg_str(out, or_dash(a->request_id));
+        break;
+    case LOCK_OP_STATUS:
+        arg_str(out, a->token);
+        arg_int(out, a->listed);
         break;
     case LOCK_OP_CLAIM:
         arg_str(out, a->waiter);
@@ -75,14 +98,16 @@ static void encode(enum lock_op op, const struct lock_args *a,
         arg_int(out, a->wait_ms);
         arg_int(out, a->ttl_ms);
         arg_str(out, a->owner);
+        arg_int(out, a->delay_ms);
+        arg_str(out, or_dash(a->request_id));
         break;
     case LOCK_OP_LEAVE:
         arg_str(out, a->waiter);
         arg_str(out, a->token);
         arg_str(out, a->leave_claims ? "claim" : "release");
         break;
-    case LOCK_OP_STATUS:
     case LOCK_OP_POKE:
+    case LOCK_OP_FORCE:
     case LOCK_OP_COUNT:
         break;
     }
@@ -138,6 +163,45 @@ static bool get_pttl(const redisReply *r, size_t i, struct lock_reply *out)
     return true;
 }
 
+/* status.lua: {state, pttl, fence, count, owner, held_ms, owned, waiting,
+ * owner_1, waited_1, ...}. */
+static bool decode_status_op(int64_t st, const redisReply *r,
+                             struct lock_reply *out)
+{
+    int64_t owned;
+    size_t n;
+
+    if (st < 0 || st > 3 || !get_pttl(r, 1, out) ||
+        !get_int(r, 2, &out->lease.fence) ||
+        !get_int(r, 3, &out->lease.count) ||
+        !get_str(r, 4, out->lease.owner, sizeof out->lease.owner) ||
+        !get_int(r, 5, &out->held_ms) || !get_int(r, 6, &owned) ||
+        !get_int(r, 7, &out->waiting) || (r->elements - 8) % 2 != 0)
+        return false;
+    static const enum lock_outcome states[] = {LOCK_FREE, LOCK_OK,
+                                               LOCK_RESERVED, LOCK_DELAYED};
+    out->outcome = states[st];
+    out->owned = (int)owned;
+    out->lease.ttl_ms = out->pttl_ms;
+    out->fence_seen = out->lease.fence;
+    n = (r->elements - 8) / 2;
+    if (n > LOCK_LIST_MAX)
+        return false;
+    if (n == 0)
+        return true;
+    out->queue = calloc(n, sizeof *out->queue);
+    if (out->queue == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        struct lock_queued *q = &out->queue[out->queued];
+        if (!get_str(r, 8 + 2 * i, q->owner, sizeof q->owner) ||
+            !get_int(r, 9 + 2 * i, &q->waited_ms))
+            return false;
+        out->queued++;
+    }
+    return true;
+}
+
 /* Decodes status code st of op. Returns false for a shape op never
  * answers. */
 static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
@@ -148,7 +212,15 @@ static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
     switch (op) {
     case LOCK_OP_ACQUIRE:
         if (st == 1) {
+            int64_t replayed = 0;
             out->outcome = LOCK_OK;
+            if (r->elements > 5 && !get_int(r, 5, &replayed))
+                return false;
+            out->replayed = replayed == 1;
+            if (out->replayed &&
+                (!get_str(r, 6, out->token, sizeof out->token) ||
+                 strlen(out->token) != TOKEN_HEX_LEN))
+                return false;
             return get_lease(r, out);
         }
         if (st == 0) {
@@ -157,8 +229,10 @@ static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
             out->outcome = queued ? LOCK_QUEUED : LOCK_HELD;
             return true;
         }
-        out->outcome = st == -1 ? LOCK_NOT_OWNER : LOCK_HOLD_LIMIT;
-        return st == -1 || st == -2;
+        out->outcome = st == -1   ? LOCK_NOT_OWNER
+                       : st == -2 ? LOCK_HOLD_LIMIT
+                                  : LOCK_REQUEST_ENDED;
+        return st == -1 || st == -2 || st == -4;
     case LOCK_OP_RENEW:
         out->outcome = st == 1   ? LOCK_OK
                        : st == 0 ? LOCK_NOT_HELD
@@ -173,12 +247,7 @@ static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
         out->outcome = st == 0 ? LOCK_NOT_HELD : LOCK_NOT_OWNER;
         return st == 0 || st == -1;
     case LOCK_OP_STATUS:
-        if (st == 1) {
-            out->outcome = LOCK_OK;
-            return get_lease(r, out);
-        }
-        out->outcome = st == 2 ? LOCK_RESERVED : LOCK_FREE;
-        return st == 2 ? get_pttl(r, 1, out) : st == 0;
+        return decode_status_op(st, r, out);
     case LOCK_OP_CLAIM:
         if (st == 1) {
             out->outcome = LOCK_OK;
@@ -193,6 +262,12 @@ static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
         }
         out->outcome = st == 0 ? LOCK_HELD : LOCK_HANDED_ON;
         return st == 0 ? get_pttl(r, 1, out) : st == 2;
+    case LOCK_OP_FORCE:
+        out->outcome = LOCK_OK;
+        out->forced = st;
+        return (st == 0 || st == 1) &&
+               get_str(r, 1, out->lease.owner, sizeof out->lease.owner) &&
+               get_int(r, 2, &out->lease.fence);
     case LOCK_OP_POKE:
         if (st == 1) {
             out->outcome = LOCK_OK;
@@ -207,26 +282,71 @@ static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
     return false;
 }
 
+/* Takes the outright grant off the end of a reply (a nested {waiter id,
+ * fence}, see prelude.lua) into out; *rest is the reply without it. */
+static bool take_direct(const redisReply *r, redisReply *rest,
+                        struct lock_reply *out)
+{
+    size_t n = r->elements;
+    const redisReply *d;
+
+    *rest = *r;
+    if (n < 2 || r->element[n - 1]->type != REDIS_REPLY_ARRAY)
+        return true;
+    d = r->element[n - 1];
+    if (d->elements != 2 ||
+        !get_str(d, 0, out->direct_id, sizeof out->direct_id) ||
+        !get_int(d, 1, &out->direct_fence) || out->direct_fence <= 0)
+        return false;
+    rest->elements = n - 1;
+    if (out->direct_fence > out->fence_seen)
+        out->fence_seen = out->direct_fence;
+    return true;
+}
+
 static int decode(enum lock_op op, const redisReply *r, struct lock_reply *out)
 {
+    redisReply rest;
+    int64_t direct_fence;
+
+    lock_reply_free(out);
     memset(out, 0, sizeof *out);
-    if (r->type == REDIS_REPLY_ARRAY && is_int(r, 0) &&
-        decode_status(op, r->element[0]->integer, r, out))
-        return 0;
+    if (r->type == REDIS_REPLY_ARRAY && take_direct(r, &rest, out) &&
+        is_int(&rest, 0)) {
+        direct_fence = out->fence_seen;
+        if (decode_status(op, rest.element[0]->integer, &rest, out)) {
+            if (direct_fence > out->fence_seen)
+                out->fence_seen = direct_fence;
+            return 0;
+        }
+    }
+    lock_reply_free(out);
     memset(out, 0, sizeof *out);
     out->outcome = LOCK_UNAVAILABLE;
     return -1;
 }
 
+void lock_reply_free(struct lock_reply *r)
+{
+    free(r->queue);
+    free(r->holders);
+    r->queue = NULL;
+    r->queued = 0;
+    r->holders = NULL;
+    r->nholders = 0;
+}
+
 const struct lock_kind lock_kind_exclusive = {
     "lock",
+    embedded_prelude_lua,
     {[LOCK_OP_ACQUIRE] = &acquire,
      [LOCK_OP_RENEW] = &renew,
      [LOCK_OP_RELEASE] = &release,
      [LOCK_OP_STATUS] = &status,
      [LOCK_OP_CLAIM] = &claim,
      [LOCK_OP_LEAVE] = &leave,
-     [LOCK_OP_POKE] = &poke},
+     [LOCK_OP_POKE] = &poke,
+     [LOCK_OP_FORCE] = &force},
     encode,
     decode,
 };

@@ -1,22 +1,21 @@
 /* kinds.c -- the table of lock kinds and the building of their scripts. */
 #include "kind.h"
 
-#include "embedded.h"
-
 #include <stdlib.h>
 #include <string.h>
 
 /* Every kind; a new kind is a row here and a file of its own. */
-static const struct lock_kind *const kinds[] = {&lock_kind_exclusive};
+static const struct lock_kind *const kinds[] = {&lock_kind_exclusive,
+                                                &lock_kind_semaphore};
 
 #define KINDS (sizeof kinds / sizeof kinds[0])
 
 /* The source Redis runs: the script's own "#!" line (it must come first),
  * the prelude, then the rest of the script. Allocated once, for good. */
-static int build(struct redis_script *s)
+static int build(struct redis_script *s, const char *prelude)
 {
     const char *body = s->src, *rest = body;
-    size_t shebang = 0, plen = embedded_prelude_lua_len, blen;
+    size_t shebang = 0, plen = strlen(prelude), blen;
     char *src;
 
     if (strncmp(body, "#!", 2) == 0) {
@@ -29,7 +28,7 @@ static int build(struct redis_script *s)
     if (src == NULL)
         return -1;
     memcpy(src, body, shebang);
-    memcpy(src + shebang, embedded_prelude_lua, plen);
+    memcpy(src + shebang, prelude, plen);
     memcpy(src + shebang + plen, rest, blen + 1);
     s->src = src;
     s->len = shebang + plen + blen;
@@ -41,7 +40,7 @@ int lock_kinds_init(void)
     for (size_t k = 0; k < KINDS; k++)
         for (int op = 0; op < LOCK_OP_COUNT; op++) {
             struct redis_script *s = kinds[k]->scripts[op];
-            if (build(s) < 0 || redis_script_register(s) < 0)
+            if (build(s, kinds[k]->prelude) < 0 || redis_script_register(s) < 0)
                 return -1;
         }
     return 0;

@@ -6,8 +6,17 @@
 static const char *prefix = "lockservice:";
 
 static const char *const suffix[] = {
-    [KEY_LOCK] = "lock",       [KEY_FENCE] = "fence", [KEY_QUEUE] = "queue",
-    [KEY_WAITERS] = "waiters", [KEY_DEMO] = "demo",
+    [KEY_LOCK] = "lock",
+    [KEY_FENCE] = "fence",
+    [KEY_QUEUE] = "queue",
+    [KEY_WAITERS] = "waiters",
+    [KEY_DELAY] = "delay",
+    [KEY_DEMO] = "demo",
+    [KEY_SEM] = "sem",
+    [KEY_SEM_EXPIRY] = "sem:expiry",
+    [KEY_SEM_FENCE] = "sem:fence",
+    [KEY_SEM_QUEUE] = "sem:queue",
+    [KEY_SEM_WAITERS] = "sem:waiters",
 };
 
 void keys_init(const struct config *cfg)
@@ -18,6 +27,14 @@ void keys_init(const struct config *cfg)
 size_t key_for(char *buf, enum key_kind kind, const char *name)
 {
     int n = snprintf(buf, KEY_MAX, "%s{%s}:%s", prefix, name, suffix[kind]);
+
+    return n > 0 && n < KEY_MAX ? (size_t)n : 0;
+}
+
+size_t key_for_record(char *buf, const char *what, const char *name,
+                      const char *id)
+{
+    int n = snprintf(buf, KEY_MAX, "%s{%s}:%s:%s", prefix, name, what, id);
 
     return n > 0 && n < KEY_MAX ? (size_t)n : 0;
 }

@@ -172,6 +172,11 @@ static void on_deadline(struct timer *t)
     w->ops->wait_over(w);
 }
 
+struct waiter *wait_find(struct wait_registry *r, const char *id)
+{
+    return *id_slot(r, id);
+}
+
 bool wait_handed(struct wait_registry *r, const char *id)
 {
     struct waiter *w = *id_slot(r, id);

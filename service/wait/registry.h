@@ -48,7 +48,7 @@ struct waiter_ops {
 
 /* Embedded in its owner; the registry only links it. */
 /* A registry name: the lock name qualified by its kind ("lock:orders"). */
-#define WAIT_NAME_MAX (LOCK_NAME_MAX + 16)
+#define WAIT_NAME_MAX (SCOPED_NAME_MAX + 16)
 
 struct waiter {
     char id[48];
@@ -90,6 +90,8 @@ int wait_park(struct wait_registry *r, struct waiter *w, const char *name,
               uint64_t deadline_ns, uint64_t look_at_ns);
 /* Takes w out (no wake-up); a waiter not parked is left alone. */
 void wait_unpark(struct waiter *w);
+/* The waiter parked here under id, or NULL. */
+struct waiter *wait_find(struct wait_registry *r, const char *id);
 /* The lock was handed to waiter id: wakes it (handed) if parked here.
  * Returns whether it was. */
 bool wait_handed(struct wait_registry *r, const char *id);

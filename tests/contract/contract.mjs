@@ -15,6 +15,8 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../.
 const spec = new Contract(process.env.OPENAPI_FILE || path.join(root, 'openapi.yaml'));
 const KEY = 'contract-test-key-0123456789abcdef';
 const BEARER = { Authorization: `Bearer ${KEY}` };
+const READ_KEY = 'contract-read-key-0123456789abcdef';
+const READ = { Authorization: `Bearer ${READ_KEY}` };
 
 // One request, validated against the spec. opts: body, headers, status (the
 // status the scenario expects), code (the problem code it expects), desc,
@@ -49,14 +51,23 @@ const REN = 'POST /v1/locks/{name}/renew';
 const REL = 'POST /v1/locks/{name}/release';
 const GETL = 'GET /v1/locks/{name}';
 const HEADL = 'HEAD /v1/locks/{name}';
+const CHK = 'POST /v1/locks/{name}/check';
+const DEL = 'DELETE /v1/locks/{name}';
 const PUTI = 'PUT /demo/inventory/{sku}';
 const GETI = 'GET /demo/inventory/{sku}';
 const HEADI = 'HEAD /demo/inventory/{sku}';
 const BUY = 'POST /demo/inventory/{sku}/purchase';
+const SACQ = 'POST /v1/semaphores/{name}/acquire';
+const SREN = 'POST /v1/semaphores/{name}/renew';
+const SREL = 'POST /v1/semaphores/{name}/release';
+const GETS = 'GET /v1/semaphores/{name}';
+const HEADS = 'HEAD /v1/semaphores/{name}';
+const DELS = 'DELETE /v1/semaphores/{name}';
 
 let uniq = 0;
 const lockName = (p = 'c') => `${p}.${process.pid}-${++uniq}:x_y`;
 const L = (name, op = '') => `/v1/locks/${encodeURIComponent(name)}${op ? '/' + op : ''}`;
+const SP = (name, op = '') => `/v1/semaphores/${encodeURIComponent(name)}${op ? '/' + op : ''}`;
 const I = (sku, op = '') => `/demo/inventory/${encodeURIComponent(sku)}${op ? '/' + op : ''}`;
 const want = (cond, msg) => (cond ? [] : [msg]);
 let redisPort = 0; // the shared redis-server, set by main()
@@ -138,7 +149,8 @@ async function lockTests(A) {
   const ghostInstance = '0badc0de0badc0de';
   const ghost = `${ghostInstance}:0:1`;
   redisCli('RPUSH', `${pre}{${rn}}:queue`, ghost);
-  redisCli('HSET', `${pre}{${rn}}:waiters`, ghost, `${Date.now() + 10000} 30000 ${hex32()} ghost`);
+  // "<deadline> <queued> <ttl> <token> <lock delay> <request id|-> <owner>"
+  redisCli('HSET', `${pre}{${rn}}:waiters`, ghost, `${Date.now() + 10000} ${Date.now()} 30000 ${hex32()} 0 - ghost`);
   redisCli('PEXPIRE', `${pre}{${rn}}:queue`, '10000');
   redisCli('PEXPIRE', `${pre}{${rn}}:waiters`, '10000');
   redisCli('SET', `${pre}instance:${ghostInstance}`, '1', 'PX', '10000');
@@ -187,6 +199,224 @@ async function lockTests(A) {
   await bodyErrors(A, ACQ, L(lockName(), 'acquire'), { ttl_ms: 1000 });
   await bodyErrors(A, REN, L(n, 'renew'), { token: hex32() });
   await bodyErrors(A, REL, L(n, 'release'), { token: hex32() });
+}
+
+// request_id, lock_delay_ms, mode, the status of a name with its queue,
+// check and force release.
+async function lockFeatureTests(A) {
+  const n = lockName('f');
+  const first = { ttl_ms: 5000, owner: 'rid', request_id: 'try-1', mode: 'exclusive', lock_delay_ms: 0 };
+  const a = await call(A, ACQ, L(n, 'acquire'), { body: first, status: 200, desc: 'with request_id, mode and lock_delay_ms',
+    check: (r) => [...want(r.json.mode === 'exclusive', `mode ${r.json.mode}`), ...want(r.json.replayed === undefined, 'replayed on a first try')] });
+  const tok = a.json && a.json.token;
+  await call(A, ACQ, L(n, 'acquire'), { body: first, status: 200, desc: 'the same request_id again: replayed',
+    check: (r) => [...want(r.json.replayed === true, 'not replayed'), ...want(r.json.token === tok && r.json.fence === a.json.fence, 'another lease'),
+      ...want(r.json.count === 1, `count ${r.json.count}`)] });
+  await call(A, ACQ, L(n, 'acquire'), { body: { token: tok, request_id: 'again-1' }, status: 200, desc: 're-enter with a request_id',
+    check: (r) => want(r.json.count === 2, `count ${r.json.count}`) });
+  await call(A, REL, L(n, 'release'), { body: { token: tok, request_id: 'rel-1' }, status: 200, desc: 'release with a request_id',
+    check: (r) => want(r.json.count === 1, `count ${r.json.count}`) });
+  await call(A, REL, L(n, 'release'), { body: { token: tok, request_id: 'rel-1' }, status: 200, desc: 'the same release again drops no hold',
+    check: (r) => want(r.json.count === 1, `count ${r.json.count}`) });
+  // check
+  await call(A, CHK, L(n, 'check'), { body: { token: tok }, status: 200, desc: 'the holder',
+    check: (r) => [...want(r.json.held === true && r.json.fence === a.json.fence && r.json.count === 1, `state ${r.raw}`),
+      ...want(!r.raw.includes(tok), 'token leaked in check')] });
+  await call(A, CHK, L(n, 'check'), { body: { token: hex32() }, status: 409, code: 'not_owner', desc: 'another token' });
+  // status with a waiter; a force release grants it at once
+  const waiter = call(A, ACQ, L(n, 'acquire'), { body: { wait_ms: 5000, owner: 'queued' }, status: 200, desc: 'waiter granted by a force release',
+    check: (r) => want(r.ms < 3000, `took ${r.ms} ms`) });
+  await sleep(200);
+  await call(A, GETL, L(n), { status: 200, desc: 'held, with a waiter',
+    check: (r) => [...want(r.json.holder_count === 1 && r.json.holders.length === 1 && r.json.holders[0].owner === 'rid', `holders ${r.raw}`),
+      ...want(r.json.waiting === 1 && r.json.queue.length === 1 && r.json.queue[0].owner === 'queued', `queue ${r.raw}`),
+      ...want(!r.raw.includes(tok), 'token leaked in status')] });
+  await call(A, DEL, L(n), { status: 200, desc: 'held', check: (r) => want(r.json.holders === 1 && r.json.name === n, `answer ${r.raw}`) });
+  const w = await waiter;
+  await call(A, REN, L(n, 'renew'), { body: { token: tok }, status: 409, code: 'not_held', desc: 'force-released lease' });
+  await call(A, CHK, L(n, 'check'), { body: { token: tok }, status: 409, code: 'not_held', desc: 'force-released lease' });
+  await call(A, ACQ, L(n, 'acquire'), { body: first, status: 409, code: 'not_held', desc: 'request_id of a lease that ended' });
+  await call(A, REL, L(n, 'release'), { body: { token: w.json && w.json.token }, status: 200, desc: 'the woken waiter' });
+  await call(A, DEL, L(n), { status: 200, desc: 'free', check: (r) => want(r.json.holders === 0, `holders ${r.json.holders}`) });
+  await call(A, CHK, L(n, 'check'), { body: { token: hex32() }, status: 409, code: 'not_held', desc: 'free' });
+  // lock-delay: after an expiry the name stays unavailable; a force release ends the delay
+  const d = lockName('delay');
+  await call(A, ACQ, L(d, 'acquire'), { body: { ttl_ms: 150, lock_delay_ms: 5000 }, status: 200, desc: 'with a lock-delay' });
+  await sleep(400);
+  await call(A, GETL, L(d), { status: 200, desc: 'in its lock-delay',
+    check: (r) => want(r.json.held === false && r.json.delay_ms > 0 && r.json.delay_ms <= 5000, `not in its delay: ${r.raw}`) });
+  await call(A, ACQ, L(d, 'acquire'), { body: {}, status: 409, code: 'lock_held', desc: 'in its lock-delay',
+    check: (r) => want(r.json.retry_after_ms > 0 && r.json.retry_after_ms <= 5000, `retry_after_ms ${r.json.retry_after_ms}`) });
+  await call(A, DEL, L(d), { status: 200, desc: 'in its lock-delay', check: (r) => want(r.json.holders === 0, `holders ${r.json.holders}`) });
+  await call(A, ACQ, L(d, 'acquire'), { body: { ttl_ms: 1000 }, status: 200, desc: 'after the delay was force-released' });
+  // what the new fields accept
+  for (const [body, desc] of [[{ lock_delay_ms: -1 }, 'lock_delay_ms -1'], [{ lock_delay_ms: 60001 }, 'lock_delay_ms over max'],
+    [{ request_id: '' }, 'request_id empty'], [{ request_id: 'r'.repeat(65) }, 'request_id 65 chars'], [{ request_id: 'a b' }, 'request_id space'],
+    [{ mode: 'shared' }, 'mode shared (not built yet)'], [{ mode: 'read' }, 'mode unknown']]) {
+    await call(A, ACQ, L(lockName(), 'acquire'), { body, status: 400, code: 'invalid_field', desc });
+  }
+  await call(A, ACQ, L(lockName(), 'acquire'), { body: { ttl_ms: 1000, request_id: 'A-Za-z0-9._:'.padEnd(64, 'x'), lock_delay_ms: 60000 }, status: 200, desc: 'request_id of 64 characters, lock_delay_ms 60000' });
+  await call(A, REL, L(n, 'release'), { body: { token: hex32(), request_id: 'a/b' }, status: 400, code: 'invalid_field', desc: 'request_id with a slash' });
+  for (const [body, desc] of [[{}, 'token missing'], [{ token: 'x' }, 'token malformed'], [{ token: hex32(), ttl_ms: 1 }, 'unknown member ttl_ms']]) {
+    await call(A, CHK, L(n, 'check'), { body, status: 400, code: 'invalid_field', desc });
+  }
+  for (const [name, desc] of [['n'.repeat(129), '129 characters'], ['bad name', 'space']]) {
+    await call(A, CHK, L(name, 'check'), { body: { token: hex32() }, status: 400, code: 'invalid_name', desc });
+    await call(A, DEL, L(name), { status: 400, code: 'invalid_name', desc });
+  }
+  await bodyErrors(A, CHK, L(lockName(), 'check'), { token: hex32() });
+}
+
+// With --api-keys-file: check needs a key (a POST: not a read key); force
+// release needs an admin key.
+async function lockFeatureAuthTests(K) {
+  const n = lockName('ka');
+  for (const [hdrs, desc] of [[{}, 'no key'], [{ Authorization: 'Bearer wrong-key-wrong-key-wrong' }, 'wrong key']]) {
+    await call(K, CHK, L(n, 'check'), { body: { token: hex32() }, headers: hdrs, status: 401, code: 'unauthorized', desc });
+    await call(K, DEL, L(n), { headers: hdrs, status: 401, code: 'unauthorized', desc });
+    await call(K, 'OPTIONS /v1/locks/{name}/check', L(n, 'check'), { headers: hdrs, status: 401, code: 'unauthorized', desc });
+  }
+  await call(K, CHK, L(n, 'check'), { body: { token: hex32() }, headers: BEARER, status: 409, code: 'not_held', desc: 'with a client key' });
+  await call(K, CHK, L(n, 'check'), { body: { token: hex32() }, headers: READ, status: 403, code: 'forbidden', desc: 'with a read key' });
+  await call(K, DEL, L(n), { headers: READ, status: 403, code: 'forbidden', desc: 'with a read key' });
+  await call(K, DEL, L(n), { headers: BEARER, status: 403, code: 'forbidden', desc: 'with a client key (not admin)' });
+  await call(K, 'OPTIONS /v1/locks/{name}/check', L(n, 'check'), { headers: BEARER, status: 204, desc: 'with the key' });
+}
+
+// Redis unreachable: check and force release answer 503 within the timeout.
+async function lockFeatureDeadRedisTests(D) {
+  const n = lockName('dd');
+  const fast = (r) => want(r.ms < 3000, `took ${r.ms} ms`);
+  await call(D, CHK, L(n, 'check'), { body: { token: hex32() }, status: 503, code: 'backend_unavailable', check: fast });
+  await call(D, DEL, L(n), { status: 503, code: 'backend_unavailable', check: fast });
+}
+
+// Semaphores: limits, permits, leases, the queue, force release.
+async function semaphoreTests(A) {
+  const n = lockName('sem');
+  await call(A, GETS, SP(n), { status: 200, desc: 'free',
+    check: (r) => want(r.json.limit === 0 && r.json.used === 0 && r.json.holders.length === 0 && r.json.queue.length === 0, `state ${r.raw}`) });
+  await call(A, HEADS, SP(n), { status: 200 });
+  const a = await call(A, SACQ, SP(n, 'acquire'), { body: { limit: 3, permits: 2, ttl_ms: 5000, owner: 'worker-7' }, status: 200,
+    check: (r) => [...want(r.json.permits === 2 && r.json.limit === 3 && r.json.ttl_ms === 5000 && r.json.owner === 'worker-7', `lease ${r.raw}`),
+      ...want(r.json.name === n, 'name'), ...want(r.json.replayed === undefined, 'replayed on a first try')] });
+  const tok = a.json && a.json.token;
+  const b = await call(A, SACQ, SP(n, 'acquire'), { body: { limit: 3 }, status: 200, desc: 'the last permit, defaults',
+    check: (r) => [...want(r.json.permits === 1 && r.json.ttl_ms === 30000 && r.json.owner === '', `defaults ${r.raw}`),
+      ...want(r.json.token !== tok, 'the same token twice'), ...want(r.json.fence > a.json.fence, 'fence did not increase')] });
+  await call(A, SACQ, SP(n, 'acquire'), { body: { limit: 3 }, status: 409, code: 'no_permits', desc: 'none free, wait_ms 0',
+    check: (r) => want(r.json.retry_after_ms > 0 && r.json.retry_after_ms <= 5000, `retry_after_ms ${r.json.retry_after_ms}`) });
+  const t0 = Date.now();
+  await call(A, SACQ, SP(n, 'acquire'), { body: { limit: 3, wait_ms: 300 }, status: 409, code: 'no_permits', desc: 'none free, waited 300 ms',
+    check: () => want(Date.now() - t0 >= 280, `answered after ${Date.now() - t0} ms, before wait_ms ran out`) });
+  await call(A, SACQ, SP(n, 'acquire'), { body: { limit: 4 }, status: 409, code: 'limit_mismatch', desc: 'another limit while held' });
+  await call(A, GETS, SP(n), { status: 200, desc: 'held',
+    check: (r) => [...want(r.json.limit === 3 && r.json.used === 3 && r.json.holder_count === 2 && r.json.holders.length === 2, `state ${r.raw}`),
+      ...want(!r.raw.includes(tok), 'token leaked in status')] });
+  await call(A, SREN, SP(n, 'renew'), { body: { token: tok, ttl_ms: 6000 }, status: 200,
+    check: (r) => want(r.json.ttl_ms === 6000 && r.json.permits === 2 && r.json.fence === a.json.fence && r.json.token === tok, `lease ${r.raw}`) });
+  await call(A, SREN, SP(n, 'renew'), { body: { token: tok }, status: 200, desc: 'default ttl', check: (r) => want(r.json.ttl_ms === 6000, `ttl_ms ${r.json.ttl_ms}`) });
+  await call(A, SREN, SP(n, 'renew'), { body: { token: hex32() }, status: 409, code: 'not_held', desc: 'a token that holds nothing' });
+  await call(A, SREL, SP(n, 'release'), { body: { token: hex32() }, status: 409, code: 'not_held', desc: 'a token that holds nothing' });
+  // a waiter for 2 is granted when the 2 come back; status lists it meanwhile
+  const waiter = call(A, SACQ, SP(n, 'acquire'), { body: { limit: 3, permits: 2, wait_ms: 5000, owner: 'queued' }, status: 200, desc: 'waiter granted on release',
+    check: (r) => [...want(r.json.permits === 2, `permits ${r.json.permits}`), ...want(r.ms < 3000, `took ${r.ms} ms`)] });
+  await sleep(200);
+  await call(A, GETS, SP(n), { status: 200, desc: 'held, with a waiter',
+    check: (r) => want(r.json.waiting === 1 && r.json.queue.length === 1 && r.json.queue[0].mode === 'semaphore' && r.json.queue[0].permits === 2, `queue ${r.raw}`) });
+  await call(A, SREL, SP(n, 'release'), { body: { token: tok }, status: 200, check: (r) => want(r.json.permits === 2 && r.json.released === true, `answer ${r.raw}`) });
+  await waiter;
+  await call(A, SREL, SP(n, 'release'), { body: { token: tok }, status: 409, code: 'not_held', desc: 'released already' });
+  await call(A, DELS, SP(n), { status: 200, desc: 'held', check: (r) => want(r.json.holders === 2 && r.json.name === n, `answer ${r.raw}`) });
+  await call(A, SREN, SP(n, 'renew'), { body: { token: b.json && b.json.token }, status: 409, code: 'not_held', desc: 'force-released lease' });
+  await call(A, DELS, SP(n), { status: 200, desc: 'free', check: (r) => want(r.json.holders === 0, `holders ${r.json.holders}`) });
+  // request_id
+  const m = lockName('semrid');
+  const first = { limit: 2, owner: 'rid', request_id: 'try-1' };
+  const r1 = await call(A, SACQ, SP(m, 'acquire'), { body: first, status: 200, desc: 'with request_id' });
+  await call(A, SACQ, SP(m, 'acquire'), { body: first, status: 200, desc: 'the same request_id again: replayed',
+    check: (r) => want(r.json.replayed === true && r1.json && r.json.token === r1.json.token, `answer ${r.raw}`) });
+  await call(A, SREL, SP(m, 'release'), { body: { token: r1.json && r1.json.token, request_id: 'rel-1' }, status: 200, desc: 'release with a request_id' });
+  await call(A, SREL, SP(m, 'release'), { body: { token: r1.json && r1.json.token, request_id: 'rel-1' }, status: 200, desc: 'the same release again' });
+  await call(A, SACQ, SP(m, 'acquire'), { body: first, status: 409, code: 'not_held', desc: 'request_id of a lease that ended' });
+  // boundaries and what the fields accept
+  await call(A, SACQ, SP(lockName('semb'), 'acquire'), { body: { limit: 1024, permits: 1024, ttl_ms: 3600000, wait_ms: 60000, owner: 'o'.repeat(128) },
+    status: 200, desc: 'limit and permits 1024, maximum ttl_ms, wait_ms, owner' });
+  for (const [body, desc] of [[{}, 'limit missing'], [{ limit: 0 }, 'limit 0'], [{ limit: 1025 }, 'limit over --max-permits'],
+    [{ limit: '3' }, 'limit string'], [{ limit: 3, permits: 4 }, 'permits over the limit'], [{ limit: 3, permits: 0 }, 'permits 0'],
+    [{ limit: 3, ttl_ms: 0 }, 'ttl_ms 0'], [{ limit: 3, wait_ms: 60001 }, 'wait_ms over max'], [{ limit: 3, token: hex32() }, 'token (no re-entry)'],
+    [{ limit: 3, mode: 'shared' }, 'mode'], [{ limit: 3, request_id: 'a b' }, 'request_id space']]) {
+    await call(A, SACQ, SP(lockName('semv'), 'acquire'), { body, status: 400, code: 'invalid_field', desc });
+  }
+  for (const [body, desc] of [[{}, 'token missing'], [{ token: 'x' }, 'token malformed'], [{ token: hex32(), ttl_ms: 0 }, 'ttl_ms 0']]) {
+    await call(A, SREN, SP(n, 'renew'), { body, status: 400, code: 'invalid_field', desc });
+  }
+  for (const [body, desc] of [[{}, 'token missing'], [{ token: hex32().toUpperCase() }, 'token uppercase'], [{ token: hex32(), request_id: 'a/b' }, 'request_id slash']]) {
+    await call(A, SREL, SP(n, 'release'), { body, status: 400, code: 'invalid_field', desc });
+  }
+  for (const [name, desc] of [['n'.repeat(129), '129 characters'], ['bad name', 'space'], ['é', 'non-ASCII']]) {
+    await call(A, SACQ, SP(name, 'acquire'), { body: { limit: 1 }, status: 400, code: 'invalid_name', desc });
+    await call(A, SREN, SP(name, 'renew'), { body: { token: hex32() }, status: 400, code: 'invalid_name', desc });
+    await call(A, SREL, SP(name, 'release'), { body: { token: hex32() }, status: 400, code: 'invalid_name', desc });
+    await call(A, GETS, SP(name), { status: 400, code: 'invalid_name', desc });
+    await call(A, HEADS, SP(name), { status: 400, desc });
+    await call(A, DELS, SP(name), { status: 400, code: 'invalid_name', desc });
+  }
+  await bodyErrors(A, SACQ, SP(lockName('seme'), 'acquire'), { limit: 3, ttl_ms: 1000 });
+  await bodyErrors(A, SREN, SP(n, 'renew'), { token: hex32() });
+  await bodyErrors(A, SREL, SP(n, 'release'), { token: hex32() });
+}
+
+// With --api-keys-file: semaphores need a key; a read key may only GET;
+// force release needs an admin key.
+async function semaphoreAuthTests(K) {
+  const n = lockName('ks');
+  for (const [hdrs, desc] of [[{}, 'no key'], [{ Authorization: 'Bearer wrong-key-wrong-key-wrong' }, 'wrong key']]) {
+    await call(K, SACQ, SP(n, 'acquire'), { body: { limit: 1 }, headers: hdrs, status: 401, code: 'unauthorized', desc });
+    await call(K, SREN, SP(n, 'renew'), { body: { token: hex32() }, headers: hdrs, status: 401, code: 'unauthorized', desc });
+    await call(K, SREL, SP(n, 'release'), { body: { token: hex32() }, headers: hdrs, status: 401, code: 'unauthorized', desc });
+    await call(K, GETS, SP(n), { headers: hdrs, status: 401, code: 'unauthorized', desc });
+    await call(K, HEADS, SP(n), { headers: hdrs, status: 401, desc });
+    await call(K, DELS, SP(n), { headers: hdrs, status: 401, code: 'unauthorized', desc });
+    for (const [tpl, p] of [['/v1/semaphores/{name}/acquire', SP(n, 'acquire')], ['/v1/semaphores/{name}/renew', SP(n, 'renew')],
+      ['/v1/semaphores/{name}/release', SP(n, 'release')], ['/v1/semaphores/{name}', SP(n)]]) {
+      await call(K, `OPTIONS ${tpl}`, p, { headers: hdrs, status: 401, code: 'unauthorized', desc });
+    }
+  }
+  const a = await call(K, SACQ, SP(n, 'acquire'), { body: { limit: 2 }, headers: BEARER, status: 200, desc: 'with the key' });
+  await call(K, GETS, SP(n), { headers: READ, status: 200, desc: 'with a read key' });
+  await call(K, SREN, SP(n, 'renew'), { body: { token: a.json && a.json.token }, headers: BEARER, status: 200, desc: 'with the key' });
+  for (const [hdrs, desc] of [[READ, 'with a read key']]) {
+    await call(K, SACQ, SP(n, 'acquire'), { body: { limit: 2 }, headers: hdrs, status: 403, code: 'forbidden', desc });
+    await call(K, SREN, SP(n, 'renew'), { body: { token: hex32() }, headers: hdrs, status: 403, code: 'forbidden', desc });
+    await call(K, SREL, SP(n, 'release'), { body: { token: hex32() }, headers: hdrs, status: 403, code: 'forbidden', desc });
+    await call(K, DELS, SP(n), { headers: hdrs, status: 403, code: 'forbidden', desc });
+  }
+  await call(K, DELS, SP(n), { headers: BEARER, status: 403, code: 'forbidden', desc: 'with a client key (not admin)' });
+  await call(K, SREL, SP(n, 'release'), { body: { token: a.json && a.json.token }, headers: BEARER, status: 200, desc: 'with the key' });
+}
+
+// Redis unreachable: 503 backend_unavailable within the Redis timeout.
+async function semaphoreDeadRedisTests(D) {
+  const n = lockName('ds');
+  const fast = (r) => want(r.ms < 3000, `took ${r.ms} ms`);
+  await call(D, SACQ, SP(n, 'acquire'), { body: { limit: 1 }, status: 503, code: 'backend_unavailable', check: fast });
+  await call(D, SACQ, SP(n, 'acquire'), { body: { limit: 1, wait_ms: 1000 }, status: 503, code: 'backend_unavailable', check: fast, desc: 'with wait_ms' });
+  await call(D, SREN, SP(n, 'renew'), { body: { token: hex32() }, status: 503, code: 'backend_unavailable', check: fast });
+  await call(D, SREL, SP(n, 'release'), { body: { token: hex32() }, status: 503, code: 'backend_unavailable', check: fast });
+  await call(D, GETS, SP(n), { status: 503, code: 'backend_unavailable', check: fast });
+  await call(D, HEADS, SP(n), { status: 503, check: fast });
+  await call(D, DELS, SP(n), { status: 503, code: 'backend_unavailable', check: fast });
+}
+
+// --max-waiters 1: a second semaphore waiter is 429.
+async function semaphoreLimitTests(W) {
+  const n = lockName('ws');
+  await call(W, SACQ, SP(n, 'acquire'), { body: { limit: 1, ttl_ms: 10000 }, status: 200 });
+  const first = call(W, SACQ, SP(n, 'acquire'), { body: { limit: 1, wait_ms: 1000 }, status: 409, code: 'no_permits', desc: 'the one allowed waiter' });
+  await sleep(200);
+  await call(W, SACQ, SP(n, 'acquire'), { body: { limit: 1, wait_ms: 1000 }, status: 429, code: 'too_many_waiters', desc: 'a second waiter' });
+  await first;
 }
 
 async function opsTests(A) {
@@ -324,6 +554,16 @@ async function authTests(K) {
   await call(K, REN, L(n, 'renew'), { body: { token: a.json && a.json.token }, headers: BEARER, status: 200, desc: 'with the key' });
   await call(K, REL, L(n, 'release'), { body: { token: a.json && a.json.token }, headers: BEARER, status: 200, desc: 'with the key' });
   await call(K, PUTI, I('k'), { body: { stock: 1 }, headers: BEARER, status: 200, desc: 'with the key' });
+  // A read key: GET and HEAD only, anything else 403 forbidden.
+  const r = 'with a read key';
+  await call(K, GETL, L(n), { headers: READ, status: 200, desc: r });
+  await call(K, HEADL, L(n), { headers: READ, status: 200, desc: r });
+  await call(K, GETI, I('k'), { headers: READ, status: 200, desc: r });
+  await call(K, ACQ, L(n, 'acquire'), { body: {}, headers: READ, status: 403, code: 'forbidden', desc: r });
+  await call(K, REN, L(n, 'renew'), { body: { token: hex32() }, headers: READ, status: 403, code: 'forbidden', desc: r });
+  await call(K, REL, L(n, 'release'), { body: { token: hex32() }, headers: READ, status: 403, code: 'forbidden', desc: r });
+  await call(K, PUTI, I('k'), { body: { stock: 1 }, headers: READ, status: 403, code: 'forbidden', desc: r });
+  await call(K, BUY, I('k', 'purchase'), { body: { mode: 'unsafe' }, headers: READ, status: 403, code: 'forbidden', desc: r });
   for (const p of ['healthz', 'readyz', 'metrics', 'openapi.yaml']) {
     await call(K, `GET /${p}`, `/${p}`, { status: 200, desc: 'open without a key' });
   }
@@ -385,9 +625,11 @@ async function shutdownTests(S, headers) {
   await call(S, PUTI, I('s2'), { body: { stock: 5 }, headers, status: 200 });
   const buyer = call(S, BUY, I('s', 'purchase'), { body: { mode: 'locked', wait_ms: 8000 }, headers, status: 503, code: 'shutting_down', desc: 'waiting for the lock when SIGTERM arrives' });
   const worker = call(S, BUY, I('s2', 'purchase'), { body: { mode: 'locked', work_ms: 1000 }, headers, status: 201, desc: 'at work when SIGTERM arrives: finishes' });
+  await call(S, SACQ, SP(n, 'acquire'), { body: { limit: 1, ttl_ms: 20000 }, headers, status: 200 });
+  const semWaiter = call(S, SACQ, SP(n, 'acquire'), { body: { limit: 1, wait_ms: 8000 }, headers, status: 503, code: 'shutting_down', desc: 'a semaphore waiter when SIGTERM arrives' });
   await sleep(300);
   S.child.kill('SIGTERM');
-  await Promise.all([waiter, buyer, worker]);
+  await Promise.all([waiter, buyer, worker, semWaiter]);
   const ex = await Promise.race([S.child.exited, sleep(12000).then(() => null)]);
   ok(ex && ex.code === 0, `${S.name}: SIGTERM: the service exits 0`, `exit: ${JSON.stringify(ex)}`);
 }
@@ -397,17 +639,26 @@ async function shutdownTests(S, headers) {
 function selfCheck() {
   const mk = (method, status, ct, body, headers = {}) => ({ method, status, headers: { 'content-type': ct, ...headers },
     raw: typeof body === 'string' ? body : JSON.stringify(body), json: typeof body === 'string' ? undefined : body });
-  const lease = { name: 'a', token: 'f'.repeat(32), fence: 5, ttl_ms: 100, count: 1, owner: '' };
+  const lease = { name: 'a', token: 'f'.repeat(32), fence: 5, ttl_ms: 100, count: 1, owner: '', mode: 'exclusive' };
   const prob = (status, code, extra = {}) => ({ type: 'about:blank', title: 't', status, code, detail: 'd', ...extra });
   const cases = [
     [ACQ, mk('POST', 200, 'application/json', lease), true, 'a valid lease'],
     [ACQ, mk('POST', 200, 'application/json', { ...lease, extra: 1 }), false, 'an undocumented member'],
+    [ACQ, mk('POST', 200, 'application/json', { ...lease, replayed: true }), true, 'a replayed lease'],
+    [ACQ, mk('POST', 200, 'application/json', { ...lease, replayed: false }), false, 'replayed false'],
+    [ACQ, mk('POST', 200, 'application/json', { ...lease, mode: 'shared' }), false, 'a mode not built'],
+    [GETL, mk('GET', 200, 'application/json', { name: 'a', held: true, owner: '', mode: 'exclusive', fence: 5, ttl_ms: 9, count: 1, held_ms: 1,
+      holders: [{ owner: '', mode: 'exclusive', fence: 5, ttl_ms: 9, count: 1, held_ms: 1 }], holder_count: 1, waiting: 0, queue: [] }), true, 'a held status'],
+    [GETL, mk('GET', 200, 'application/json', { name: 'a', held: true, owner: '', mode: 'exclusive', fence: 5, ttl_ms: 9, count: 1, held_ms: 1,
+      holders: [{ owner: '', mode: 'exclusive', fence: 5, ttl_ms: 9, count: 1, held_ms: 1, token: 'f'.repeat(32) }], holder_count: 1, waiting: 0, queue: [] }), false, 'a holder with its token'],
+    [GETL, mk('GET', 200, 'application/json', { name: 'a', held: false, waiting: 1 }), false, 'a free status with waiting but no queue'],
+    [DEL, mk('DELETE', 200, 'application/json', { name: 'a', released: true, holders: 2 }), false, 'two holders of an exclusive lock'],
     [ACQ, mk('POST', 200, 'application/json', { ...lease, token: 'F'.repeat(32) }), false, 'an uppercase token'],
     [ACQ, mk('POST', 200, 'text/plain', lease), false, 'an undocumented Content-Type'],
     [ACQ, mk('POST', 204, 'application/json', ''), false, 'an undocumented status'],
     [ACQ, mk('POST', 409, 'application/problem+json', prob(409, 'lock_held', { retry_after_ms: 1500 }), { 'retry-after': '2' }), true, 'lock_held'],
     [ACQ, mk('POST', 409, 'application/problem+json', prob(409, 'lock_held', { retry_after_ms: 1500 })), false, 'lock_held without Retry-After'],
-    [ACQ, mk('POST', 409, 'application/problem+json', prob(409, 'not_held')), false, 'a code the operation does not list'],
+    [ACQ, mk('POST', 409, 'application/problem+json', prob(409, 'sold_out')), false, 'a code the operation does not list'],
     [ACQ, mk('POST', 429, 'application/problem+json', prob(429, 'too_many_waiters')), false, '429 without Retry-After'],
     [REN, mk('POST', 409, 'application/problem+json', prob(400, 'not_held')), false, 'problem status differs from HTTP status'],
     ['* method-not-allowed', mk('DELETE', 405, 'application/problem+json', prob(405, 'method_not_allowed')), false, '405 without Allow'],
@@ -429,7 +680,7 @@ async function main() {
   redisPort = redis.port;
   const redisUrl = `redis://127.0.0.1:${redis.port}`;
   const keys = path.join(tmp, 'keys');
-  fs.writeFileSync(keys, `# contract test\n${KEY} contract\n`);
+  fs.writeFileSync(keys, `# contract test\n${KEY} contract\n${READ_KEY} name=contract-read role=read\n`);
   const deadPort = await freePort(); // nothing listens there
   const [A, K, D, W, P] = await Promise.all([
     startService('demo', ['--redis', redisUrl, '--demo', '--key-prefix', `contract${process.pid}:`]),
@@ -439,8 +690,10 @@ async function main() {
     startService('no-demo', ['--redis', redisUrl, '--key-prefix', `contractp${process.pid}:`]),
   ]);
   await opsTests(A);
-  await Promise.all([lockTests(A).then(() => demoTests(A)), methodTests(A),
-    authTests(K).then(() => shutdownTests(K, BEARER)), deadRedisTests(D), limitTests(W), noDemoTests(P)]);
+  await Promise.all([lockTests(A).then(() => lockFeatureTests(A)).then(() => demoTests(A)), methodTests(A), semaphoreTests(A),
+    authTests(K).then(() => lockFeatureAuthTests(K)).then(() => semaphoreAuthTests(K)).then(() => shutdownTests(K, BEARER)),
+    deadRedisTests(D).then(() => lockFeatureDeadRedisTests(D)).then(() => semaphoreDeadRedisTests(D)),
+    limitTests(W).then(() => semaphoreLimitTests(W)), noDemoTests(P)]);
 
   // coverage: every documented (operation, status[, code]) was reached
   for (const e of spec.expectations()) {

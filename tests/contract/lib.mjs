@@ -264,10 +264,13 @@ export class Contract {
         add(`${key} ${st}`, resp, `#/paths/${Contract.esc(tpl)}/${method}/responses/${st}`);
       }
     }
+    // The status of a fallback response: its problem schema's status const.
+    const fallbackStatus = {
+      'unknown-route': 404, 'method-not-allowed': 405, 'bad-framing': 400, 'unsupported-transfer-encoding': 501,
+    };
     for (const [name, resp] of Object.entries(this.fallback)) {
-      const [r] = this.deref(resp);
-      const st = name === 'unknown-route' ? 404 : 405;
-      void r;
+      const st = fallbackStatus[name];
+      if (st === undefined) throw new Error(`x-route-fallback-responses/${name}: no status known for it`);
       add(`* ${name} ${st}`, resp, `#/x-route-fallback-responses/${name}`);
     }
     return out;

@@ -214,6 +214,14 @@ static void fuzz_api_keys(const char *text)
             CHECK(k->key[j] > ' ' && k->key[j] < 0x7f);
         CHECK(TERMINATED(k->name) && k->name[0] != '\0');
         CHECK(strstr(text, k->key) != NULL);
+        CHECK(k->role == API_ROLE_CLIENT || k->role == API_ROLE_READ ||
+              k->role == API_ROLE_ADMIN);
+        CHECK(TERMINATED(k->ns) && strlen(k->ns) <= NAMESPACE_MAX &&
+              strspn(k->ns,
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                     "0123456789._-") == strlen(k->ns));
+        for (const char *c = k->name; *c != '\0'; c++)
+            CHECK((unsigned char)*c >= 0x20 || *c == '\t');
     }
 }
 

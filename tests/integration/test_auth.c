@@ -122,7 +122,7 @@ static void test_refused(const char *token)
     http(&r, svc.url, "POST", "/v1/locks/bad*name/acquire", "{\"x\":1}", NULL);
     t_ok(is_401(&r), "an invalid request without a key is 401, not 400");
     http_resp_free(&r);
-    http(&r, svc.url, "DELETE", "/v1/locks/target", NULL, NULL);
+    http(&r, svc.url, "PATCH", "/v1/locks/target", NULL, NULL);
     t_ok(is_401(&r), "a wrong method without a key is 401, not 405");
     http_resp_free(&r);
     http(&r, svc.url, "GET", "/demo/inventory/sku1", NULL, NULL);

@@ -374,8 +374,8 @@ static void test_table(void)
          NULL, "a path past the route"},
         {"PATCH", A, "{}", NULL, 405, "method_not_allowed", "POST",
          "PATCH on acquire"},
-        {"DELETE", "/v1/locks/target", NULL, NULL, 405, "method_not_allowed",
-         "GET", "DELETE on a lock"},
+        {"PATCH", "/v1/locks/target", NULL, NULL, 405, "method_not_allowed",
+         "GET", "PATCH on a lock"},
         {"PUT", "/v1/locks/target", "{}", NULL, 405, "method_not_allowed",
          "GET", "PUT on a lock"},
         {"GET", RL, NULL, NULL, 405, "method_not_allowed", "POST",
@@ -612,8 +612,9 @@ static void test_raw(void)
  * serving, and the held lock is untouched. */
 static void test_random_requests(void)
 {
-    static const char *const methods[] = {"GET",  "POST",   "PUT",
-                                          "HEAD", "DELETE", "OPTIONS"};
+    /* No DELETE: on a lock's path it is a force release. */
+    static const char *const methods[] = {"GET",  "POST",  "PUT",
+                                          "HEAD", "PATCH", "OPTIONS"};
     static const char *const prefixes[] = {"/v1/locks/", "/demo/inventory/",
                                            "/", "/v1/", "/healthz/"};
     static const char *const pieces[] = {

@@ -4,8 +4,12 @@
  *  - A queued waiter whose client hangs up leaves the name's queue in Redis
  *    while the lock is still held; the next waiter is granted promptly on
  *    release.
- *  - A release that comes right as the head's client hangs up: the waiter
- *    behind it is granted within a few hand-off windows.
+ *  - Eight races: the holder's release is sent and the head's client hangs
+ *    up right behind it (its FIN reaches the server before any grant can be
+ *    written; the release may still hand the lock to it). The waiter behind
+ *    it is granted within a few hand-off windows every time: a grant to a
+ *    client that is gone lapses, it does not keep the lock for the gone
+ *    client's 30 s lease. (Version 1 kept it, in some of the races.)
  *  - Two instances A and B: W1 queued on B, W2 on A after it; B is
  *    SIGKILLed and the holder releases on A at once. W2 is granted within a
  *    generous bound of the hand-off window: not after the holder's 30 s
@@ -238,10 +242,15 @@ static bool race_round(int round, bool *seen, char *why, size_t len)
     }
     snprintf(path, sizeof path, "/v1/locks/%s/release", name);
     snprintf(body, sizeof body, "{\"token\":\"%s\"}", tok);
-    double released = now_ms();
-    int rel = raw_request(a.port, "POST", path, body);
+    /* W1 hangs up, and at once the release goes out: the hang-up is on
+     * the wire first, but the service may see the release (and hand W1
+     * the lock) before it sees the hang-up. A hang-up that comes only
+     * after the lock was handed over is a holder that went away holding
+     * it, whose lease runs out like any other's. */
     if (w1 >= 0)
         close(w1);
+    double released = now_ms();
+    int rel = raw_request(a.port, "POST", path, body);
     long st = rel >= 0 ? raw_status(rel, (int)scaled(5000)) : 0;
     if (rel >= 0)
         close(rel);

@@ -89,10 +89,12 @@ int main(void)
     struct http_resp r;
     char tok[64] = "";
 
-    if (!t_ok(nofile_at_least(WAITERS + 1024),
-              "RLIMIT_NOFILE raised to %d for the clients and the service",
-              WAITERS + 1024))
+    if (!nofile_at_least(WAITERS + 1024)) {
+        t_skip("the hard RLIMIT_NOFILE is too low",
+               "%d parked waiters need %d file descriptors", WAITERS,
+               WAITERS + 1024);
         return t_done();
+    }
     const char *args[] = {"--max-waiters", "6000", NULL};
     if (redis_start(&redis, NULL) != 0 || svc_start(&svc, &redis, args) != 0) {
         t_ok(false, "start redis-server and lockservice --max-waiters 6000");

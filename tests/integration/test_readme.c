@@ -3,7 +3,8 @@
  * sh against a fresh service, in order, and its answer is compared with the
  * JSON line README prints under it: the same members, the same values
  * except where a value is the server's to choose (token, fence, remaining
- * TTLs), and then of the same type. "$ TOKEN=..." takes the token the last
+ * TTLs and times held or waited), and then of the same type; arrays
+ * element by element. "$ TOKEN=..." takes the token the last
  * answer carried, as README tells the reader to do. README.md is read from
  * the working directory (the repository root under tests/run), or from
  * $LOCKSERVICE_README. Then the curl (sh) and Python programs of "Calling it
@@ -134,8 +135,9 @@ static char *run_shell(const char *cmd, const char *token, int *status)
     return buf;
 }
 
-/* Members whose values the server chooses: compared by type only. */
-static bool server_chosen(const char *key, const json_t *expected)
+/* Members whose values the server chooses: compared by type only. In a
+ * status (and the holders it lists) the times count. */
+static bool server_chosen(const char *key, bool status)
 {
     static const char *const keys[] = {"token", "fence", "retry_after_ms",
                                        NULL};
@@ -143,14 +145,49 @@ static bool server_chosen(const char *key, const json_t *expected)
         if (strcmp(key, keys[i]) == 0)
             return true;
     /* A remaining TTL (status) counts down; a granted one is exact. */
-    if (strcmp(key, "ttl_ms") == 0 && json_object_get(expected, "held"))
-        return true;
-    return false;
+    return status &&
+           (strcmp(key, "ttl_ms") == 0 || strcmp(key, "held_ms") == 0 ||
+            strcmp(key, "waited_ms") == 0);
+}
+
+static bool same_shape_in(const json_t *want, const json_t *got, char *why,
+                          size_t whylen, bool status);
+
+/* Compares array members element by element, objects by their shape. */
+static bool same_elements(const char *key, const json_t *want,
+                          const json_t *got, char *why, size_t whylen,
+                          bool status)
+{
+    if (json_array_size(want) != json_array_size(got)) {
+        snprintf(why, whylen, "'%s' has %zu elements, README shows %zu", key,
+                 json_array_size(got), json_array_size(want));
+        return false;
+    }
+    for (size_t i = 0; i < json_array_size(want); i++) {
+        const json_t *w = json_array_get(want, i);
+        const json_t *g = json_array_get(got, i);
+        bool same = json_is_object(w) ? same_shape_in(w, g, why, whylen, status)
+                                      : json_equal((json_t *)w, (json_t *)g);
+        if (!same) {
+            if (!json_is_object(w))
+                snprintf(why, whylen, "'%s'[%zu] differs", key, i);
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Compares an answer with README's line; describes the first difference. */
 static bool same_shape(const json_t *want, const json_t *got, char *why,
                        size_t whylen)
+{
+    return same_shape_in(want, got, why, whylen,
+                         json_object_get(want, "held") != NULL ||
+                             json_object_get(want, "holders") != NULL);
+}
+
+static bool same_shape_in(const json_t *want, const json_t *got, char *why,
+                          size_t whylen, bool status)
 {
     const char *key;
     json_t *w;
@@ -180,7 +217,12 @@ static bool same_shape(const json_t *want, const json_t *got, char *why,
             snprintf(why, whylen, "'token' is not 32 hex digits");
             return false;
         }
-        if (!server_chosen(key, want) && !json_equal(w, (json_t *)g)) {
+        if (json_is_array(w)) {
+            if (!same_elements(key, w, g, why, whylen, status))
+                return false;
+            continue;
+        }
+        if (!server_chosen(key, status) && !json_equal(w, (json_t *)g)) {
             char *a = json_dumps(g, JSON_ENCODE_ANY);
             char *b = json_dumps(w, JSON_ENCODE_ANY);
             snprintf(why, whylen, "'%s' is %s, README shows %s", key,

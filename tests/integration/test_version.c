@@ -122,7 +122,10 @@ int main(void)
     const char *args[] = {"--version", NULL};
     int rc = svc_run(args, NULL, &out, NULL, 10000);
     snprintf(want_line, sizeof want_line, "lockservice %s\n", version);
-    t_ok(rc == 0 && out != NULL && strcmp(out, want_line) == 0,
+    bool same = rc == 0 && out != NULL && strcmp(out, want_line) == 0;
+    if (out != NULL)
+        out[strcspn(out, "\n")] = '\0';
+    t_ok(same,
          "lockservice --version prints 'lockservice %s' (exit %d, got '%s')",
          version, rc, out ? out : "");
     free(out);

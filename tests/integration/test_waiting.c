@@ -188,16 +188,16 @@ static bool plant_ghost(const char *prefix, const char *name, long ttl_ms,
     char cmd[512], *out;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts); /* Redis TIME: the same clock */
-    long long deadline =
-        (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 10000;
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long deadline = now + 10000;
     snprintf(cmd, sizeof cmd,
              "EVAL redis.call('RPUSH',KEYS[1],ARGV[1]);"
              "redis.call('HSET',KEYS[2],ARGV[1],table.concat(ARGV,'\\32',2));"
              "redis.call('PEXPIRE',KEYS[1],10000);"
              "redis.call('PEXPIRE',KEYS[2],10000) 2 %s{%s}:queue "
-             "%s{%s}:waiters %s %lld %ld 0123456789abcdef0123456789abcdef "
-             "ghost",
-             prefix, name, prefix, name, GHOST_ID, deadline, ttl_ms);
+             "%s{%s}:waiters %s %lld %lld %ld "
+             "0123456789abcdef0123456789abcdef 0 - ghost",
+             prefix, name, prefix, name, GHOST_ID, deadline, now, ttl_ms);
     out = redis_cli(&redis, cmd);
     free(out);
     if (alive)

@@ -709,6 +709,183 @@ static void test_api_keys_reparse(void **state)
     assert_string_equal(c.api_keys[0].key, KEY16);
 }
 
+/* The version 1 format: a key is a client without a namespace. */
+static void test_api_keys_v1_defaults(void **state)
+{
+    (void)state;
+    struct config c;
+    char why[160] = "";
+    memset(&c, 0xa5, sizeof(c));
+    assert_int_equal(
+        api_keys_parse(KEY_A " ci runner\n" KEY_B "\n", &c, why, sizeof(why)),
+        0);
+    assert_int_equal(c.api_key_count, 2);
+    assert_string_equal(c.api_keys[0].name, "ci runner");
+    assert_int_equal(c.api_keys[0].role, API_ROLE_CLIENT);
+    assert_string_equal(c.api_keys[0].ns, "");
+    assert_string_equal(c.api_keys[1].name, "key2");
+    assert_int_equal(c.api_keys[1].role, API_ROLE_CLIENT);
+    assert_string_equal(c.api_keys[1].ns, "");
+    /* A first word with '=' that is no attribute is still a v1 name. */
+    assert_int_equal(api_keys_parse(KEY_A " team=blue\n", &c, why, sizeof(why)),
+                     0);
+    assert_string_equal(c.api_keys[0].name, "team=blue");
+    assert_int_equal(c.api_keys[0].role, API_ROLE_CLIENT);
+}
+
+/* name=, role= and namespace=, each optional, in any order. */
+static void test_api_keys_attributes(void **state)
+{
+    (void)state;
+    struct config c;
+    char why[160] = "";
+    memset(&c, 0, sizeof(c));
+    /* Order does not matter; tabs and runs of spaces part words. */
+    const char *text =
+        KEY_A " name=ops role=admin\n" KEY_B
+              "\tnamespace=tenant-a.1_x  role=read\tname=dash\n" KEY16
+              " role=client\n"
+              "cccccccccccccccccccccccc namespace=b\n"
+              "dddddddddddddddddddddddd name=only-a-name\n"
+              "eeeeeeeeeeeeeeeeeeeeeeee role=read\r\n";
+    if (api_keys_parse(text, &c, why, sizeof(why)) != 0) {
+        print_error("rejected: %s\n", why);
+        fail();
+    }
+    assert_int_equal(c.api_key_count, 6);
+    assert_string_equal(c.api_keys[0].key, KEY_A);
+    assert_string_equal(c.api_keys[0].name, "ops");
+    assert_int_equal(c.api_keys[0].role, API_ROLE_ADMIN);
+    assert_string_equal(c.api_keys[0].ns, "");
+    assert_string_equal(c.api_keys[1].key, KEY_B);
+    assert_string_equal(c.api_keys[1].name, "dash");
+    assert_int_equal(c.api_keys[1].role, API_ROLE_READ);
+    assert_string_equal(c.api_keys[1].ns, "tenant-a.1_x");
+    assert_string_equal(c.api_keys[2].key, KEY16);
+    assert_string_equal(c.api_keys[2].name, "key3");
+    assert_int_equal(c.api_keys[2].role, API_ROLE_CLIENT);
+    assert_string_equal(c.api_keys[3].name, "key4");
+    assert_int_equal(c.api_keys[3].role, API_ROLE_CLIENT);
+    assert_string_equal(c.api_keys[3].ns, "b");
+    assert_string_equal(c.api_keys[4].name, "only-a-name");
+    assert_int_equal(c.api_keys[4].role, API_ROLE_CLIENT);
+    assert_string_equal(c.api_keys[5].key, "eeeeeeeeeeeeeeeeeeeeeeee");
+    assert_int_equal(c.api_keys[5].role, API_ROLE_READ);
+    assert_string_equal(api_role_name(API_ROLE_ADMIN), "admin");
+    assert_string_equal(api_role_name(API_ROLE_CLIENT), "client");
+    assert_string_equal(api_role_name(API_ROLE_READ), "read");
+
+    /* The longest name and namespace. */
+    char line[API_KEY_MAX + 160];
+    char name[API_KEY_NAME_MAX + 1], ns[NAMESPACE_MAX + 1];
+    memset(name, 'n', API_KEY_NAME_MAX);
+    name[API_KEY_NAME_MAX] = '\0';
+    memset(ns, 's', NAMESPACE_MAX);
+    ns[NAMESPACE_MAX] = '\0';
+    snprintf(line, sizeof(line), KEY_A " name=%s namespace=%s\n", name, ns);
+    assert_int_equal(api_keys_parse(line, &c, why, sizeof(why)), 0);
+    assert_string_equal(c.api_keys[0].name, name);
+    assert_string_equal(c.api_keys[0].ns, ns);
+}
+
+/* Each bad line is refused with its line number, and the reason never
+ * quotes the key or the line. */
+static void test_api_keys_attribute_rejects(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "role=root",                /* no such role */
+        "role=",                    /* empty role */
+        "role=Admin",               /* roles are lowercase */
+        "namespace=",               /* empty namespace */
+        "namespace=a:b",            /* ':' is not in a namespace */
+        "namespace=a/b",            /* nor '/' */
+        "namespace=tenant\xc3\xa9", /* nor non-ASCII */
+        "name=",                    /* empty name */
+        "name=x\x01y",              /* control character */
+        "name=a name=b",            /* given twice */
+        "role=read role=admin",     /* given twice */
+        "namespace=a namespace=b",  /* given twice */
+        "name=a color=red",         /* unknown attribute */
+        "name=a extra",             /* a word that is no attribute */
+        "name=a " KEY_B,            /* a second key on the line */
+    };
+    char too_long[2][128];
+    memset(too_long, 0, sizeof(too_long));
+    snprintf(too_long[0], sizeof(too_long[0]), "namespace=%0*d",
+             NAMESPACE_MAX + 1, 0);
+    snprintf(too_long[1], sizeof(too_long[1]), "name=%0*d",
+             API_KEY_NAME_MAX + 1, 0);
+    const char *const all[] = {too_long[0], too_long[1]};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) + 2; i++) {
+        const char *line = i < sizeof(bad) / sizeof(bad[0])
+                               ? bad[i]
+                               : all[i - sizeof(bad) / sizeof(bad[0])];
+        struct config c;
+        char why[160] = "", text[512];
+        memset(&c, 0, sizeof(c));
+        snprintf(text, sizeof(text), "# keys\n" KEY_B "\n" KEY_A " %s\n", line);
+        if (api_keys_parse(text, &c, why, sizeof(why)) != -1) {
+            print_error("accepted line \"%s\"\n", line);
+            fail();
+        }
+        if (strstr(why, "line 3") == NULL || strstr(why, "aaaaaaaa") != NULL ||
+            strstr(why, "bbbbbbbb") != NULL) {
+            print_error("reason \"%s\" for \"%s\": not line 3, or quotes a "
+                        "key\n",
+                        why, line);
+            fail();
+        }
+    }
+    /* A v1 name with a control character (a tab is fine). */
+    struct config c;
+    char why[160] = "";
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(api_keys_parse(KEY_A " ci\x1b[2J\n", &c, why, sizeof(why)),
+                     -1);
+    assert_non_null(strstr(why, "line 1"));
+    assert_int_equal(api_keys_parse(KEY_A " ci\tbot\n", &c, why, sizeof(why)),
+                     0);
+    assert_string_equal(c.api_keys[0].name, "ci\tbot");
+}
+
+/* api_keys_load reads the file again (a SIGHUP) and says which file and
+ * line are at fault, never quoting a key. */
+static void test_api_keys_load(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/lockservice-keys-XXXXXX";
+    int fd = mkstemp(path);
+    struct config *c = calloc(1, sizeof(*c));
+    char why[CONFIG_PATH_MAX + 256] = "";
+    assert_true(fd >= 0);
+    assert_non_null(c);
+    const char *text = KEY_A " name=a role=admin namespace=x\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    snprintf(c->api_keys_file, sizeof(c->api_keys_file), "%s", path);
+    assert_int_equal(api_keys_load(c, why, sizeof(why)), 0);
+    assert_int_equal(c->api_key_count, 1);
+    assert_int_equal(c->api_keys[0].role, API_ROLE_ADMIN);
+    assert_string_equal(c->api_keys[0].ns, "x");
+
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    text = KEY_A "\n" KEY_B " role=superuser\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    assert_int_equal(api_keys_load(c, why, sizeof(why)), -1);
+    if (strstr(why, path) == NULL || strstr(why, "line 2") == NULL ||
+        strstr(why, "bbbbbbbb") != NULL || strstr(why, "aaaaaaaa") != NULL) {
+        print_error("reason \"%s\"\n", why);
+        fail();
+    }
+    unlink(path);
+    assert_int_equal(api_keys_load(c, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, path));
+    free(c);
+}
+
 /* ---- config_parse ---- */
 
 static void test_config_defaults(void **state)
@@ -1714,6 +1891,10 @@ int main(void)
         cmocka_unit_test(test_api_keys_rejects),
         cmocka_unit_test(test_api_keys_count_limit),
         cmocka_unit_test(test_api_keys_reparse),
+        cmocka_unit_test(test_api_keys_v1_defaults),
+        cmocka_unit_test(test_api_keys_attributes),
+        cmocka_unit_test(test_api_keys_attribute_rejects),
+        cmocka_unit_test(test_api_keys_load),
         cmocka_unit_test_setup(test_config_defaults, clear_env),
         cmocka_unit_test_setup(test_config_each_flag, clear_env),
         cmocka_unit_test_setup(test_config_flag_forms, clear_env),

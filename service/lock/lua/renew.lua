@@ -1,22 +1,22 @@
 #!lua flags=allow-oom
 -- renew.lua: extend the holder's lease. Runs at maxmemory (allow-oom).
--- KEYS and ARGV[1..4]: see prelude.lua.
--- ARGV[5] token      ARGV[6] ttl_ms, or 0 for the TTL last granted
+-- KEYS and ARGV[1..5]: see prelude.lua.
+-- ARGV[6] token      ARGV[7] ttl_ms, or 0 for the TTL last granted
 --
 -- Returns {1, fence, count, ttl_ms, owner}   renewed
---         {0}                                nobody holds it (not_held)
+--         {0}                                nobody holds it (not_held),
+--                                            or a force release ended it
 --         {-1}                               another token holds it
 --
--- Invariant: only the holder's token changes the lease; the fence key
--- lives at least as long as the lease; the queue is not touched.
+-- Invariant: only the holder's token changes the lease; the fence key,
+-- the lock-delay marker and the request record live at least as long as
+-- the lease; the queue is not touched.
+local token = ARGV[6]
 local h = lease_of()
-if not h then
-    return {0}
+if not h or h.token ~= token or h.waiter then
+    return not_holder(h, token)
 end
-if h.token ~= ARGV[5] or h.waiter then
-    return {-1}
-end
-local ttl = tonumber(ARGV[6])
+local ttl = tonumber(ARGV[7])
 if ttl == 0 then
     ttl = tonumber(h.ttl)
 end
@@ -24,4 +24,6 @@ h.ttl = ttl
 redis.call("HSET", KEYS[1], "ttl", ttl)
 redis.call("PEXPIRE", KEYS[1], ttl)
 redis.call("PEXPIRE", KEYS[2], ttl + 60000)
+lease_runs(ttl, h.delay, h.rid ~= "-" and (base .. "acq:" .. h.rid) or nil,
+    token)
 return lease_reply(h)

@@ -1,0 +1,3 @@
+module lockservice/client
+
+go 1.19

@@ -1,0 +1,302 @@
+package lockservice_test
+
+// Tests of the Go client against a real lockservice and redis-server
+// (fixture_test.go starts them on free ports). Time bounds are generous:
+// they check that things happen, not how fast. Run from clients/go after
+// `make lockservice`: go test ./...
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	lockservice "lockservice/client"
+)
+
+var (
+	redis *redisProc
+	svc   *service
+)
+
+func TestMain(m *testing.M) {
+	t := mainFatal{}
+	redis = startRedis(t)
+	svc = startService(t, redis)
+	code := m.Run()
+	svc.close()
+	redis.close()
+	os.Exit(code)
+}
+
+func quiet() *lockservice.Client {
+	c := lockservice.New(svc.url)
+	c.Logf = func(string, ...any) {}
+	return c
+}
+
+func TestHappyPath(t *testing.T) {
+	c := quiet()
+	ctx := context.Background()
+	l, err := c.Acquire(ctx, "go-happy", lockservice.Options{TTL: 1200 * time.Millisecond, Wait: time.Second, Owner: "go-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(l.Token) || l.Fence <= 0 {
+		t.Fatalf("lease %+v", l)
+	}
+	time.Sleep(2 * time.Second) // past the TTL: the renewals keep it
+	st, err := c.Status(ctx, "go-happy")
+	if err != nil || !st.Held || st.Owner != "go-test" || st.Fence != l.Fence {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	if l.Err() != nil || l.Context().Err() != nil {
+		t.Fatalf("lost: %v", l.Err())
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l.Context().Err() == nil {
+		t.Fatal("the lock's context lives on after the release")
+	}
+	if st, _ := c.Status(ctx, "go-happy"); st == nil || st.Held {
+		t.Fatalf("still held after the release: %+v", st)
+	}
+}
+
+func TestWithLockAndFence(t *testing.T) {
+	c := quiet()
+	var fences []int64
+	for i := 0; i < 3; i++ {
+		err := c.WithLock(context.Background(), "go-fence", lockservice.Options{}, func(ctx context.Context, l *lockservice.Lock) error {
+			fences = append(fences, l.Fence)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !(fences[0] < fences[1] && fences[1] < fences[2]) {
+		t.Fatalf("fences do not grow: %v", fences)
+	}
+}
+
+func TestWaitRunsOut(t *testing.T) {
+	c := quiet()
+	ctx := context.Background()
+	holder, err := c.Acquire(ctx, "go-held", lockservice.Options{TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Release(ctx)
+	start := time.Now()
+	_, err = c.Acquire(ctx, "go-held", lockservice.Options{Wait: 300 * time.Millisecond})
+	var p *lockservice.Problem
+	if !errors.Is(err, lockservice.ErrLockHeld) || !errors.As(err, &p) || p.RetryAfterMs <= 0 {
+		t.Fatalf("want lock_held with retry_after_ms, got %v", err)
+	}
+	if time.Since(start) < 250*time.Millisecond {
+		t.Fatalf("answered after %v, before the wait ran out", time.Since(start))
+	}
+}
+
+func TestTwoHoldersNeverOverlap(t *testing.T) {
+	c := quiet()
+	var mu sync.Mutex
+	inside, most := 0, 0
+	var fences []int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- c.WithLock(context.Background(), "go-mutex", lockservice.Options{TTL: 2 * time.Second, Wait: 20 * time.Second},
+				func(ctx context.Context, l *lockservice.Lock) error {
+					mu.Lock()
+					inside++
+					if inside > most {
+						most = inside
+					}
+					fences = append(fences, l.Fence)
+					mu.Unlock()
+					time.Sleep(300 * time.Millisecond)
+					mu.Lock()
+					inside--
+					mu.Unlock()
+					return nil
+				})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if most != 1 {
+		t.Fatalf("%d holders at once", most)
+	}
+	if len(fences) != 4 || !sort.SliceIsSorted(fences, func(i, j int) bool { return fences[i] < fences[j] }) {
+		t.Fatalf("fences in order of entry: %v", fences)
+	}
+}
+
+func TestHTML502KeepsTheLease(t *testing.T) {
+	p := startProxy(t, svc.url)
+	defer p.close()
+	c := lockservice.New(p.url)
+	c.Logf = func(string, ...any) {}
+	l, err := c.Acquire(context.Background(), "go-502", lockservice.Options{TTL: 1200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if l.Err() != nil {
+		t.Fatalf("lost: %v", l.Err())
+	}
+	if err := l.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if renewals, bad := p.counts(); bad != 1 || renewals < 3 {
+		t.Fatalf("%d renewals, %d answered 502", renewals, bad)
+	}
+}
+
+func TestServiceRestartKeepsTheLease(t *testing.T) {
+	own := startService(t, redis)
+	defer own.close()
+	c := lockservice.New(own.url)
+	c.Logf = func(string, ...any) {}
+	l, err := c.Acquire(context.Background(), "go-restart", lockservice.Options{TTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1200 * time.Millisecond) // past the first renewal
+	own.stop()
+	time.Sleep(300 * time.Millisecond)
+	own.start(t)
+	time.Sleep(2500 * time.Millisecond)
+	if l.Err() != nil {
+		t.Fatalf("lost: %v", l.Err())
+	}
+	if err := l.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLockDeletedIsLostAtOnce(t *testing.T) {
+	c := quiet()
+	released := make(chan error, 1)
+	l, err := c.Acquire(context.Background(), "go-gone", lockservice.Options{TTL: 1500 * time.Millisecond,
+		OnLost: func(l *lockservice.Lock, _ error) { released <- l.Release(context.Background()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := redis.cli("DEL", "lockservice:{go-gone}:lock"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Context().Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("the lease was not lost")
+	}
+	if !errors.Is(l.Err(), lockservice.ErrLeaseLost) {
+		t.Fatalf("Err() = %v", l.Err())
+	}
+	// OnLost released it (a Release there must not deadlock).
+	select {
+	case err := <-released:
+		if !errors.Is(err, lockservice.ErrNotHeld) {
+			t.Fatalf("release in OnLost: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Release in OnLost did not return")
+	}
+	if err := l.Release(context.Background()); !errors.Is(err, lockservice.ErrNotHeld) {
+		t.Fatalf("release after the loss: %v", err)
+	}
+}
+
+func TestRedisDownLostBeforeExpiry(t *testing.T) {
+	c := quiet()
+	const ttl = 1500 * time.Millisecond
+	var called int32
+	l, err := c.Acquire(context.Background(), "go-down", lockservice.Options{TTL: ttl,
+		OnLost: func(*lockservice.Lock, error) { atomic.AddInt32(&called, 1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if redis.cmd == nil {
+			redis.start(t)
+		}
+		svc.ready()
+	}()
+	time.Sleep(600 * time.Millisecond) // one renewal through
+	stopped := time.Now()
+	redis.kill()
+	select {
+	case <-l.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lease was not lost")
+	}
+	// The last renewal reached Redis before it was stopped, so the lease
+	// expired at most ttl after that.
+	if lostAt := time.Now(); !lostAt.Before(stopped.Add(ttl)) {
+		t.Fatalf("lost %v after Redis stopped, the TTL is %v", lostAt.Sub(stopped), ttl)
+	}
+	onLost := waitUntil(time.Second, func() bool { return atomic.LoadInt32(&called) == 1 })
+	if l.Context().Err() == nil || !onLost {
+		t.Fatalf("context %v, OnLost called %d times", l.Context().Err(), atomic.LoadInt32(&called))
+	}
+	redis.start(t)
+	if !svc.ready() {
+		t.Fatal("the service is not ready again")
+	}
+	// Redis came back empty: the release says not_held.
+	if err := l.Release(context.Background()); !errors.Is(err, lockservice.ErrNotHeld) {
+		t.Fatalf("release after the loss: %v", err)
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	c := lockservice.New(fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+	_, err := c.Acquire(context.Background(), "go-nowhere", lockservice.Options{})
+	if !errors.Is(err, lockservice.ErrUnavailable) {
+		t.Fatalf("want unavailable, got %v", err)
+	}
+	if _, err := quiet().Acquire(context.Background(), "bad name", lockservice.Options{}); err == nil {
+		t.Fatal("a bad name was accepted")
+	}
+}
+
+func TestAPIKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	keys, key := dir+"/keys", dir+"/key"
+	os.WriteFile(keys, []byte("go-test-key-0123456789abcdef go\n"), 0o600)
+	os.WriteFile(key, []byte("go-test-key-0123456789abcdef\n"), 0o600)
+	own := startService(t, redis, "--api-keys-file", keys)
+	defer own.close()
+	_, err := lockservice.New(own.url).Status(context.Background(), "go-key")
+	if !errors.Is(err, &lockservice.Problem{Code: "unauthorized"}) {
+		t.Fatalf("without a key: %v", err)
+	}
+	t.Setenv("LOCKSERVICE_URL", own.url)
+	t.Setenv("LOCKSERVICE_API_KEY_FILE", key)
+	c, err := lockservice.NewFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Logf = func(string, ...any) {}
+	if err := c.WithLock(context.Background(), "go-key", lockservice.Options{}, func(context.Context, *lockservice.Lock) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,589 @@
+/**
+ * A client for lockservice: distributed locks over HTTP/JSON.
+ * Node.js 18 or newer (built-in fetch); no runtime dependencies.
+ *
+ * A lock is a lease: acquired with a TTL (waiting on the server up to
+ * `waitMs` while someone else holds it), renewed in the background every
+ * ttl/3, and released at the end:
+ *
+ * ```ts
+ * const client = new LockClient({ url: "http://127.0.0.1:8080" });
+ * await using lock = await client.acquire("orders", { ttlMs: 30_000, waitMs: 10_000 });
+ * await store.write(batch, { fence: lock.fence, signal: lock.signal });
+ * ```
+ *
+ * (or `try { ... } finally { await lock.release(); }`, or
+ * `client.withLock(name, options, async (lock, signal) => ...)`).
+ *
+ * A renewal that fails with a network error, a timeout, a 5xx or an answer
+ * that is not JSON (a proxy's HTML error page) is retried with backoff
+ * (100 ms doubling up to ttl/10, with jitter) until the lease would end.
+ * The lease is lost when a renewal is refused (409 `not_held` /
+ * `not_owner`, or any other 4xx), or when no renewal succeeded by
+ * ttl - ttl/10 after the last one that did, which is before the service's
+ * own expiry. Then `lock.signal` aborts (its reason a LeaseLostError),
+ * `onLost` is called, and the loss is logged (console.error by default).
+ *
+ * Pass `lock.fence` with every write to what the lock protects, and have
+ * that resource refuse a fence older than the last one it saw.
+ *
+ * `release()` never rejects: after a loss it resolves to
+ * `{ released: false, code: "not_held", ... }`.
+ */
+
+export const DEFAULT_URL = "http://127.0.0.1:8080";
+
+/* ------------------------------------------------- wire types (openapi.yaml) */
+
+/** The `code` of a problem answer. */
+export type ProblemCode =
+  | "invalid_json"
+  | "invalid_field"
+  | "invalid_name"
+  | "invalid_request"
+  | "unauthorized"
+  | "not_found"
+  | "sku_not_found"
+  | "method_not_allowed"
+  | "lock_held"
+  | "not_owner"
+  | "not_held"
+  | "hold_limit"
+  | "sold_out"
+  | "stale_fence"
+  | "body_too_large"
+  | "unsupported_media_type"
+  | "too_many_waiters"
+  | "internal_error"
+  | "not_implemented"
+  | "backend_unavailable"
+  | "shutting_down";
+
+/** An RFC 9457 problem with a code (components/schemas/Problem). */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: ProblemCode;
+  detail: string;
+  /** Only with `lock_held`: the holder's remaining TTL. */
+  retry_after_ms?: number;
+}
+
+/** POST /v1/locks/{name}/acquire and /renew (components/schemas/Lease). */
+export interface Lease {
+  name: string;
+  /** 32 lowercase hex digits, minted by the service. */
+  token: string;
+  /** Strictly increasing per lock name, below 2^53. */
+  fence: number;
+  ttl_ms: number;
+  /** Holds of the lease (reentrancy). */
+  count: number;
+  owner: string;
+}
+
+/** POST /v1/locks/{name}/release (components/schemas/Released). */
+export interface Released {
+  name: string;
+  released: true;
+  /** Holds left; the lock is free at 0. */
+  count: number;
+}
+
+/** GET /v1/locks/{name} (components/schemas/LockStatus). */
+export type LockStatus =
+  | { name: string; held: false; reserved_ms?: number }
+  | {
+      name: string;
+      held: true;
+      owner: string;
+      fence: number;
+      /** Remaining TTL. */
+      ttl_ms: number;
+      count: number;
+    };
+
+export interface AcquireRequest {
+  ttl_ms?: number;
+  wait_ms?: number;
+  owner?: string;
+  token?: string;
+}
+
+/* ------------------------------------------------------------------ errors */
+
+/** A call that did not succeed. `status` 0: no answer came. */
+export class LockServiceError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly detail: string;
+  readonly problem?: Problem;
+
+  constructor(message: string, status: number, code: string, detail: string, problem?: Problem) {
+    super(message);
+    this.name = new.target.name;
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+    this.problem = problem;
+  }
+}
+
+/** The lock was still held when the wait ran out (409 `lock_held`). */
+export class NotAcquiredError extends LockServiceError {
+  /** The holder's remaining TTL. */
+  get retryAfterMs(): number {
+    return this.problem?.retry_after_ms ?? 0;
+  }
+}
+
+/** The lease is gone: 409 `not_held` / `not_owner`, or it ran out. */
+export class LeaseLostError extends LockServiceError {}
+
+/** No usable answer: network error, timeout, 5xx, or a body that is not
+ * JSON. Worth trying again later. */
+export class UnavailableError extends LockServiceError {}
+
+/* -------------------------------------------------------------------- HTTP */
+
+type Kind = "ok" | "problem" | "transient";
+
+/** The sorted outcome of one request (see LockClient.call). */
+export interface Answer {
+  kind: Kind;
+  status: number;
+  body?: Record<string, unknown>;
+  code: string;
+  text: string;
+  /** It never reached the service: safe to repeat. */
+  unsent: boolean;
+}
+
+function classify(status: number, contentType: string, raw: string): Answer {
+  let body: unknown;
+  try {
+    body = raw ? JSON.parse(raw) : undefined;
+  } catch {
+    body = undefined;
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return {
+      kind: "transient",
+      status,
+      code: "",
+      text: `HTTP ${status} with a ${contentType || "untyped"} body that is not JSON`,
+      unsent: false,
+    };
+  }
+  const obj = body as Record<string, unknown>;
+  if (status >= 200 && status < 300) {
+    return { kind: "ok", status, body: obj, code: "", text: `HTTP ${status}`, unsent: false };
+  }
+  const code = typeof obj.code === "string" ? obj.code : "";
+  let text = `${status} ${code || "(no code)"}`;
+  if (typeof obj.detail === "string") text += `: ${obj.detail}`;
+  const refusal = status >= 400 && status < 500 && status !== 408 && status !== 429 && code !== "";
+  return { kind: refusal ? "problem" : "transient", status, body: obj, code, text, unsent: false };
+}
+
+function toError(what: string, a: Answer): LockServiceError {
+  const problem = a.kind === "problem" ? (a.body as unknown as Problem) : undefined;
+  const detail = typeof a.body?.detail === "string" ? a.body.detail : a.text;
+  const message = `${what}: ${a.text}`;
+  if (a.kind === "transient") return new UnavailableError(message, a.status, a.code, detail, problem);
+  if (a.code === "lock_held") return new NotAcquiredError(message, a.status, a.code, detail, problem);
+  if (a.code === "not_held" || a.code === "not_owner")
+    return new LeaseLostError(message, a.status, a.code, detail, problem);
+  return new LockServiceError(message, a.status, a.code, detail, problem);
+}
+
+const NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+const FIRST_BACKOFF_MS = 100;
+const ANSWER_SLACK_MS = 10_000;
+const RELEASE_BUDGET_MS = 10_000;
+const MIN_TTL_MS = 300;
+
+const now = (): number => performance.now();
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function env(name: string): string | undefined {
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  return proc?.env?.[name];
+}
+
+function checkName(name: string): void {
+  if (!NAME.test(name)) {
+    throw new TypeError(`bad lock name ${JSON.stringify(name)}: 1 to 128 characters of A-Z a-z 0-9 . _ : -`);
+  }
+}
+
+/* ------------------------------------------------------------------ client */
+
+export interface ClientOptions {
+  /** Default: $LOCKSERVICE_URL, else http://127.0.0.1:8080. */
+  url?: string;
+  /** A file whose first line holds the API key alone (default:
+   * $LOCKSERVICE_API_KEY_FILE). */
+  apiKeyFile?: string;
+  /** Bound of each call that does not wait for a lock (default 10 s). */
+  timeoutMs?: number;
+  /** Where renewal failures and losses are reported (default
+   * console.error). */
+  log?: (message: string) => void;
+}
+
+export interface AcquireOptions {
+  /** The lease's time to live (default 30 000, at least 300). */
+  ttlMs?: number;
+  /** Wait on the server up to this long while the lock is held (default
+   * 0: answer at once; the service's --max-wait-ms, default 60 000, is the
+   * most). */
+  waitMs?: number;
+  /** The label status shows (default "node@HOST pid N" where known). */
+  owner?: string;
+  /** Called once when the lease is lost, after `signal` aborted. */
+  onLost?: (lock: Lock, error: LeaseLostError) => void;
+  /** Gives up the acquire (not the lease once granted). */
+  signal?: AbortSignal;
+}
+
+/** What a release found: `released`, with `count` holds left; otherwise
+ * `code` says why not: `not_held` / `not_owner` (the lease had ended),
+ * `unavailable` (no answer; the lease ends by itself when its TTL runs
+ * out), or another problem code. */
+export interface ReleaseResult {
+  released: boolean;
+  count?: number;
+  code?: string;
+  detail?: string;
+}
+
+export class LockClient {
+  readonly url: string;
+  readonly timeoutMs: number;
+  readonly log: (message: string) => void;
+  private readonly apiKeyFile?: string;
+  private apiKey?: Promise<string | undefined>;
+
+  constructor(options: ClientOptions = {}) {
+    const url = options.url ?? env("LOCKSERVICE_URL") ?? DEFAULT_URL;
+    if (!/^https?:\/\/[^/]+/.test(url)) throw new TypeError(`bad service URL ${JSON.stringify(url)}`);
+    this.url = url.replace(/\/+$/, "");
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.log = options.log ?? ((message) => console.error(message));
+    this.apiKeyFile = options.apiKeyFile ?? env("LOCKSERVICE_API_KEY_FILE");
+  }
+
+  private key(): Promise<string | undefined> {
+    if (this.apiKey === undefined) {
+      const path = this.apiKeyFile;
+      this.apiKey = path
+        ? import("node:fs/promises").then(async (fs) => {
+            const key = (await fs.readFile(path, "utf8")).split("\n")[0].replace(/\r$/, "");
+            if (key === "" || /[\s\x00-\x1f]/.test(key)) {
+              throw new TypeError(`API key file ${path}: the first line must hold the key alone`);
+            }
+            return key;
+          })
+        : Promise.resolve(undefined);
+    }
+    return this.apiKey;
+  }
+
+  /** One request; resolves to the sorted answer, never rejects (except
+   * for an unreadable API key file). */
+  async call(method: string, path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<Answer> {
+    const key = await this.key();
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error(`no answer within ${timeoutMs} ms`)), Math.max(timeoutMs, 1));
+    const onAbort = (): void => abort.abort(signal?.reason);
+    signal?.addEventListener("abort", onAbort);
+    if (signal?.aborted) onAbort();
+    const headers: Record<string, string> = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (key) headers.Authorization = `Bearer ${key}`;
+    try {
+      const res = await fetch(this.url + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: abort.signal,
+      });
+      const raw = await res.text();
+      return classify(res.status, res.headers.get("content-type") ?? "", raw);
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const reason = abort.signal.aborted
+        ? String((abort.signal.reason as Error | undefined)?.message ?? "aborted")
+        : cause?.message ?? String((err as Error).message ?? err);
+      return {
+        kind: "transient",
+        status: 0,
+        code: "",
+        text: reason,
+        unsent: cause?.code === "ECONNREFUSED" || cause?.code === "ENOTFOUND",
+      };
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Takes the lock. Rejects with NotAcquiredError when it was still held
+   * after `waitMs`, UnavailableError when the service could not answer,
+   * another LockServiceError when refused. */
+  async acquire(name: string, options: AcquireOptions = {}): Promise<Lock> {
+    checkName(name);
+    const ttlMs = options.ttlMs ?? 30_000;
+    const waitMs = options.waitMs ?? 0;
+    if (!Number.isInteger(ttlMs) || ttlMs < MIN_TTL_MS) {
+      throw new TypeError(`ttlMs must be an integer of at least ${MIN_TTL_MS} (renewals go out every ttl/3)`);
+    }
+    if (!Number.isInteger(waitMs) || waitMs < 0) throw new TypeError("waitMs must be an integer >= 0");
+    const proc = (globalThis as { process?: { pid?: number } }).process;
+    const owner = options.owner ?? (proc?.pid !== undefined ? `node pid ${proc.pid}` : "node");
+    const request: AcquireRequest = { ttl_ms: ttlMs, wait_ms: waitMs, owner };
+    const sent = now();
+    const a = await this.call("POST", `/v1/locks/${name}/acquire`, request, waitMs + ANSWER_SLACK_MS, options.signal);
+    const lease = a.body as Partial<Lease> | undefined;
+    if (
+      a.kind !== "ok" ||
+      typeof lease?.token !== "string" ||
+      typeof lease.fence !== "number" ||
+      typeof lease.ttl_ms !== "number"
+    ) {
+      if (a.kind === "ok") {
+        a.kind = "transient";
+        a.text = "an answer without a lease";
+      }
+      throw toError(`acquire ${JSON.stringify(name)}`, a);
+    }
+    return new Lock(this, lease as Lease, sent, options.onLost);
+  }
+
+  /** Acquires name, runs fn, releases. Resolves to fn's result; rejects
+   * with fn's error, the acquire's, or the LeaseLostError if the lease was
+   * lost while fn ran. */
+  async withLock<T>(
+    name: string,
+    options: AcquireOptions,
+    fn: (lock: Lock, signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const lock = await this.acquire(name, options);
+    let result: T;
+    try {
+      result = await fn(lock, lock.signal);
+    } finally {
+      await lock.release();
+    }
+    lock.throwIfLost();
+    return result;
+  }
+
+  /** The lock's state (never a token). */
+  async status(name: string): Promise<LockStatus> {
+    checkName(name);
+    const a = await this.call("GET", `/v1/locks/${name}`, undefined, this.timeoutMs);
+    if (a.kind !== "ok") throw toError(`status ${JSON.stringify(name)}`, a);
+    return a.body as unknown as LockStatus;
+  }
+}
+
+/* -------------------------------------------------------------------- lock */
+
+const asyncDispose: typeof Symbol.asyncDispose =
+  (Symbol as { asyncDispose?: typeof Symbol.asyncDispose }).asyncDispose ??
+  (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
+
+/** A held lease, renewed in the background until `release()`. */
+export class Lock {
+  readonly name: string;
+  readonly token: string;
+  readonly fence: number;
+  readonly owner: string;
+  /** Aborts when the lease is lost; its reason is the LeaseLostError. */
+  readonly signal: AbortSignal;
+  /** Why the lease was lost, once it is. */
+  lostError?: LeaseLostError;
+
+  private readonly client: LockClient;
+  private readonly onLost?: (lock: Lock, error: LeaseLostError) => void;
+  private readonly lostController = new AbortController();
+  private ttl: number;
+  private basis: number; // when the request that set the TTL was sent
+  private renewTimer?: ReturnType<typeof setTimeout>;
+  private deadlineTimer?: ReturnType<typeof setTimeout>;
+  private inflight?: AbortController;
+  private backoff = FIRST_BACKOFF_MS;
+  private failures = 0;
+  private stopped = false;
+  private releasing?: Promise<ReleaseResult>;
+
+  /** @internal Use LockClient.acquire. */
+  constructor(client: LockClient, lease: Lease, sent: number, onLost?: (lock: Lock, error: LeaseLostError) => void) {
+    this.client = client;
+    this.name = lease.name;
+    this.token = lease.token;
+    this.fence = lease.fence;
+    this.owner = lease.owner;
+    this.ttl = lease.ttl_ms;
+    this.onLost = onLost;
+    this.signal = this.lostController.signal;
+    const t = now();
+    if (t - sent <= this.ttl / 10) {
+      this.basis = sent;
+      this.armDeadline();
+      this.scheduleRenewal(sent + this.ttl / 3);
+    } else {
+      // It waited: the grant came at some moment of the wait. Renew at
+      // once, which pins the TTL to a known start.
+      this.basis = t;
+      this.armDeadline();
+      this.scheduleRenewal(t);
+    }
+  }
+
+  /** True once the lease is lost. */
+  get lost(): boolean {
+    return this.lostError !== undefined;
+  }
+
+  /** The TTL as last granted, in milliseconds. */
+  get ttlMs(): number {
+    return this.ttl;
+  }
+
+  /** Throws the LeaseLostError once the lease is lost. */
+  throwIfLost(): void {
+    if (this.lostError) throw this.lostError;
+  }
+
+  private deadline(): number {
+    return this.basis + this.ttl - this.ttl / 10;
+  }
+
+  private armDeadline(): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(
+      () =>
+        this.lose(`no renewal succeeded in time (${this.failures} attempts failed; the TTL is ${this.ttl} ms)`),
+      Math.max(this.deadline() - now(), 0),
+    );
+  }
+
+  private scheduleRenewal(at: number): void {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => void this.renew(), Math.max(at - now(), 0));
+  }
+
+  private async renew(): Promise<void> {
+    if (this.stopped || this.lost) return;
+    const sent = now();
+    const timeout = Math.min(Math.max(this.ttl / 3, 1000), this.deadline() - sent);
+    this.inflight = new AbortController();
+    const a = await this.client.call(
+      "POST",
+      `/v1/locks/${this.name}/renew`,
+      { token: this.token },
+      timeout,
+      this.inflight.signal,
+    );
+    this.inflight = undefined;
+    if (this.stopped || this.lost) return;
+    const ttl = a.body?.ttl_ms;
+    if (a.kind === "ok" && typeof ttl === "number" && ttl > 0) {
+      if (this.failures > 0) {
+        this.client.log(`lockservice: renewed ${JSON.stringify(this.name)} after ${this.failures} failed attempts`);
+      }
+      this.ttl = ttl;
+      this.basis = sent;
+      this.backoff = FIRST_BACKOFF_MS;
+      this.failures = 0;
+      this.armDeadline();
+      this.scheduleRenewal(sent + this.ttl / 3);
+      return;
+    }
+    if (a.kind === "problem") {
+      this.lose(`the renewal was refused (${a.text})`);
+      return;
+    }
+    this.failures++;
+    const delay = this.backoff * (0.75 + Math.random() / 2);
+    this.backoff = Math.min(this.backoff * 2, Math.max(this.ttl / 10, FIRST_BACKOFF_MS));
+    this.client.log(
+      `lockservice: renewing ${JSON.stringify(this.name)} failed (${a.text || "no answer"}); trying again in ` +
+        `${Math.round(delay)} ms (${Math.round(this.deadline() - now())} ms before the lease counts as lost)`,
+    );
+    this.scheduleRenewal(now() + delay);
+  }
+
+  private lose(reason: string): void {
+    if (this.lost || this.stopped) return;
+    const err = new LeaseLostError(
+      `lease on ${JSON.stringify(this.name)} lost: ${reason}`,
+      0,
+      "lease_lost",
+      reason,
+    );
+    this.lostError = err;
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.deadlineTimer);
+    this.inflight?.abort(err);
+    this.lostController.abort(err);
+    this.client.log(`lockservice: ${err.message}; stop working under it`);
+    try {
+      this.onLost?.(this, err);
+    } catch (cbErr) {
+      this.client.log(`lockservice: onLost of ${JSON.stringify(this.name)} threw: ${String(cbErr)}`);
+    }
+  }
+
+  /** Stops renewing and releases the lease; transient failures are
+   * retried for up to 10 s within the lease's life. Never rejects; a
+   * second call resolves to the first one's result. */
+  release(): Promise<ReleaseResult> {
+    if (!this.releasing) {
+      this.stopped = true;
+      clearTimeout(this.renewTimer);
+      clearTimeout(this.deadlineTimer);
+      this.inflight?.abort(new Error("released"));
+      this.releasing = this.doRelease().catch((err: unknown) => ({
+        released: false,
+        code: "unavailable",
+        detail: String(err),
+      }));
+    }
+    return this.releasing;
+  }
+
+  private async doRelease(): Promise<ReleaseResult> {
+    const until = Math.min(this.deadline(), now() + RELEASE_BUDGET_MS);
+    let backoff = FIRST_BACKOFF_MS;
+    let uncertain = false;
+    for (;;) {
+      const timeout = Math.max(Math.min(until - now(), 5000), 500);
+      const a = await this.client.call("POST", `/v1/locks/${this.name}/release`, { token: this.token }, timeout);
+      if (a.kind === "ok") {
+        return { released: true, count: (a.body as unknown as Released).count };
+      }
+      if (a.kind === "problem") {
+        if (a.code === "not_held" && uncertain) return { released: true, count: 0 };
+        return { released: false, code: a.code, detail: String(a.body?.detail ?? a.text) };
+      }
+      if (now() + backoff >= until) return { released: false, code: "unavailable", detail: a.text };
+      uncertain = uncertain || !a.unsent;
+      await sleep(backoff);
+      backoff *= 2;
+    }
+  }
+
+  /** `await using lock = await client.acquire(...)`: releases at the end
+   * of the scope (never throws). */
+  async [asyncDispose](): Promise<void> {
+    const result = await this.release();
+    if (!result.released) {
+      this.client.log(`lockservice: release of ${JSON.stringify(this.name)}: ${result.code} (${result.detail ?? ""})`);
+    }
+  }
+}

@@ -1,0 +1,355 @@
+/* semaphores.c -- /v1/semaphores/{name}: acquire, renew, release, status,
+ * force release. */
+#include "handlers.h"
+
+#include "log.h"
+#include "metrics.h"
+#include "request.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *lease_json(const char *name, const struct lock_call *c)
+{
+    const struct lease *l = &c->reply.lease;
+    json_t *body =
+        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "name", name, "token",
+                  c->token, "fence", (json_int_t)l->fence, "ttl_ms",
+                  (json_int_t)l->ttl_ms, "permits", (json_int_t)l->permits,
+                  "limit", (json_int_t)c->reply.limit, "owner", l->owner);
+
+    if (body != NULL && c->reply.replayed)
+        json_object_set_new(body, "replayed", json_true());
+    return body;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* The reply for a semaphore call that did not succeed: 409 no_permits
+ * (with retry_after_ms and Retry-After), limit_mismatch or not_held; the
+ * refusals to wait and Redis failures as for locks. */
+static void reply_semaphore_failure(struct request *req,
+                                    const struct lock_call *c)
+{
+    int64_t retry = c->reply.pttl_ms;
+
+    if (c->refusal != LOCK_REFUSAL_NONE) {
+        reply_lock_failure(req, c);
+        return;
+    }
+    switch (c->reply.outcome) {
+    case LOCK_HELD:
+    case LOCK_QUEUED:
+    case LOCK_WAIT_OVER:
+    case LOCK_HANDED_ON:
+        reply_problem_ex(
+            req, PROBLEM_NO_PERMITS,
+            json_pack("{s:I}", "retry_after_ms", (json_int_t)retry),
+            retry > 0 ? ceil_div(retry, 1000) : 1,
+            "semaphore '%s' has fewer than %" PRId64 " of %" PRId64
+            " permits free; waited %" PRId64 " ms",
+            req->param, c->permits, c->limit, c->wait_ms);
+        return;
+    case LOCK_LIMIT_MISMATCH:
+        reply_problem(req, PROBLEM_LIMIT_MISMATCH,
+                      "semaphore '%s' is held with limit %" PRId64
+                      ", not %" PRId64,
+                      req->param, c->reply.limit, c->limit);
+        return;
+    case LOCK_NOT_HELD:
+    case LOCK_NOT_OWNER:
+    case LOCK_FREE:
+        reply_problem(req, PROBLEM_NOT_HELD,
+                      "the token holds no permits of semaphore '%s': "
+                      "released, expired or force-released",
+                      req->param);
+        return;
+    case LOCK_REQUEST_ENDED:
+        reply_problem(req, PROBLEM_NOT_HELD,
+                      "the lease request_id '%s' got on semaphore '%s' has "
+                      "ended",
+                      c->request_id, req->param);
+        return;
+    case LOCK_OK:
+    case LOCK_HOLD_LIMIT:
+    case LOCK_RESERVED:
+    case LOCK_DELAYED:
+    case LOCK_UNAVAILABLE:
+        break;
+    }
+    reply_lock_failure(req, c);
+}
+
+/* A granted acquire whose answer never reached its client (it hung up, or
+ * the service stopped): nobody knows the token, so its permits come back
+ * at once rather than when its TTL runs out. */
+static void forget_release(struct lock_call *c)
+{
+    free(c);
+}
+
+static void release_unanswered(struct request *req)
+{
+    struct lock_call *rel = calloc(1, sizeof *rel);
+
+    if (rel == NULL)
+        return; /* the lease ends with its TTL */
+    rel->kind = &lock_kind_semaphore;
+    memcpy(rel->name, req->lock.name, sizeof rel->name);
+    memcpy(rel->token, req->lock.token, sizeof rel->token);
+    rel->done = forget_release;
+    lock_call_release(rel);
+}
+
+static void acquired(struct request *req)
+{
+    struct lock_call *c = &req->lock;
+
+    if (c->reply.outcome == LOCK_OK && c->refusal == LOCK_REFUSAL_NONE) {
+        if (!c->reply.replayed)
+            req->undo = release_unanswered;
+        reply_json(req, 200, lease_json(req->param, c));
+        return;
+    }
+    reply_semaphore_failure(req, c);
+}
+
+/* Reads request_id: 1 to REQUEST_ID_MAX characters of the name alphabet,
+ * into out ("" when absent). Returns 0, or -1 with *p filled. */
+static int field_request_id(json_t *obj, char *out, struct field_problem *p)
+{
+    const char *rid;
+
+    if (field_string(obj, "request_id", false, REQUEST_ID_MAX, &rid, p) < 0)
+        return -1;
+    if (rid == NULL) {
+        out[0] = '\0';
+        return 0;
+    }
+    if (!lock_name_valid(rid, strlen(rid)) || strlen(rid) > REQUEST_ID_MAX) {
+        p->error = FIELD_INVALID_FIELD;
+        snprintf(p->detail, sizeof p->detail,
+                 "request_id must be 1 to %d characters of A-Z a-z 0-9 . _ "
+                 ": -",
+                 REQUEST_ID_MAX);
+        return -1;
+    }
+    memcpy(out, rid, strlen(rid) + 1);
+    return 0;
+}
+
+/* Reads limit, required, in 1..max. Returns 0, or -1 with *p filled. */
+static int field_limit(json_t *obj, int64_t max, int64_t *out,
+                       struct field_problem *p)
+{
+    if (json_object_get(obj, "limit") == NULL) {
+        p->error = FIELD_INVALID_FIELD;
+        snprintf(p->detail, sizeof p->detail,
+                 "limit is required (an integer in 1..%" PRId64 ")", max);
+        return -1;
+    }
+    return field_int(obj, "limit", 0, 1, max, out, p);
+}
+
+void handle_semaphore_acquire(struct request *req)
+{
+    static const char *const fields[] = {
+        "limit", "permits", "ttl_ms", "wait_ms", "owner", "request_id", NULL};
+    const struct config *cfg = req->cfg;
+    struct field_problem prob;
+    const char *owner;
+    int64_t limit, permits, ttl_ms, wait_ms;
+    char rid[REQUEST_ID_MAX + 1];
+    struct lock_call *c;
+
+    if (fields_known(req->json, fields, &prob) < 0 ||
+        field_limit(req->json, cfg->max_permits, &limit, &prob) < 0 ||
+        field_int(req->json, "permits", 1, 1, limit, &permits, &prob) < 0 ||
+        field_int(req->json, "ttl_ms", 30000, 1, cfg->max_ttl_ms, &ttl_ms,
+                  &prob) < 0 ||
+        field_int(req->json, "wait_ms", 0, 0, cfg->max_wait_ms, &wait_ms,
+                  &prob) < 0 ||
+        field_string(req->json, "owner", false, OWNER_MAX, &owner, &prob) < 0 ||
+        field_request_id(req->json, rid, &prob) < 0) {
+        reply_field_problem(req, &prob);
+        return;
+    }
+    c = request_lock_call(req, &lock_kind_semaphore, req->name);
+    c->limit = limit;
+    c->permits = permits;
+    c->ttl_ms = ttl_ms;
+    c->wait_ms = wait_ms;
+    memcpy(c->request_id, rid, sizeof rid);
+    c->owner = owner; /* borrowed from req->json, which outlives the call */
+    request_suspend(req, acquired);
+    lock_call_acquire(c);
+}
+
+static void renewed(struct request *req)
+{
+    struct lock_call *c = &req->lock;
+
+    if (c->reply.outcome != LOCK_OK) {
+        reply_semaphore_failure(req, c);
+        return;
+    }
+    reply_json(req, 200, lease_json(req->param, c));
+}
+
+void handle_semaphore_renew(struct request *req)
+{
+    static const char *const fields[] = {"token", "ttl_ms", NULL};
+    struct field_problem prob;
+    const char *token;
+    int64_t ttl_ms;
+    struct lock_call *c;
+
+    if (fields_known(req->json, fields, &prob) < 0 ||
+        field_token(req->json, "token", true, &token, &prob) < 0 ||
+        field_int(req->json, "ttl_ms", 0, 1, req->cfg->max_ttl_ms, &ttl_ms,
+                  &prob) < 0) {
+        reply_field_problem(req, &prob);
+        return;
+    }
+    c = request_lock_call(req, &lock_kind_semaphore, req->name);
+    memcpy(c->token, token, TOKEN_HEX_LEN + 1);
+    c->ttl_ms = ttl_ms;
+    request_suspend(req, renewed);
+    lock_call_renew(c);
+}
+
+static void released(struct request *req)
+{
+    struct lock_call *c = &req->lock;
+
+    if (c->reply.outcome != LOCK_OK) {
+        reply_semaphore_failure(req, c);
+        return;
+    }
+    reply_json(req, 200,
+               json_pack("{s:s, s:b, s:I}", "name", req->param, "released", 1,
+                         "permits", (json_int_t)c->reply.lease.permits));
+}
+
+void handle_semaphore_release(struct request *req)
+{
+    static const char *const fields[] = {"token", "request_id", NULL};
+    struct field_problem prob;
+    const char *token;
+    char rid[REQUEST_ID_MAX + 1];
+    struct lock_call *c;
+
+    if (fields_known(req->json, fields, &prob) < 0 ||
+        field_token(req->json, "token", true, &token, &prob) < 0 ||
+        field_request_id(req->json, rid, &prob) < 0) {
+        reply_field_problem(req, &prob);
+        return;
+    }
+    c = request_lock_call(req, &lock_kind_semaphore, req->name);
+    memcpy(c->token, token, TOKEN_HEX_LEN + 1);
+    memcpy(c->request_id, rid, sizeof rid);
+    request_suspend(req, released);
+    lock_call_release(c);
+}
+
+/* The status body: the limit in force and the permits used, every holder
+ * (up to LOCK_LIST_MAX, soonest expiry first) and the queue in order.
+ * Never a token. */
+static json_t *status_json(const char *name, const struct lock_reply *r)
+{
+    json_t *body, *holders, *queue;
+
+    body = json_pack("{s:s, s:I, s:I}", "name", name, "limit",
+                     (json_int_t)r->limit, "used", (json_int_t)r->used);
+    holders = json_array();
+    queue = json_array();
+    if (body == NULL || holders == NULL || queue == NULL) {
+        json_decref(body);
+        json_decref(holders);
+        json_decref(queue);
+        return NULL;
+    }
+    for (size_t i = 0; i < r->nholders; i++) {
+        const struct lock_holder *h = &r->holders[i];
+        json_array_append_new(holders,
+                              json_pack("{s:s, s:I, s:I, s:I, s:I}", "owner",
+                                        h->owner, "fence", (json_int_t)h->fence,
+                                        "ttl_ms", (json_int_t)h->ttl_ms,
+                                        "permits", (json_int_t)h->permits,
+                                        "held_ms", (json_int_t)h->held_ms));
+    }
+    for (size_t i = 0; i < r->queued; i++)
+        json_array_append_new(
+            queue, json_pack("{s:s, s:s, s:I, s:I}", "owner", r->queue[i].owner,
+                             "mode", "semaphore", "permits",
+                             (json_int_t)r->queue[i].permits, "waited_ms",
+                             (json_int_t)r->queue[i].waited_ms));
+    json_object_set_new(body, "holders", holders);
+    json_object_set_new(body, "holder_count", json_integer(r->holder_count));
+    json_object_set_new(body, "waiting", json_integer(r->waiting));
+    json_object_set_new(body, "queue", queue);
+    return body;
+}
+
+static void status_read(struct request *req)
+{
+    const struct lock_call *c = &req->lock;
+
+    if (c->reply.outcome == LOCK_UNAVAILABLE) {
+        reply_backend_error(req, &c->err);
+        return;
+    }
+    reply_json(req, 200, status_json(req->param, &c->reply));
+}
+
+void handle_semaphore_status(struct request *req)
+{
+    struct lock_call *c =
+        request_lock_call(req, &lock_kind_semaphore, req->name);
+
+    request_suspend(req, status_read);
+    lock_call_status(c);
+}
+
+/* The audit lines of a force release: one with the name, the API key and
+ * how many leases ended, then one per lease it names (an owner may take
+ * 512 bytes, a log line at most 1 KiB). */
+static void forced(struct request *req)
+{
+    const struct lock_call *c = &req->lock;
+    const char *key = req->key.name[0] ? req->key.name : "-";
+
+    if (c->reply.outcome != LOCK_OK) {
+        reply_backend_error(req, &c->err);
+        return;
+    }
+    metrics_force_release();
+    log_warn("audit: force release of semaphore '%s' (key %s): %" PRId64
+             " holder%s%s",
+             req->name, key, c->reply.forced, c->reply.forced == 1 ? "" : "s",
+             (int64_t)c->reply.nholders < c->reply.forced
+                 ? " (the first ones named below)"
+                 : "");
+    for (size_t i = 0; i < c->reply.nholders; i++)
+        log_warn("audit: force release of semaphore '%s' (key %s) ended "
+                 "holder owner '%s' fence %" PRId64,
+                 req->name, key, c->reply.holders[i].owner,
+                 c->reply.holders[i].fence);
+    reply_json(req, 200,
+               json_pack("{s:s, s:b, s:I}", "name", req->param, "released", 1,
+                         "holders", (json_int_t)c->reply.forced));
+}
+
+void handle_semaphore_force_release(struct request *req)
+{
+    struct lock_call *c =
+        request_lock_call(req, &lock_kind_semaphore, req->name);
+
+    request_suspend(req, forced);
+    lock_call_force(c);
+}
