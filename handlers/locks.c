@@ -113,20 +113,26 @@ static void release_unanswered(struct request *req)
     lock_call_release(rel);
 }
 
+bool grant_answerable(struct request *req)
+{
+    const struct lock_call *c = &req->lock;
+
+    /* With a request_id the client may come back for this lease: it
+     * stays. Without one, a lease nobody can know of goes at once. */
+    if (c->reply.replayed || c->request_id[0] != '\0')
+        return true;
+    req->undo = release_unanswered;
+    return !request_client_gone(req); /* gone: undo runs at the end */
+}
+
 static void acquired(struct request *req)
 {
     struct lock_call *c = &req->lock;
 
     if (c->reply.outcome == LOCK_OK && c->refusal == LOCK_REFUSAL_NONE) {
         metrics_acquire(ACQUIRE_GRANTED);
-        /* With a request_id the client may come back for this lease: it
-         * stays. Without one, a lease nobody can know of goes at once. */
-        if (!c->reply.replayed && c->request_id[0] == '\0') {
-            req->undo = release_unanswered;
-            if (request_client_gone(req))
-                return; /* nobody to answer: undo runs at the end */
-        }
-        reply_json(req, 200, lease_json(req->param, c));
+        if (grant_answerable(req))
+            reply_json(req, 200, lease_json(req->param, c));
         return;
     }
     if (c->reply.outcome == LOCK_HELD)
@@ -134,9 +140,7 @@ static void acquired(struct request *req)
     reply_lock_failure(req, c);
 }
 
-/* Reads request_id: 1 to REQUEST_ID_MAX characters of the name alphabet.
- * Returns 0, or -1 with *prob filled. */
-static int field_request_id(json_t *obj, char *out, struct field_problem *p)
+int field_request_id(json_t *obj, char *out, struct field_problem *p)
 {
     const char *rid;
 

@@ -85,62 +85,16 @@ static void reply_semaphore_failure(struct request *req,
     reply_lock_failure(req, c);
 }
 
-/* A granted acquire whose answer never reached its client (it hung up, or
- * the service stopped): nobody knows the token, so its permits come back
- * at once rather than when its TTL runs out. */
-static void forget_release(struct lock_call *c)
-{
-    free(c);
-}
-
-static void release_unanswered(struct request *req)
-{
-    struct lock_call *rel = calloc(1, sizeof *rel);
-
-    if (rel == NULL)
-        return; /* the lease ends with its TTL */
-    rel->kind = &lock_kind_semaphore;
-    memcpy(rel->name, req->lock.name, sizeof rel->name);
-    memcpy(rel->token, req->lock.token, sizeof rel->token);
-    rel->done = forget_release;
-    lock_call_release(rel);
-}
-
 static void acquired(struct request *req)
 {
     struct lock_call *c = &req->lock;
 
     if (c->reply.outcome == LOCK_OK && c->refusal == LOCK_REFUSAL_NONE) {
-        if (!c->reply.replayed)
-            req->undo = release_unanswered;
-        reply_json(req, 200, lease_json(req->param, c));
+        if (grant_answerable(req))
+            reply_json(req, 200, lease_json(req->param, c));
         return;
     }
     reply_semaphore_failure(req, c);
-}
-
-/* Reads request_id: 1 to REQUEST_ID_MAX characters of the name alphabet,
- * into out ("" when absent). Returns 0, or -1 with *p filled. */
-static int field_request_id(json_t *obj, char *out, struct field_problem *p)
-{
-    const char *rid;
-
-    if (field_string(obj, "request_id", false, REQUEST_ID_MAX, &rid, p) < 0)
-        return -1;
-    if (rid == NULL) {
-        out[0] = '\0';
-        return 0;
-    }
-    if (!lock_name_valid(rid, strlen(rid)) || strlen(rid) > REQUEST_ID_MAX) {
-        p->error = FIELD_INVALID_FIELD;
-        snprintf(p->detail, sizeof p->detail,
-                 "request_id must be 1 to %d characters of A-Z a-z 0-9 . _ "
-                 ": -",
-                 REQUEST_ID_MAX);
-        return -1;
-    }
-    memcpy(out, rid, strlen(rid) + 1);
-    return 0;
 }
 
 /* Reads limit, required, in 1..max. Returns 0, or -1 with *p filled. */

@@ -691,6 +691,7 @@ static void print_version(FILE *out)
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug",
                                               NULL};
+static const char *const log_format_names[] = {"text", "json", NULL};
 
 const struct config_row config_rows[] = {
     CUSTOM_ROW("--listen", "LOCKSERVICE_LISTEN", "HOST:PORT", parse_listen,
@@ -774,6 +775,14 @@ const struct config_row config_rows[] = {
      .names = log_level_names,
      .def = "info",
      .help = "what to log; info adds one line per request"},
+    {.flag = "--log-format",
+     .env = "LOCKSERVICE_LOG_FORMAT",
+     .arg = "FORMAT",
+     .type = CONFIG_ENUM,
+     MEMBER(log_format),
+     .names = log_format_names,
+     .def = "text",
+     .help = "text (key=value) or json (one object per line)"},
     BOOL_ROW("--healthcheck", NULL, healthcheck,
              "probe GET /healthz on --listen and exit 0 if it answers 200, "
              "else 1"),

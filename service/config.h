@@ -36,6 +36,8 @@
 #define CONFIG_WARNING_LEN 160
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+/* --log-format: key=value text lines, or one JSON object per line. */
+enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
 
 /* A parsed Redis URL: redis://[[user]:password@]host[:port][/db] or
  * unix:///path[?db=N&password=P]. user, password and the query values are
@@ -94,6 +96,7 @@ struct config {
     int64_t shutdown_timeout_ms;
     bool demo;
     enum log_level log_level;
+    enum log_format log_format;
     char api_keys_file[CONFIG_PATH_MAX];
     struct api_key api_keys[API_KEYS_MAX];
     size_t api_key_count;

@@ -4,11 +4,15 @@
 
 #include "http/http.h"
 #include "http/listener.h"
+#include "version.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ROUTES_MAX 32
 static const char *const methods[] = {"GET", "HEAD",   "POST",
@@ -22,15 +26,29 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                  5,      10,    30,     60};
 #define BUCKETS (sizeof buckets / sizeof buckets[0])
 
+/* Redis commands take well under a millisecond when all is well. */
+static const double redis_buckets[] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+#define REDIS_BUCKETS (sizeof redis_buckets / sizeof redis_buckets[0])
+static const char *const redis_error_reasons[] = {"unreachable", "timeout",
+                                                  "oom", "error_reply"};
+#define REDIS_REASONS                                                          \
+    (sizeof redis_error_reasons / sizeof redis_error_reasons[0])
+
 /* Row ROUTES_MAX counts requests that matched no route. */
 static atomic_ulong requests[ROUTES_MAX + 1][METHODS][STATUSES];
-/* Per bucket, not cumulative (one add per request); [BUCKETS] is +Inf.
- * metrics_render sums them up. */
-static atomic_ulong latency_buckets[BUCKETS + 1];
-static atomic_ulong latency_sum_us;
+/* Per route row and bucket, not cumulative (one add per request);
+ * [BUCKETS] is +Inf. metrics_render sums them up, and sums the rows that
+ * share a path (GET and POST of one route template). */
+static atomic_ulong latency_buckets[ROUTES_MAX + 1][BUCKETS + 1];
+static atomic_ulong latency_sum_us[ROUTES_MAX + 1];
+static atomic_ulong redis_latency_buckets[REDIS_BUCKETS + 1];
+static atomic_ulong redis_latency_sum_ns;
 static atomic_ulong acquires[3];
 static atomic_long waiters;
-static atomic_ulong redis_errors;
+static atomic_ulong redis_errors[REDIS_REASONS];
+static atomic_int redis_up;
 static atomic_int eviction_unsafe;
 static atomic_ulong force_releases;
 
@@ -66,8 +84,8 @@ void metrics_request(int route_index, const char *method, unsigned status,
         memory_order_relaxed);
     for (b = 0; b < BUCKETS && secs > buckets[b]; b++)
         ;
-    atomic_fetch_add_explicit(&latency_buckets[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&latency_sum_us, duration_ns / 1000,
+    atomic_fetch_add_explicit(&latency_buckets[r][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&latency_sum_us[r], duration_ns / 1000,
                               memory_order_relaxed);
 }
 
@@ -91,9 +109,236 @@ void metrics_force_release(void)
     atomic_fetch_add_explicit(&force_releases, 1, memory_order_relaxed);
 }
 
-void metrics_redis_error(void)
+void metrics_redis_error(enum redis_error_reason reason)
 {
-    atomic_fetch_add_explicit(&redis_errors, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&redis_errors[reason], 1, memory_order_relaxed);
+}
+
+void metrics_redis_command(uint64_t duration_ns)
+{
+    double secs = (double)duration_ns / 1e9;
+    size_t b;
+
+    for (b = 0; b < REDIS_BUCKETS && secs > redis_buckets[b]; b++)
+        ;
+    atomic_fetch_add_explicit(&redis_latency_buckets[b], 1,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&redis_latency_sum_ns, duration_ns,
+                              memory_order_relaxed);
+}
+
+void metrics_set_redis_up(bool up)
+{
+    atomic_store(&redis_up, up ? 1 : 0);
+}
+
+/* The route template of counter row r, NULL for a row no route has. */
+static const char *route_label(size_t r)
+{
+    if (r == ROUTES_MAX)
+        return "none";
+    return r < route_count ? routes[r].pattern : NULL;
+}
+
+/* The request duration histogram, one per route template: rows sharing a
+ * template are summed into the first of them. */
+static void render_request_durations(FILE *f)
+{
+    fputs("# HELP lockservice_http_request_duration_seconds Time from the "
+          "request's headers to its answer, by route template.\n"
+          "# TYPE lockservice_http_request_duration_seconds histogram\n",
+          f);
+    for (size_t r = 0; r <= ROUTES_MAX; r++) {
+        const char *route = route_label(r);
+        unsigned long counts[BUCKETS + 1] = {0}, sum_us = 0, below = 0;
+        bool first = true;
+
+        if (route == NULL)
+            continue;
+        for (size_t q = 0; q < r && first; q++)
+            first =
+                route_label(q) == NULL || strcmp(route_label(q), route) != 0;
+        if (!first)
+            continue;
+        for (size_t q = r; q <= ROUTES_MAX; q++) {
+            if (route_label(q) == NULL || strcmp(route_label(q), route) != 0)
+                continue;
+            for (size_t b = 0; b <= BUCKETS; b++)
+                counts[b] += atomic_load(&latency_buckets[q][b]);
+            sum_us += atomic_load(&latency_sum_us[q]);
+        }
+        for (size_t b = 0; b <= BUCKETS; b++) {
+            char le[32];
+            below += counts[b];
+            if (b < BUCKETS)
+                snprintf(le, sizeof le, "%g", buckets[b]);
+            else
+                snprintf(le, sizeof le, "+Inf");
+            fprintf(f,
+                    "lockservice_http_request_duration_seconds_bucket{route="
+                    "\"%s\",le=\"%s\"} %lu\n",
+                    route, le, below);
+        }
+        fprintf(f,
+                "lockservice_http_request_duration_seconds_sum{route=\"%s\"} "
+                "%.6f\n"
+                "lockservice_http_request_duration_seconds_count{route=\"%s\"} "
+                "%lu\n",
+                route, (double)sum_us / 1e6, route, below);
+    }
+}
+
+static void render_redis(FILE *f)
+{
+    unsigned long below = 0;
+    size_t b;
+
+    fprintf(f,
+            "# HELP lockservice_redis_up 1 while the instance's first Redis "
+            "command connection is up.\n"
+            "# TYPE lockservice_redis_up gauge\n"
+            "lockservice_redis_up %d\n"
+            "# HELP lockservice_redis_errors_total Failed Redis calls by "
+            "reason.\n"
+            "# TYPE lockservice_redis_errors_total counter\n",
+            atomic_load(&redis_up));
+    for (b = 0; b < REDIS_REASONS; b++)
+        fprintf(f, "lockservice_redis_errors_total{reason=\"%s\"} %lu\n",
+                redis_error_reasons[b], atomic_load(&redis_errors[b]));
+    fputs("# HELP lockservice_redis_command_duration_seconds Time from "
+          "sending a Redis command to its answer.\n"
+          "# TYPE lockservice_redis_command_duration_seconds histogram\n",
+          f);
+    for (b = 0; b < REDIS_BUCKETS; b++) {
+        below += atomic_load(&redis_latency_buckets[b]);
+        fprintf(f,
+                "lockservice_redis_command_duration_seconds_bucket{le=\"%g\"} "
+                "%lu\n",
+                redis_buckets[b], below);
+    }
+    below += atomic_load(&redis_latency_buckets[REDIS_BUCKETS]);
+    fprintf(f,
+            "lockservice_redis_command_duration_seconds_bucket{le=\"+Inf\"} "
+            "%lu\n"
+            "lockservice_redis_command_duration_seconds_sum %.9f\n"
+            "lockservice_redis_command_duration_seconds_count %lu\n",
+            below, (double)atomic_load(&redis_latency_sum_ns) / 1e9, below);
+}
+
+/* Field n (1-based, as proc(5) numbers them) of /proc/self/stat, or -1. */
+static double proc_stat_field(const char *stat, int n)
+{
+    const char *p = strrchr(stat, ')');
+    char *end;
+    double v;
+
+    if (p == NULL)
+        return -1;
+    p++; /* field 3 on: space-separated */
+    for (int i = 3; i < n && p != NULL; i++)
+        p = strchr(p + 1, ' ');
+    if (p == NULL)
+        return -1;
+    errno = 0;
+    v = strtod(p + 1, &end);
+    return errno != 0 || end == p + 1 ? -1 : v;
+}
+
+/* The whole of a small /proc file into buf, NUL-terminated; false if not. */
+static bool read_proc(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    if (f == NULL)
+        return false;
+    n = fread(buf, 1, len - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return n > 0;
+}
+
+/* Seconds since the epoch the system booted at (/proc/stat btime), or -1. */
+static double boot_time(void)
+{
+    static char text[16384];
+    static double btime = -2;
+    const char *p;
+    char *end;
+
+    if (btime != -2)
+        return btime;
+    btime = -1;
+    if (!read_proc("/proc/stat", text, sizeof text))
+        return btime;
+    p = strstr(text, "\nbtime ");
+    if (p != NULL) {
+        double v = strtod(p + 7, &end);
+        if (end != p + 7)
+            btime = v;
+    }
+    return btime;
+}
+
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    long n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+/* The standard process_* metrics, from /proc/self; left out when /proc
+ * cannot be read. */
+static void render_process(FILE *f)
+{
+    char stat[1024];
+    double ticks = (double)sysconf(_SC_CLK_TCK);
+    double page = (double)sysconf(_SC_PAGESIZE);
+    double utime, stime, start, rss, btime;
+    long fds = open_fds();
+
+    if (fds >= 0)
+        fprintf(f,
+                "# HELP process_open_fds Number of open file descriptors.\n"
+                "# TYPE process_open_fds gauge\n"
+                "process_open_fds %ld\n",
+                fds);
+    if (!read_proc("/proc/self/stat", stat, sizeof stat) || ticks <= 0)
+        return;
+    utime = proc_stat_field(stat, 14);
+    stime = proc_stat_field(stat, 15);
+    start = proc_stat_field(stat, 22);
+    rss = proc_stat_field(stat, 24);
+    btime = boot_time();
+    if (utime >= 0 && stime >= 0)
+        fprintf(f,
+                "# HELP process_cpu_seconds_total Total user and system CPU "
+                "time spent in seconds.\n"
+                "# TYPE process_cpu_seconds_total counter\n"
+                "process_cpu_seconds_total %.2f\n",
+                (utime + stime) / ticks);
+    if (rss >= 0)
+        fprintf(f,
+                "# HELP process_resident_memory_bytes Resident memory size in "
+                "bytes.\n"
+                "# TYPE process_resident_memory_bytes gauge\n"
+                "process_resident_memory_bytes %.0f\n",
+                rss * page);
+    if (start >= 0 && btime >= 0)
+        fprintf(f,
+                "# HELP process_start_time_seconds Start time of the process "
+                "since unix epoch in seconds.\n"
+                "# TYPE process_start_time_seconds gauge\n"
+                "process_start_time_seconds %.2f\n",
+                btime + start / ticks);
 }
 
 char *metrics_render(size_t *len)
@@ -101,8 +346,7 @@ char *metrics_render(size_t *len)
     static const char *const outcomes[] = {"granted", "held", "timeout"};
     char *buf = NULL;
     FILE *f = open_memstream(&buf, len);
-    size_t r, m, s, b;
-    unsigned long below = 0;
+    size_t r, m, s;
 
     if (f == NULL)
         return NULL;
@@ -111,10 +355,7 @@ char *metrics_render(size_t *len)
           "# TYPE lockservice_http_requests_total counter\n",
           f);
     for (r = 0; r <= ROUTES_MAX; r++) {
-        const char *route = r < route_count && r < ROUTES_MAX
-                                ? routes[r].pattern
-                            : r == ROUTES_MAX ? "none"
-                                              : NULL;
+        const char *route = route_label(r);
         if (route == NULL)
             continue;
         for (m = 0; m < METHODS; m++)
@@ -143,9 +384,6 @@ char *metrics_render(size_t *len)
             "# HELP lockservice_waiters Requests waiting for a lock now.\n"
             "# TYPE lockservice_waiters gauge\n"
             "lockservice_waiters %ld\n"
-            "# HELP lockservice_redis_errors_total Failed Redis calls.\n"
-            "# TYPE lockservice_redis_errors_total counter\n"
-            "lockservice_redis_errors_total %lu\n"
             "# HELP lockservice_http_connections Open HTTP connections, "
             "waiting ones included.\n"
             "# TYPE lockservice_http_connections gauge\n"
@@ -162,27 +400,17 @@ char *metrics_render(size_t *len)
             "force-released (DELETE).\n"
             "# TYPE lockservice_force_releases_total counter\n"
             "lockservice_force_releases_total %lu\n",
-            atomic_load(&waiters), atomic_load(&redis_errors),
-            listener_connections(), listener_connection_limit(),
-            atomic_load(&eviction_unsafe), atomic_load(&force_releases));
-    fputs("# HELP lockservice_http_request_duration_seconds Time from the "
-          "request's headers to its answer.\n"
-          "# TYPE lockservice_http_request_duration_seconds histogram\n",
-          f);
-    for (b = 0; b < BUCKETS; b++) {
-        below += atomic_load(&latency_buckets[b]);
-        fprintf(f,
-                "lockservice_http_request_duration_seconds_bucket{le=\"%g\"} "
-                "%lu\n",
-                buckets[b], below);
-    }
-    below += atomic_load(&latency_buckets[BUCKETS]);
+            atomic_load(&waiters), listener_connections(),
+            listener_connection_limit(), atomic_load(&eviction_unsafe),
+            atomic_load(&force_releases));
+    render_request_durations(f);
+    render_redis(f);
     fprintf(f,
-            "lockservice_http_request_duration_seconds_bucket{le=\"+Inf\"} "
-            "%lu\n"
-            "lockservice_http_request_duration_seconds_sum %.6f\n"
-            "lockservice_http_request_duration_seconds_count %lu\n",
-            below, (double)atomic_load(&latency_sum_us) / 1e6, below);
+            "# HELP lockservice_build_info The running release; always 1.\n"
+            "# TYPE lockservice_build_info gauge\n"
+            "lockservice_build_info{version=\"%s\"} 1\n",
+            LOCKSERVICE_VERSION);
+    render_process(f);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

@@ -15,7 +15,18 @@ void metrics_request(int route_index, const char *method, unsigned status,
                      uint64_t duration_ns);
 void metrics_acquire(enum acquire_outcome outcome);
 void metrics_waiters_add(int delta);
-void metrics_redis_error(void);
+/* Why a Redis call failed, for lockservice_redis_errors_total{reason}. */
+enum redis_error_reason {
+    REDIS_ERROR_UNREACHABLE, /* not connected, or the connection broke */
+    REDIS_ERROR_TIMEOUT,     /* no answer within --redis-timeout-ms */
+    REDIS_ERROR_OOM,         /* an OOM error reply (maxmemory reached) */
+    REDIS_ERROR_REPLY,       /* any other error reply */
+};
+void metrics_redis_error(enum redis_error_reason reason);
+/* A Redis command answered (a reply or an error reply) after duration_ns. */
+void metrics_redis_command(uint64_t duration_ns);
+/* Whether the first Redis command connection made is up (conn.c). */
+void metrics_set_redis_up(bool up);
 /* An operator's force release. */
 void metrics_force_release(void);
 /* Whether Redis's maxmemory-policy can evict lock keys (1) or not (0). */

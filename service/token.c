@@ -4,15 +4,18 @@
 #include <errno.h>
 #include <sys/random.h>
 
-int token_new(char out[TOKEN_HEX_LEN + 1])
+int random_hex(char *out, size_t hex_len)
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char raw[TOKEN_HEX_LEN / 2];
+    unsigned char raw[64];
+    size_t need = (hex_len + 1) / 2;
     size_t got = 0;
     size_t i;
 
-    while (got < sizeof raw) {
-        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+    if (need > sizeof raw)
+        return -1;
+    while (got < need) {
+        ssize_t n = getrandom(raw + got, need - got, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -20,12 +23,15 @@ int token_new(char out[TOKEN_HEX_LEN + 1])
         }
         got += (size_t)n;
     }
-    for (i = 0; i < sizeof raw; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[TOKEN_HEX_LEN] = '\0';
+    for (i = 0; i < hex_len; i++)
+        out[i] = hex[i % 2 == 0 ? raw[i / 2] >> 4 : raw[i / 2] & 15];
+    out[hex_len] = '\0';
     return 0;
+}
+
+int token_new(char out[TOKEN_HEX_LEN + 1])
+{
+    return random_hex(out, TOKEN_HEX_LEN);
 }
 
 bool secret_equal(const char *a, const char *b, size_t n)

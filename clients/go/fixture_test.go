@@ -8,7 +8,10 @@ package lockservice_test
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -209,6 +212,11 @@ type proxy struct {
 	mu         sync.Mutex
 	renewals   int
 	badGateway int
+	// cutFirstAcquire: instead, pass the first acquire on (the service
+	// grants it) and close the connection without its answer.
+	cutFirstAcquire bool
+	acquires        int
+	requestIDs      []string
 }
 
 func startProxy(t fataler, upstream string) *proxy {
@@ -221,6 +229,34 @@ func startProxy(t fataler, upstream string) *proxy {
 	}
 	p.url = "http://" + l.Addr().String()
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/acquire") {
+			raw, _ := io.ReadAll(r.Body)
+			var b struct {
+				RequestID string `json:"request_id"`
+			}
+			_ = json.Unmarshal(raw, &b)
+			p.mu.Lock()
+			p.acquires++
+			n := p.acquires
+			p.requestIDs = append(p.requestIDs, b.RequestID)
+			cut := p.cutFirstAcquire && n == 1
+			p.mu.Unlock()
+			r.Body = io.NopCloser(bytes.NewReader(raw))
+			r.ContentLength = int64(len(raw))
+			if cut {
+				resp, err := http.Post(upstream+r.URL.Path, "application/json", bytes.NewReader(raw))
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if hj, ok := w.(http.Hijacker); ok {
+					if conn, _, err := hj.Hijack(); err == nil {
+						conn.Close()
+					}
+				}
+				return
+			}
+		}
 		if strings.HasSuffix(r.URL.Path, "/renew") {
 			p.mu.Lock()
 			p.renewals++
@@ -247,6 +283,12 @@ func (p *proxy) counts() (renewals, badGateway int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.renewals, p.badGateway
+}
+
+func (p *proxy) acquireIDs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.requestIDs...)
 }
 
 func (p *proxy) close() { p.srv.Close() }

@@ -22,6 +22,12 @@
 // Lock.Context() is cancelled, Lock.Lost() is closed, Lock.Err() says why,
 // Options.OnLost is called, and the loss is logged.
 //
+// An acquire carries a random request_id and is tried again with the same
+// one after a network error, a 5xx or an answer that is not JSON (up to 5
+// attempts, backing off from 200 ms to 2 s, within Wait plus 10 s): the
+// service answers a grant whose answer was lost again ("replayed": true)
+// instead of granting a second lease.
+//
 // Pass Lock.Fence with every write to what the lock protects, and have that
 // resource refuse a fence older than the last one it saw.
 package lockservice
@@ -29,6 +35,8 @@ package lockservice
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +61,10 @@ const (
 	releaseBudget = 10 * time.Second
 	callTimeout   = 10 * time.Second
 	minTTL        = 300 * time.Millisecond
+
+	acquireAttempts     = 5
+	acquireFirstBackoff = 200 * time.Millisecond
+	acquireMaxBackoff   = 2 * time.Second
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
@@ -82,6 +94,9 @@ func (p *Problem) Is(target error) bool {
 var (
 	// ErrLockHeld: the lock was still held when the wait ran out.
 	ErrLockHeld = &Problem{Code: "lock_held"}
+	// ErrNoPermits: a semaphore had too few permits free when the wait
+	// ran out.
+	ErrNoPermits = &Problem{Code: "no_permits"}
 	// ErrNotHeld: nobody holds the lock (released, or the lease expired).
 	ErrNotHeld = &Problem{Code: "not_held"}
 	// ErrNotOwner: someone else holds the lock now.
@@ -140,6 +155,9 @@ type Status struct {
 	TTLMs      int64  `json:"ttl_ms,omitempty"`
 	Count      int    `json:"count,omitempty"`
 	ReservedMs int64  `json:"reserved_ms,omitempty"`
+	// HolderCount is how many leases hold the lock (0 or 1 for an
+	// exclusive lock).
+	HolderCount int `json:"holder_count"`
 }
 
 // Client talks to one lockservice. The zero value is not usable: use New
@@ -342,6 +360,7 @@ type Lock struct {
 	Owner string
 
 	client *Client
+	kind   string // "locks" or "semaphores": the API path
 	onLost func(*Lock, error)
 
 	ctx    context.Context
@@ -359,11 +378,121 @@ type Lock struct {
 	releaseErr  error
 }
 
+// newRequestID is a fresh random request_id.
+func newRequestID() string {
+	var b [16]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		return fmt.Sprintf("go-%d-%d", os.Getpid(), time.Now().UnixNano())
+	}
+	return "go-" + hex.EncodeToString(b[:])
+}
+
+// acquireCall POSTs an acquire body with a fresh request_id, and tries it
+// again with the same one after a transient failure (bounded, with backoff,
+// within wait plus slack), each try asking to wait only what is left.
+func (c *Client) acquireCall(ctx context.Context, path string, body map[string]any, wait time.Duration) answer {
+	body["request_id"] = newRequestID()
+	start := time.Now()
+	waitEnd := start.Add(wait)
+	deadline := waitEnd.Add(answerSlack)
+	backoff := acquireFirstBackoff
+	for attempt := 1; ; attempt++ {
+		left := time.Until(waitEnd)
+		if left < 0 {
+			left = 0
+		}
+		body["wait_ms"] = left.Milliseconds()
+		budget := time.Until(deadline)
+		if budget < left+time.Second {
+			budget = left + time.Second
+		}
+		actx, cancel := context.WithTimeout(ctx, budget)
+		a := c.call(actx, http.MethodPost, path, body)
+		cancel()
+		if a.kind != kindTransient || attempt >= acquireAttempts || ctx.Err() != nil ||
+			time.Now().Add(backoff).After(deadline) {
+			return a
+		}
+		c.logf("lockservice: acquire %s: %s; trying again with the same request_id", path, a.text)
+		select {
+		case <-ctx.Done():
+			return a
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+		if backoff > acquireMaxBackoff {
+			backoff = acquireMaxBackoff
+		}
+	}
+}
+
 // Acquire takes the lock name. ctx bounds the acquire (including its wait)
 // and is the parent of Lock.Context(). Errors: a *Problem (errors.Is
 // ErrLockHeld when the wait ran out), an *UnavailableError, or a usage
 // error.
 func (c *Client) Acquire(ctx context.Context, name string, opt Options) (*Lock, error) {
+	return c.acquire(ctx, "locks", name, opt, nil)
+}
+
+// Semaphore is a lease of Permits of the semaphore Name, which lets at
+// most Limit permits be held at once (/v1/semaphores). It is renewed,
+// lost (Context, Lost, Err) and released like a Lock.
+type Semaphore struct {
+	*Lock
+	Limit   int
+	Permits int
+}
+
+// AcquireSemaphore takes permits (at least 1, at most limit) of the
+// semaphore name of limit permits; everyone using it must give the same
+// limit. opt as for Acquire; errors.Is(err, ErrNoPermits) when too few
+// were free after opt.Wait.
+func (c *Client) AcquireSemaphore(ctx context.Context, name string, limit, permits int, opt Options) (*Semaphore, error) {
+	if limit < 1 || permits < 1 || permits > limit {
+		return nil, fmt.Errorf("lockservice: semaphore limit %d, permits %d: want 1 <= permits <= limit", limit, permits)
+	}
+	l, err := c.acquire(ctx, "semaphores", name, opt, map[string]any{"limit": limit, "permits": permits})
+	if err != nil {
+		return nil, err
+	}
+	return &Semaphore{Lock: l, Limit: limit, Permits: permits}, nil
+}
+
+// SemaphoreStatus is GET /v1/semaphores/{name}: the limit in force, the
+// permits used, and the holders (never a token).
+type SemaphoreStatus struct {
+	Name        string `json:"name"`
+	Limit       int    `json:"limit"`
+	Used        int    `json:"used"`
+	HolderCount int    `json:"holder_count"`
+	Waiting     int    `json:"waiting"`
+	Holders     []struct {
+		Owner   string `json:"owner"`
+		Fence   int64  `json:"fence"`
+		TTLMs   int64  `json:"ttl_ms"`
+		Permits int    `json:"permits"`
+	} `json:"holders"`
+}
+
+// SemaphoreStatus is the semaphore's state.
+func (c *Client) SemaphoreStatus(ctx context.Context, name string) (*SemaphoreStatus, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	a := c.call(ctx, http.MethodGet, "/v1/semaphores/"+name, nil)
+	if a.kind != kindOK {
+		return nil, a.err()
+	}
+	var s SemaphoreStatus
+	if err := json.Unmarshal(a.raw, &s); err != nil {
+		return nil, &UnavailableError{Status: a.status, Reason: err.Error()}
+	}
+	return &s, nil
+}
+
+func (c *Client) acquire(ctx context.Context, kind, name string, opt Options, extra map[string]any) (*Lock, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
@@ -383,11 +512,12 @@ func (c *Client) Acquire(ctx context.Context, name string, opt Options) (*Lock, 
 			opt.Owner = opt.Owner[:128]
 		}
 	}
-	body := map[string]any{"ttl_ms": opt.TTL.Milliseconds(), "wait_ms": opt.Wait.Milliseconds(), "owner": opt.Owner}
-	actx, cancel := context.WithTimeout(ctx, opt.Wait+answerSlack)
-	defer cancel()
+	body := map[string]any{"ttl_ms": opt.TTL.Milliseconds(), "owner": opt.Owner}
+	for k, v := range extra {
+		body[k] = v
+	}
 	sent := time.Now()
-	a := c.call(actx, http.MethodPost, "/v1/locks/"+name+"/acquire", body)
+	a := c.acquireCall(ctx, "/v1/"+kind+"/"+name+"/acquire", body, opt.Wait)
 	if a.kind != kindOK {
 		return nil, a.err()
 	}
@@ -397,7 +527,7 @@ func (c *Client) Acquire(ctx context.Context, name string, opt Options) (*Lock, 
 	}
 	l := &Lock{
 		Name: name, Token: lease.Token, Fence: lease.Fence, Owner: lease.Owner,
-		client: c, onLost: opt.OnLost,
+		client: c, kind: kind, onLost: opt.OnLost,
 		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 		ttl: time.Duration(lease.TTLMs) * time.Millisecond,
 	}
@@ -479,7 +609,7 @@ func jitter(d time.Duration) time.Duration {
 // renew keeps the lease alive until Release (nil) or a loss (returned).
 func (l *Lock) renew(next time.Time) *LostError {
 	backoff, failures := firstBackoff, 0
-	path := "/v1/locks/" + l.Name + "/renew"
+	path := "/v1/" + l.kind + "/" + l.Name + "/renew"
 	for {
 		deadline := l.deadline()
 		now := time.Now()
@@ -581,7 +711,7 @@ func (l *Lock) Release(ctx context.Context) error {
 }
 
 func (l *Lock) release(ctx context.Context) error {
-	path := "/v1/locks/" + l.Name + "/release"
+	path := "/v1/" + l.kind + "/" + l.Name + "/release"
 	until := l.deadline()
 	if limit := time.Now().Add(releaseBudget); limit.Before(until) {
 		until = limit

@@ -9,9 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -170,6 +172,34 @@ func TestHTML502KeepsTheLease(t *testing.T) {
 	}
 }
 
+func TestAcquireRetriedAfterCutAnswer(t *testing.T) {
+	p := startProxy(t, svc.url)
+	defer p.close()
+	p.mu.Lock()
+	p.cutFirstAcquire = true
+	p.mu.Unlock()
+	c := lockservice.New(p.url)
+	c.Logf = func(string, ...any) {}
+	l, err := c.Acquire(context.Background(), "go-retry-acquire", lockservice.Options{TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := lockservice.New(svc.url).Status(context.Background(), "go-retry-acquire")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.HolderCount != 1 || st.Fence != l.Fence {
+		t.Fatalf("status %+v, the lock's fence %d: want one holder, this lease", st, l.Fence)
+	}
+	if err := l.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ids := p.acquireIDs()
+	if len(ids) != 2 || !strings.HasPrefix(ids[0], "go-") || ids[0] != ids[1] {
+		t.Fatalf("acquires' request_ids %q: want two, the same", ids)
+	}
+}
+
 func TestServiceRestartKeepsTheLease(t *testing.T) {
 	own := startService(t, redis)
 	defer own.close()
@@ -189,6 +219,84 @@ func TestServiceRestartKeepsTheLease(t *testing.T) {
 	}
 	if err := l.Release(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSemaphoreNeverMoreThanLimit(t *testing.T) {
+	c := quiet()
+	var inside, most int32
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := c.AcquireSemaphore(context.Background(), "go-sem", 2, 1,
+				lockservice.Options{TTL: 1200 * time.Millisecond, Wait: 20 * time.Second})
+			if err != nil {
+				errs <- err
+				return
+			}
+			n := atomic.AddInt32(&inside, 1)
+			for {
+				m := atomic.LoadInt32(&most)
+				if n <= m || atomic.CompareAndSwapInt32(&most, m, n) {
+					break
+				}
+			}
+			time.Sleep(1500 * time.Millisecond) // past the TTL: renewals keep it
+			atomic.AddInt32(&inside, -1)
+			if s.Err() != nil {
+				errs <- s.Err()
+			}
+			if err := s.Release(context.Background()); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if most != 2 {
+		t.Fatalf("at most %d held at once, want 2 (of 3, limit 2)", most)
+	}
+	st, err := c.SemaphoreStatus(context.Background(), "go-sem")
+	if err != nil || st.Used != 0 {
+		t.Fatalf("status %+v, %v: want every permit back", st, err)
+	}
+}
+
+func TestSemaphoreNoPermitsAndLoss(t *testing.T) {
+	c := quiet()
+	s, err := c.AcquireSemaphore(context.Background(), "go-sem-full", 3, 2, lockservice.Options{TTL: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.SemaphoreStatus(context.Background(), "go-sem-full")
+	if err != nil || st.Used != 2 || st.HolderCount != 1 || st.Holders[0].Fence != s.Fence {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	if _, err := c.AcquireSemaphore(context.Background(), "go-sem-full", 3, 2, lockservice.Options{}); !errors.Is(err, lockservice.ErrNoPermits) {
+		t.Fatalf("2 more of 3: %v, want ErrNoPermits", err)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, svc.url+"/v1/semaphores/go-sem-full", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	select {
+	case <-s.Context().Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("the force-released semaphore lease was not lost")
+	}
+	if !errors.Is(s.Err(), lockservice.ErrLeaseLost) {
+		t.Fatalf("Err() = %v", s.Err())
+	}
+	if err := s.Release(context.Background()); !errors.Is(err, lockservice.ErrNotHeld) {
+		t.Fatalf("release after the loss: %v", err)
 	}
 }
 

@@ -53,6 +53,8 @@ extern size_t route_count;
 
 struct conn_record;
 
+#define REQUEST_ID_MAX 64
+
 /* A request, owned by the HTTP layer from its first header to its end. */
 struct request {
     struct MHD_Connection *conn;
@@ -75,6 +77,13 @@ struct request {
     json_t *json; /* parsed body object (owned), or NULL */
     bool body_too_large;
     unsigned status; /* status of the queued response, 0 if none */
+    /* The problem code of the queued response when it is a problem (a
+     * catalogue string), else NULL; for the access log. */
+    const char *problem_code;
+    /* X-Request-Id: the client's when valid (1..REQUEST_ID_MAX of
+     * [A-Za-z0-9._:-]), else 16 random hex digits; echoed in the answer and
+     * in the access log. */
+    char request_id[REQUEST_ID_MAX + 1];
     uint64_t start_ns;
     /* Continuation: runs when a suspended request is resumed. */
     handler_fn *next;

@@ -25,6 +25,8 @@ static void queue(struct request *req, struct MHD_Response *resp,
         return;
     }
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (req->request_id[0] != '\0')
+        MHD_add_response_header(resp, "X-Request-Id", req->request_id);
     if (MHD_queue_response(req->conn, status, resp) == MHD_YES)
         req->status = status;
     else
@@ -129,6 +131,8 @@ static void reply_problem_va(struct request *req, enum problem_id id,
     if (resp == NULL)
         return;
     MHD_add_response_header(resp, "Content-Type", "application/problem+json");
+    if (req->status == 0)
+        req->problem_code = p->code;
     if (retry_after_s > 0) {
         snprintf(header, sizeof header, "%lld", (long long)retry_after_s);
         MHD_add_response_header(resp, "Retry-After", header);

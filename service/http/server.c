@@ -22,11 +22,13 @@
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
+#include "token.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
 #include <microhttpd.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -631,6 +633,73 @@ static bool take_body(struct request *req, const char *upload, size_t n)
     return true;
 }
 
+/* A client's X-Request-Id is used when it is 1..REQUEST_ID_MAX bytes of
+ * [A-Za-z0-9._:-]: anything else could forge log fields. */
+static bool request_id_valid(const char *id)
+{
+    size_t n;
+
+    for (n = 0; id[n] != '\0'; n++)
+        if (n >= REQUEST_ID_MAX ||
+            strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                   "0123456789._:-",
+                   id[n]) == NULL)
+            return false;
+    return n > 0;
+}
+
+/* A request id of our own: 16 hex digits from a per-worker generator
+ * seeded from the kernel (ids need to be unique, not secret; a syscall per
+ * request would be the hot path's). */
+static void request_id_new(char out[17])
+{
+    static _Thread_local uint64_t state;
+    char seed[17];
+
+    if (state == 0) {
+        if (random_hex(seed, 16) < 0)
+            snprintf(seed, sizeof seed, "%016llx",
+                     (unsigned long long)clock_now_ns());
+        state = strtoull(seed, NULL, 16) | 1; /* banned-ok: 16 hex digits */
+    }
+    /* xorshift64* */
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    snprintf(out, 17, "%016llx",
+             (unsigned long long)(state * 2685821657736338717ull));
+}
+
+/* Fills req's request id (for the log and the X-Request-Id answer
+ * header). */
+static void request_identify(struct request *req)
+{
+    const char *id =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Request-Id");
+
+    if (id != NULL && request_id_valid(id))
+        snprintf(req->request_id, sizeof req->request_id, "%s", id);
+    else
+        request_id_new(req->request_id);
+}
+
+/* The client's address, for the access line (only when one is logged). */
+static void request_client(const struct request *req, char *buf, size_t len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+
+    buf[0] = '\0';
+    if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+        return;
+    if (getnameinfo(sa,
+                    sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                             : sizeof(struct sockaddr_in6),
+                    buf, (socklen_t)len, NULL, 0, NI_NUMERICHOST) != 0)
+        buf[0] = '\0';
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -654,6 +723,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         req->method = method;
         req->route_index = -1;
         req->start_ns = clock_now_ns();
+        request_identify(req);
         *con_cls = req;
         atomic_fetch_add(&inflight, 1);
         /* Refused, and not even the refusal could be queued (out of
@@ -693,6 +763,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
 }
 
+/* The access line. Probes (/healthz, /readyz, /metrics) come every few
+ * seconds from orchestrators: at debug, so info stays about clients. The
+ * key's name, never the key. */
+static void log_request(const struct request *req, uint64_t dur, bool aborted)
+{
+    static const char *const probes[] = {"/healthz", "/readyz", "/metrics"};
+    const char *route = req->route ? req->route->pattern : "-";
+    enum log_level level = LOG_INFO;
+    struct access_log a;
+    char client[64];
+
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++)
+        if (strcmp(route, probes[i]) == 0)
+            level = LOG_DEBUG;
+    if (!log_enabled(level))
+        return;
+    request_client(req, client, sizeof client);
+    a = (struct access_log){.method = req->method,
+                            .route = route,
+                            .name = req->param,
+                            .status = req->status,
+                            .code = req->problem_code,
+                            .duration_ms = (double)dur / 1e6,
+                            .client = client,
+                            .key = req->key.name,
+                            .request_id = req->request_id,
+                            .aborted = aborted};
+    log_access(level, &a);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
@@ -722,13 +822,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         req->status = why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
         metrics_request(req->route_index, req->method, req->status, dur);
     }
-    /* The key's name, never the key. */
-    if (log_enabled(LOG_INFO))
-        log_info(
-            "%s %s %u %.3fms%s%s%s", req->method,
-            req->route ? req->route->pattern : "-", req->status,
-            (double)dur / 1e6, req->key.name[0] ? " key=" : "", req->key.name,
-            why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+    log_request(req, dur, why != MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (req->state_free != NULL)
         req->state_free(req->state);
     json_decref(req->json);

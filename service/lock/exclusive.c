@@ -1,6 +1,7 @@
 /* exclusive.c -- the exclusive lock: its scripts (lock/lua/) and codec.
  * One holder at a time, reentrant by token, waiters served strictly in
  * arrival order from the name's queue in Redis. */
+#include "codec.h"
 #include "kind.h"
 
 #include "embedded.h"
@@ -19,31 +20,6 @@ static struct redis_script leave = REDIS_SCRIPT(embedded_leave_lua, 0);
 static struct redis_script poke = REDIS_SCRIPT(embedded_poke_lua, 0);
 static struct redis_script force = REDIS_SCRIPT(embedded_force_lua, 0);
 
-static void arg(struct lock_argv *out, const char *s, size_t len)
-{
-    out->argv[out->argc] = s;
-    out->lens[out->argc] = len;
-    out->argc++;
-}
-
-static void arg_str(struct lock_argv *out, const char *s)
-{
-    arg(out, s, strlen(s));
-}
-
-static void arg_int(struct lock_argv *out, int64_t v)
-{
-    char *buf = out->numbers[out->nnumbers++];
-    int n = snprintf(buf, sizeof out->numbers[0], "%" PRId64, v);
-
-    arg(out, buf, (size_t)n);
-}
-
-static const char *or_dash(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? s : "-";
-}
-
 static void encode(enum lock_op op, const struct lock_args *a,
                    const struct lock_context *ctx, struct lock_argv *out)
 {
@@ -57,54 +33,54 @@ static void encode(enum lock_op op, const struct lock_args *a,
     out->nnumbers = 0;
     out->nkeys = 6;
     for (int i = 0; i < 5; i++)
-        arg(out, out->keys[i], key_for(out->keys[i], keys[i], a->name));
-    arg(out, out->keys[5],
-        key_for_record(out->keys[5], record, a->name,
-                       op == LOCK_OP_ACQUIRE || op == LOCK_OP_RELEASE
-                           ? or_dash(a->request_id)
-                           : "-"));
-    arg_str(out, ctx->prefix);
-    arg_int(out, ctx->handoff_ms);
-    arg_int(out, ctx->fence_floor);
-    arg_str(out, ctx->qname);
-    arg_str(out, ctx->instance);
+        codec_arg(out, out->keys[i], key_for(out->keys[i], keys[i], a->name));
+    codec_arg(out, out->keys[5],
+              key_for_record(out->keys[5], record, a->name,
+                             op == LOCK_OP_ACQUIRE || op == LOCK_OP_RELEASE
+                                 ? codec_or_dash(a->request_id)
+                                 : "-"));
+    codec_arg_str(out, ctx->prefix);
+    codec_arg_int(out, ctx->handoff_ms);
+    codec_arg_int(out, ctx->fence_floor);
+    codec_arg_str(out, ctx->qname);
+    codec_arg_str(out, ctx->instance);
     switch (op) {
     case LOCK_OP_ACQUIRE:
-        arg_str(out, a->token);
-        arg_str(out, a->reenter ? "1" : "0");
-        arg_int(out, a->ttl_ms);
-        arg_str(out, a->owner);
-        arg_int(out, a->wait_ms);
-        arg_int(out, a->max_hold);
-        arg_str(out, a->waiter);
-        arg_int(out, a->delay_ms);
-        arg_str(out, or_dash(a->request_id));
+        codec_arg_str(out, a->token);
+        codec_arg_str(out, a->reenter ? "1" : "0");
+        codec_arg_int(out, a->ttl_ms);
+        codec_arg_str(out, a->owner);
+        codec_arg_int(out, a->wait_ms);
+        codec_arg_int(out, a->max_hold);
+        codec_arg_str(out, a->waiter);
+        codec_arg_int(out, a->delay_ms);
+        codec_arg_str(out, codec_or_dash(a->request_id));
         break;
     case LOCK_OP_RENEW:
-        arg_str(out, a->token);
-        arg_int(out, a->ttl_ms);
+        codec_arg_str(out, a->token);
+        codec_arg_int(out, a->ttl_ms);
         break;
     case LOCK_OP_RELEASE:
-        arg_str(out, a->token);
-        arg_str(out, or_dash(a->request_id));
+        codec_arg_str(out, a->token);
+        codec_arg_str(out, codec_or_dash(a->request_id));
         break;
     case LOCK_OP_STATUS:
-        arg_str(out, a->token);
-        arg_int(out, a->listed);
+        codec_arg_str(out, a->token);
+        codec_arg_int(out, a->listed);
         break;
     case LOCK_OP_CLAIM:
-        arg_str(out, a->waiter);
-        arg_str(out, a->token);
-        arg_int(out, a->wait_ms);
-        arg_int(out, a->ttl_ms);
-        arg_str(out, a->owner);
-        arg_int(out, a->delay_ms);
-        arg_str(out, or_dash(a->request_id));
+        codec_arg_str(out, a->waiter);
+        codec_arg_str(out, a->token);
+        codec_arg_int(out, a->wait_ms);
+        codec_arg_int(out, a->ttl_ms);
+        codec_arg_str(out, a->owner);
+        codec_arg_int(out, a->delay_ms);
+        codec_arg_str(out, codec_or_dash(a->request_id));
         break;
     case LOCK_OP_LEAVE:
-        arg_str(out, a->waiter);
-        arg_str(out, a->token);
-        arg_str(out, a->leave_claims ? "claim" : "release");
+        codec_arg_str(out, a->waiter);
+        codec_arg_str(out, a->token);
+        codec_arg_str(out, a->leave_claims ? "claim" : "release");
         break;
     case LOCK_OP_POKE:
     case LOCK_OP_FORCE:
@@ -115,51 +91,15 @@ static void encode(enum lock_op op, const struct lock_args *a,
 
 /* ---- decoding ---------------------------------------------------------*/
 
-static bool is_int(const redisReply *r, size_t i)
-{
-    return i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER;
-}
-
-static bool get_int(const redisReply *r, size_t i, int64_t *v)
-{
-    if (!is_int(r, i))
-        return false;
-    *v = r->element[i]->integer;
-    return true;
-}
-
-static bool get_str(const redisReply *r, size_t i, char *dst, size_t len)
-{
-    const redisReply *e;
-
-    if (i >= r->elements)
-        return false;
-    e = r->element[i];
-    if (e->type != REDIS_REPLY_STRING || e->len >= len)
-        return false;
-    memcpy(dst, e->str, e->len);
-    dst[e->len] = '\0';
-    return true;
-}
-
-/* {status, fence, count, ttl, owner} */
 static bool get_lease(const redisReply *r, struct lock_reply *out)
 {
     struct lease *l = &out->lease;
 
-    if (!get_int(r, 1, &l->fence) || !get_int(r, 2, &l->count) ||
-        !get_int(r, 3, &l->ttl_ms) || !get_str(r, 4, l->owner, sizeof l->owner))
+    if (!codec_get_int(r, 1, &l->fence) || !codec_get_int(r, 2, &l->count) ||
+        !codec_get_int(r, 3, &l->ttl_ms) ||
+        !codec_get_str(r, 4, l->owner, sizeof l->owner))
         return false;
     out->fence_seen = l->fence;
-    return true;
-}
-
-static bool get_pttl(const redisReply *r, size_t i, struct lock_reply *out)
-{
-    if (!get_int(r, i, &out->pttl_ms))
-        return false;
-    if (out->pttl_ms < 0)
-        out->pttl_ms = 0;
     return true;
 }
 
@@ -171,12 +111,12 @@ static bool decode_status_op(int64_t st, const redisReply *r,
     int64_t owned;
     size_t n;
 
-    if (st < 0 || st > 3 || !get_pttl(r, 1, out) ||
-        !get_int(r, 2, &out->lease.fence) ||
-        !get_int(r, 3, &out->lease.count) ||
-        !get_str(r, 4, out->lease.owner, sizeof out->lease.owner) ||
-        !get_int(r, 5, &out->held_ms) || !get_int(r, 6, &owned) ||
-        !get_int(r, 7, &out->waiting) || (r->elements - 8) % 2 != 0)
+    if (st < 0 || st > 3 || !codec_get_pttl(r, 1, out) ||
+        !codec_get_int(r, 2, &out->lease.fence) ||
+        !codec_get_int(r, 3, &out->lease.count) ||
+        !codec_get_str(r, 4, out->lease.owner, sizeof out->lease.owner) ||
+        !codec_get_int(r, 5, &out->held_ms) || !codec_get_int(r, 6, &owned) ||
+        !codec_get_int(r, 7, &out->waiting) || (r->elements - 8) % 2 != 0)
         return false;
     static const enum lock_outcome states[] = {LOCK_FREE, LOCK_OK,
                                                LOCK_RESERVED, LOCK_DELAYED};
@@ -194,8 +134,8 @@ static bool decode_status_op(int64_t st, const redisReply *r,
         return false;
     for (size_t i = 0; i < n; i++) {
         struct lock_queued *q = &out->queue[out->queued];
-        if (!get_str(r, 8 + 2 * i, q->owner, sizeof q->owner) ||
-            !get_int(r, 9 + 2 * i, &q->waited_ms))
+        if (!codec_get_str(r, 8 + 2 * i, q->owner, sizeof q->owner) ||
+            !codec_get_int(r, 9 + 2 * i, &q->waited_ms))
             return false;
         out->queued++;
     }
@@ -214,17 +154,17 @@ static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
         if (st == 1) {
             int64_t replayed = 0;
             out->outcome = LOCK_OK;
-            if (r->elements > 5 && !get_int(r, 5, &replayed))
+            if (r->elements > 5 && !codec_get_int(r, 5, &replayed))
                 return false;
             out->replayed = replayed == 1;
             if (out->replayed &&
-                (!get_str(r, 6, out->token, sizeof out->token) ||
+                (!codec_get_str(r, 6, out->token, sizeof out->token) ||
                  strlen(out->token) != TOKEN_HEX_LEN))
                 return false;
             return get_lease(r, out);
         }
         if (st == 0) {
-            if (!get_pttl(r, 1, out) || !get_int(r, 2, &queued))
+            if (!codec_get_pttl(r, 1, out) || !codec_get_int(r, 2, &queued))
                 return false;
             out->outcome = queued ? LOCK_QUEUED : LOCK_HELD;
             return true;
@@ -241,8 +181,8 @@ static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
     case LOCK_OP_RELEASE:
         if (st == 1) {
             out->outcome = LOCK_OK;
-            return get_int(r, 1, &out->lease.count) &&
-                   get_int(r, 2, &out->fence_seen);
+            return codec_get_int(r, 1, &out->lease.count) &&
+                   codec_get_int(r, 2, &out->fence_seen);
         }
         out->outcome = st == 0 ? LOCK_NOT_HELD : LOCK_NOT_OWNER;
         return st == 0 || st == -1;
@@ -254,25 +194,25 @@ static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
             return get_lease(r, out);
         }
         out->outcome = st == 0 ? LOCK_QUEUED : LOCK_WAIT_OVER;
-        return st == 0 ? get_pttl(r, 1, out) : st == -3;
+        return st == 0 ? codec_get_pttl(r, 1, out) : st == -3;
     case LOCK_OP_LEAVE:
         if (st == 1) {
             out->outcome = LOCK_OK;
             return get_lease(r, out);
         }
         out->outcome = st == 0 ? LOCK_HELD : LOCK_HANDED_ON;
-        return st == 0 ? get_pttl(r, 1, out) : st == 2;
+        return st == 0 ? codec_get_pttl(r, 1, out) : st == 2;
     case LOCK_OP_FORCE:
         out->outcome = LOCK_OK;
         out->forced = st;
         return (st == 0 || st == 1) &&
-               get_str(r, 1, out->lease.owner, sizeof out->lease.owner) &&
-               get_int(r, 2, &out->lease.fence);
+               codec_get_str(r, 1, out->lease.owner, sizeof out->lease.owner) &&
+               codec_get_int(r, 2, &out->lease.fence);
     case LOCK_OP_POKE:
         if (st == 1) {
             out->outcome = LOCK_OK;
-            return get_pttl(r, 1, out) &&
-                   get_str(r, 2, out->handed_to, sizeof out->handed_to);
+            return codec_get_pttl(r, 1, out) &&
+                   codec_get_str(r, 2, out->handed_to, sizeof out->handed_to);
         }
         out->outcome = LOCK_FREE;
         return st == 0;
@@ -295,8 +235,8 @@ static bool take_direct(const redisReply *r, redisReply *rest,
         return true;
     d = r->element[n - 1];
     if (d->elements != 2 ||
-        !get_str(d, 0, out->direct_id, sizeof out->direct_id) ||
-        !get_int(d, 1, &out->direct_fence) || out->direct_fence <= 0)
+        !codec_get_str(d, 0, out->direct_id, sizeof out->direct_id) ||
+        !codec_get_int(d, 1, &out->direct_fence) || out->direct_fence <= 0)
         return false;
     rest->elements = n - 1;
     if (out->direct_fence > out->fence_seen)
@@ -312,7 +252,7 @@ static int decode(enum lock_op op, const redisReply *r, struct lock_reply *out)
     lock_reply_free(out);
     memset(out, 0, sizeof *out);
     if (r->type == REDIS_REPLY_ARRAY && take_direct(r, &rest, out) &&
-        is_int(&rest, 0)) {
+        codec_is_int(&rest, 0)) {
         direct_fence = out->fence_seen;
         if (decode_status(op, rest.element[0]->integer, &rest, out)) {
             if (direct_fence > out->fence_seen)
@@ -324,16 +264,6 @@ static int decode(enum lock_op op, const redisReply *r, struct lock_reply *out)
     memset(out, 0, sizeof *out);
     out->outcome = LOCK_UNAVAILABLE;
     return -1;
-}
-
-void lock_reply_free(struct lock_reply *r)
-{
-    free(r->queue);
-    free(r->holders);
-    r->queue = NULL;
-    r->queued = 0;
-    r->holders = NULL;
-    r->nholders = 0;
 }
 
 const struct lock_kind lock_kind_exclusive = {

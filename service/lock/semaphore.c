@@ -4,6 +4,7 @@
  * permits are held; waiters served strictly in arrival order from the
  * name's queue in Redis, as many at a time as fit. No reentrancy: a token
  * is one lease. */
+#include "codec.h"
 #include "kind.h"
 
 #include "embedded.h"
@@ -24,33 +25,6 @@ static struct redis_script force = REDIS_SCRIPT(embedded_sem_force_lua, 0);
 
 /* ---- encoding ---------------------------------------------------------*/
 
-static void arg(struct lock_argv *out, const char *s, size_t len)
-{
-    out->argv[out->argc] = s;
-    out->lens[out->argc] = len;
-    out->argc++;
-}
-
-static void arg_str(struct lock_argv *out, const char *s)
-{
-    arg(out, s, strlen(s));
-}
-
-static void arg_int(struct lock_argv *out, int64_t v)
-{
-    char *buf = out->numbers[out->nnumbers++];
-    int n = snprintf(buf, sizeof out->numbers[0], "%" PRId64, v);
-
-    arg(out, buf, (size_t)n);
-}
-
-static const char *or_dash(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? s : "-";
-}
-
-/* KEYS as sem_prelude.lua reads them, then ARGV[1..4], then the op's own
- * ARGV as each script's header lists them. */
 static void encode(enum lock_op op, const struct lock_args *a,
                    const struct lock_context *ctx, struct lock_argv *out)
 {
@@ -64,53 +38,53 @@ static void encode(enum lock_op op, const struct lock_args *a,
     out->nnumbers = 0;
     out->nkeys = 6;
     for (int i = 0; i < 5; i++)
-        arg(out, out->keys[i], key_for(out->keys[i], keys[i], a->name));
-    arg(out, out->keys[5],
-        key_for_record(out->keys[5], record, a->name,
-                       op == LOCK_OP_ACQUIRE || op == LOCK_OP_RELEASE
-                           ? or_dash(a->request_id)
-                           : "-"));
-    arg_str(out, ctx->prefix);
-    arg_int(out, ctx->handoff_ms);
-    arg_int(out, ctx->fence_floor);
-    arg_str(out, ctx->qname);
+        codec_arg(out, out->keys[i], key_for(out->keys[i], keys[i], a->name));
+    codec_arg(out, out->keys[5],
+              key_for_record(out->keys[5], record, a->name,
+                             op == LOCK_OP_ACQUIRE || op == LOCK_OP_RELEASE
+                                 ? codec_or_dash(a->request_id)
+                                 : "-"));
+    codec_arg_str(out, ctx->prefix);
+    codec_arg_int(out, ctx->handoff_ms);
+    codec_arg_int(out, ctx->fence_floor);
+    codec_arg_str(out, ctx->qname);
     switch (op) {
     case LOCK_OP_ACQUIRE:
-        arg_str(out, a->token);
-        arg_int(out, a->ttl_ms);
-        arg_str(out, a->owner);
-        arg_int(out, a->wait_ms);
-        arg_str(out, a->waiter);
-        arg_int(out, a->permits);
-        arg_int(out, a->limit);
-        arg_str(out, or_dash(a->request_id));
+        codec_arg_str(out, a->token);
+        codec_arg_int(out, a->ttl_ms);
+        codec_arg_str(out, a->owner);
+        codec_arg_int(out, a->wait_ms);
+        codec_arg_str(out, a->waiter);
+        codec_arg_int(out, a->permits);
+        codec_arg_int(out, a->limit);
+        codec_arg_str(out, codec_or_dash(a->request_id));
         break;
     case LOCK_OP_RENEW:
-        arg_str(out, a->token);
-        arg_int(out, a->ttl_ms);
+        codec_arg_str(out, a->token);
+        codec_arg_int(out, a->ttl_ms);
         break;
     case LOCK_OP_RELEASE:
-        arg_str(out, a->token);
-        arg_str(out, or_dash(a->request_id));
+        codec_arg_str(out, a->token);
+        codec_arg_str(out, codec_or_dash(a->request_id));
         break;
     case LOCK_OP_STATUS:
     case LOCK_OP_FORCE:
-        arg_int(out, a->listed);
+        codec_arg_int(out, a->listed);
         break;
     case LOCK_OP_CLAIM:
-        arg_str(out, a->waiter);
-        arg_str(out, a->token);
-        arg_int(out, a->wait_ms);
-        arg_int(out, a->ttl_ms);
-        arg_str(out, a->owner);
-        arg_int(out, a->permits);
-        arg_int(out, a->limit);
-        arg_str(out, or_dash(a->request_id));
+        codec_arg_str(out, a->waiter);
+        codec_arg_str(out, a->token);
+        codec_arg_int(out, a->wait_ms);
+        codec_arg_int(out, a->ttl_ms);
+        codec_arg_str(out, a->owner);
+        codec_arg_int(out, a->permits);
+        codec_arg_int(out, a->limit);
+        codec_arg_str(out, codec_or_dash(a->request_id));
         break;
     case LOCK_OP_LEAVE:
-        arg_str(out, a->waiter);
-        arg_str(out, a->token);
-        arg_str(out, a->leave_claims ? "claim" : "release");
+        codec_arg_str(out, a->waiter);
+        codec_arg_str(out, a->token);
+        codec_arg_str(out, a->leave_claims ? "claim" : "release");
         break;
     case LOCK_OP_POKE:
     case LOCK_OP_COUNT:
@@ -120,53 +94,17 @@ static void encode(enum lock_op op, const struct lock_args *a,
 
 /* ---- decoding ---------------------------------------------------------*/
 
-static bool is_int(const redisReply *r, size_t i)
-{
-    return i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER;
-}
-
-static bool get_int(const redisReply *r, size_t i, int64_t *v)
-{
-    if (!is_int(r, i))
-        return false;
-    *v = r->element[i]->integer;
-    return true;
-}
-
-static bool get_str(const redisReply *r, size_t i, char *dst, size_t len)
-{
-    const redisReply *e;
-
-    if (i >= r->elements)
-        return false;
-    e = r->element[i];
-    if (e->type != REDIS_REPLY_STRING || e->len >= len)
-        return false;
-    memcpy(dst, e->str, e->len);
-    dst[e->len] = '\0';
-    return true;
-}
-
-static bool get_pttl(const redisReply *r, size_t i, struct lock_reply *out)
-{
-    if (!get_int(r, i, &out->pttl_ms))
-        return false;
-    if (out->pttl_ms < 0)
-        out->pttl_ms = 0;
-    return true;
-}
-
 /* {1, fence, permits, ttl, owner, limit, replayed, token}: exactly 8. */
 static bool get_lease(const redisReply *r, struct lock_reply *out)
 {
     struct lease *l = &out->lease;
     int64_t replayed;
 
-    if (r->elements != 8 || !get_int(r, 1, &l->fence) ||
-        !get_int(r, 2, &l->permits) || !get_int(r, 3, &l->ttl_ms) ||
-        !get_str(r, 4, l->owner, sizeof l->owner) ||
-        !get_int(r, 5, &out->limit) || !get_int(r, 6, &replayed) ||
-        !get_str(r, 7, out->token, sizeof out->token) || l->permits < 1 ||
+    if (r->elements != 8 || !codec_get_int(r, 1, &l->fence) ||
+        !codec_get_int(r, 2, &l->permits) || !codec_get_int(r, 3, &l->ttl_ms) ||
+        !codec_get_str(r, 4, l->owner, sizeof l->owner) ||
+        !codec_get_int(r, 5, &out->limit) || !codec_get_int(r, 6, &replayed) ||
+        !codec_get_str(r, 7, out->token, sizeof out->token) || l->permits < 1 ||
         out->limit < l->permits)
         return false;
     if (replayed != 0 && replayed != 1)
@@ -190,9 +128,10 @@ static bool decode_status(const redisReply *r, struct lock_reply *out)
     int64_t listed;
     size_t rest, nq, at = 5;
 
-    if (r->elements < 5 || !get_int(r, 0, &out->limit) ||
-        !get_int(r, 1, &out->used) || !get_int(r, 2, &out->holder_count) ||
-        !get_int(r, 3, &out->waiting) || !get_int(r, 4, &listed) ||
+    if (r->elements < 5 || !codec_get_int(r, 0, &out->limit) ||
+        !codec_get_int(r, 1, &out->used) ||
+        !codec_get_int(r, 2, &out->holder_count) ||
+        !codec_get_int(r, 3, &out->waiting) || !codec_get_int(r, 4, &listed) ||
         listed < 0 || listed > LOCK_LIST_MAX || listed > out->holder_count ||
         out->limit < 0 || out->used < 0 ||
         (r->elements - 5) < 5 * (size_t)listed)
@@ -209,10 +148,11 @@ static bool decode_status(const redisReply *r, struct lock_reply *out)
     }
     for (size_t i = 0; i < (size_t)listed; i++, at += 5) {
         struct lock_holder *h = &out->holders[i];
-        if (!get_str(r, at, h->owner, sizeof h->owner) ||
-            !get_int(r, at + 1, &h->fence) || !get_int(r, at + 2, &h->ttl_ms) ||
-            !get_int(r, at + 3, &h->permits) ||
-            !get_int(r, at + 4, &h->held_ms))
+        if (!codec_get_str(r, at, h->owner, sizeof h->owner) ||
+            !codec_get_int(r, at + 1, &h->fence) ||
+            !codec_get_int(r, at + 2, &h->ttl_ms) ||
+            !codec_get_int(r, at + 3, &h->permits) ||
+            !codec_get_int(r, at + 4, &h->held_ms))
             return false;
         h->count = 1;
         out->nholders++;
@@ -226,9 +166,9 @@ static bool decode_status(const redisReply *r, struct lock_reply *out)
     }
     for (size_t i = 0; i < nq; i++, at += 3) {
         struct lock_queued *q = &out->queue[i];
-        if (!get_str(r, at, q->owner, sizeof q->owner) ||
-            !get_int(r, at + 1, &q->permits) ||
-            !get_int(r, at + 2, &q->waited_ms))
+        if (!codec_get_str(r, at, q->owner, sizeof q->owner) ||
+            !codec_get_int(r, at + 1, &q->permits) ||
+            !codec_get_int(r, at + 2, &q->waited_ms))
             return false;
         out->queued++;
     }
@@ -240,7 +180,7 @@ static bool decode_force(const redisReply *r, struct lock_reply *out)
 {
     size_t n;
 
-    if (!get_int(r, 0, &out->forced) || out->forced < 0 ||
+    if (!codec_get_int(r, 0, &out->forced) || out->forced < 0 ||
         (r->elements - 1) % 2 != 0)
         return false;
     n = (r->elements - 1) / 2;
@@ -254,8 +194,8 @@ static bool decode_force(const redisReply *r, struct lock_reply *out)
     }
     for (size_t i = 0; i < n; i++) {
         struct lock_holder *h = &out->holders[i];
-        if (!get_str(r, 1 + 2 * i, h->owner, sizeof h->owner) ||
-            !get_int(r, 2 + 2 * i, &h->fence))
+        if (!codec_get_str(r, 1 + 2 * i, h->owner, sizeof h->owner) ||
+            !codec_get_int(r, 2 + 2 * i, &h->fence))
             return false;
         out->nholders++;
         if (h->fence > out->fence_seen)
@@ -276,8 +216,8 @@ static bool decode_op(enum lock_op op, int64_t st, const redisReply *r,
         if (st == 1)
             return get_lease(r, out);
         if (st == 0) {
-            if (r->elements != 3 || !get_pttl(r, 1, out) ||
-                !get_int(r, 2, &queued) || (queued != 0 && queued != 1))
+            if (r->elements != 3 || !codec_get_pttl(r, 1, out) ||
+                !codec_get_int(r, 2, &queued) || (queued != 0 && queued != 1))
                 return false;
             out->outcome = queued ? LOCK_QUEUED : LOCK_HELD;
             return true;
@@ -288,7 +228,7 @@ static bool decode_op(enum lock_op op, int64_t st, const redisReply *r,
         }
         if (st == -5) {
             out->outcome = LOCK_LIMIT_MISMATCH;
-            return r->elements == 2 && get_int(r, 1, &out->limit);
+            return r->elements == 2 && codec_get_int(r, 1, &out->limit);
         }
         return false;
     case LOCK_OP_RENEW:
@@ -299,8 +239,9 @@ static bool decode_op(enum lock_op op, int64_t st, const redisReply *r,
     case LOCK_OP_RELEASE:
         if (st == 1) {
             out->outcome = LOCK_OK;
-            return r->elements == 3 && get_int(r, 1, &out->lease.permits) &&
-                   get_int(r, 2, &out->fence_seen);
+            return r->elements == 3 &&
+                   codec_get_int(r, 1, &out->lease.permits) &&
+                   codec_get_int(r, 2, &out->fence_seen);
         }
         out->outcome = LOCK_NOT_HELD;
         return st == 0 && r->elements == 1;
@@ -311,8 +252,8 @@ static bool decode_op(enum lock_op op, int64_t st, const redisReply *r,
             return get_lease(r, out);
         if (st == 0) {
             out->outcome = LOCK_QUEUED;
-            return r->elements == 3 && get_pttl(r, 1, out) &&
-                   get_int(r, 2, &queued) && queued == 1;
+            return r->elements == 3 && codec_get_pttl(r, 1, out) &&
+                   codec_get_int(r, 2, &queued) && queued == 1;
         }
         out->outcome = LOCK_WAIT_OVER;
         return st == -3 && r->elements == 1;
@@ -321,15 +262,15 @@ static bool decode_op(enum lock_op op, int64_t st, const redisReply *r,
             return get_lease(r, out);
         if (st == 0) {
             out->outcome = LOCK_HELD;
-            return r->elements == 2 && get_pttl(r, 1, out);
+            return r->elements == 2 && codec_get_pttl(r, 1, out);
         }
         out->outcome = LOCK_HANDED_ON;
         return st == 2 && r->elements == 1;
     case LOCK_OP_POKE:
         if (st == 1) {
             out->outcome = LOCK_OK;
-            return r->elements == 3 && get_pttl(r, 1, out) &&
-                   get_str(r, 2, out->handed_to, sizeof out->handed_to);
+            return r->elements == 3 && codec_get_pttl(r, 1, out) &&
+                   codec_get_str(r, 2, out->handed_to, sizeof out->handed_to);
         }
         out->outcome = LOCK_FREE;
         return st == 0 && r->elements == 1;
@@ -347,7 +288,7 @@ static int decode(enum lock_op op, const redisReply *r, struct lock_reply *out)
 {
     lock_reply_free(out);
     memset(out, 0, sizeof *out);
-    if (r->type == REDIS_REPLY_ARRAY && is_int(r, 0) &&
+    if (r->type == REDIS_REPLY_ARRAY && codec_is_int(r, 0) &&
         decode_op(op, r->element[0]->integer, r, out))
         return 0;
     lock_reply_free(out);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <hiredis/async.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ struct redis_conn {
     struct timer reconnect;
     uint64_t backoff_ms;
     enum redis_failure teardown; /* why we are dropping the connection */
+    bool reports_up;             /* the one lockservice_redis_up follows */
     char error[160];             /* why it went down last */
     /* Subscriber only. */
     bool subscriber;
@@ -230,6 +232,8 @@ static void ev_cleanup(void *p)
                      c->ac->errstr[0] ? c->ac->errstr : "closed");
         outage_begins(c->error);
     }
+    if (c->reports_up)
+        metrics_set_redis_up(false);
     c->ac = NULL;
     c->want_write = false;
     loop_timer_disarm(c->loop, &c->deadline);
@@ -273,11 +277,42 @@ static void push_tail(struct redis_cmd **head, struct redis_cmd **tail,
     *tail = cmd;
 }
 
+/* Counts err by reason; a shape error is the caller's, and a stop is no
+ * failure of Redis. */
+static void count_error(const struct redis_error *err)
+{
+    switch (err->failure) {
+    case REDIS_FAIL_DOWN:
+    case REDIS_FAIL_LOST:
+        metrics_redis_error(REDIS_ERROR_UNREACHABLE);
+        break;
+    case REDIS_FAIL_TIMEOUT:
+        metrics_redis_error(REDIS_ERROR_TIMEOUT);
+        break;
+    case REDIS_FAIL_REPLY:
+        metrics_redis_error(strncmp(err->detail, "OOM", 3) == 0 ||
+                                    strstr(err->detail, "OOM command") != NULL
+                                ? REDIS_ERROR_OOM
+                                : REDIS_ERROR_REPLY);
+        break;
+    case REDIS_FAIL_NONE:
+    case REDIS_FAIL_SHAPE:
+    case REDIS_FAIL_STOPPING:
+        break;
+    }
+}
+
 static void complete(struct redis_cmd *cmd, const redisReply *reply,
                      const struct redis_error *err)
 {
-    if (err != NULL && err->failure != REDIS_FAIL_SHAPE)
-        metrics_redis_error();
+    /* Answered (a reply, an error reply): its latency. submit set the
+     * deadline one timeout after sending. */
+    if (reply != NULL || (err != NULL && err->failure == REDIS_FAIL_REPLY))
+        metrics_redis_command(clock_now_ns() +
+                              MS_TO_NS(conf->redis_timeout_ms) -
+                              cmd->deadline_ns);
+    if (err != NULL)
+        count_error(err);
     if (cmd->fn != NULL)
         cmd->fn(cmd->ctx, reply, err);
     free(cmd);
@@ -525,6 +560,8 @@ static void on_handshake(void *ctx, const redisReply *r,
         return;
     }
     c->backoff_ms = 0;
+    if (c->reports_up)
+        metrics_set_redis_up(true);
     outage_ends();
 }
 
@@ -710,10 +747,15 @@ static struct redis_conn *conn_alloc(struct loop *l)
 
 struct redis_conn *redis_conn_new(struct loop *l)
 {
+    /* lockservice_redis_up follows the first command connection made (one
+     * worker's: they start together, and all talk to the same Redis). */
+    static atomic_bool up_reporter_taken;
     struct redis_conn *c = conn_alloc(l);
 
-    if (c != NULL)
-        connect_now(c);
+    if (c == NULL)
+        return NULL;
+    c->reports_up = !atomic_exchange(&up_reporter_taken, true);
+    connect_now(c);
     return c;
 }
 

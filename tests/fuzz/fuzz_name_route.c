@@ -125,51 +125,31 @@ static void check_path(const char *path, bool decoded)
     }
 }
 
-/* The route table points at handlers; the fuzzer only needs the symbols. */
-void handle_lock_acquire(struct request *req)
-{
-    (void)req;
-}
-void handle_lock_renew(struct request *req)
-{
-    (void)req;
-}
-void handle_lock_release(struct request *req)
-{
-    (void)req;
-}
-void handle_lock_status(struct request *req)
-{
-    (void)req;
-}
-void handle_healthz(struct request *req)
-{
-    (void)req;
-}
-void handle_readyz(struct request *req)
-{
-    (void)req;
-}
-void handle_metrics(struct request *req)
-{
-    (void)req;
-}
-void handle_openapi(struct request *req)
-{
-    (void)req;
-}
-void handle_inventory_put(struct request *req)
-{
-    (void)req;
-}
-void handle_inventory_get(struct request *req)
-{
-    (void)req;
-}
-void handle_inventory_purchase(struct request *req)
-{
-    (void)req;
-}
+/* The route tables point at handlers; the fuzzer only needs the symbols
+ * (a handler missing here is a link error, so the list keeps up). */
+#define STUB(h)                                                                \
+    void h(struct request *req)                                                \
+    {                                                                          \
+        (void)req;                                                             \
+    }
+STUB(handle_lock_acquire)
+STUB(handle_lock_renew)
+STUB(handle_lock_release)
+STUB(handle_lock_status)
+STUB(handle_lock_check)
+STUB(handle_lock_force_release)
+STUB(handle_semaphore_acquire)
+STUB(handle_semaphore_renew)
+STUB(handle_semaphore_release)
+STUB(handle_semaphore_status)
+STUB(handle_semaphore_force_release)
+STUB(handle_healthz)
+STUB(handle_readyz)
+STUB(handle_metrics)
+STUB(handle_openapi)
+STUB(handle_inventory_put)
+STUB(handle_inventory_get)
+STUB(handle_inventory_purchase)
 
 /* The tables as http_start joins them: the service's routes, then the
  * demo's. Routing without --demo sees the first service_route_count rows. */

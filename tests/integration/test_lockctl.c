@@ -466,6 +466,13 @@ static void test_api_key_file(void)
     FILE *f = fopen(keys, "w");
     if (f) {
         fprintf(f, "lockctl-test-key-0123456789abcdef ci\n");
+        fprintf(f, "lockctl-admin-key-0123456789abcdef name=ops role=admin\n");
+        fclose(f);
+    }
+    const char *admin = in_workdir("admin-key");
+    f = fopen(admin, "w");
+    if (f) {
+        fprintf(f, "lockctl-admin-key-0123456789abcdef\n");
         fclose(f);
     }
     f = fopen(key, "w");
@@ -516,7 +523,113 @@ static void test_api_key_file(void)
          "(exit %d)",
          st);
     free(err);
+
+    /* release --force needs an admin key. */
+    const char *take[] = {
+        "acquire", "keyed-force", "--url", keyed.url, "--api-key-file",
+        key,       "--ttl",       "1m",    NULL};
+    st = lockctl(&p, take, 10000);
+    const char *force_client[] = {"release", "keyed-force", "--force",
+                                  "--url",   keyed.url,     "--api-key-file",
+                                  key,       NULL};
+    int st2 = lockctl(&p, force_client, 10000);
+    err = slurp(p.err);
+    t_ok(st == 0 && st2 == 67 && contains(err, "forbidden"),
+         "release --force with a client key -> 403 forbidden, exit 67 "
+         "(exit %d)",
+         st2);
+    free(err);
+    const char *force_admin[] = {"release", "keyed-force", "--force",
+                                 "--url",   keyed.url,     "--api-key-file",
+                                 admin,     NULL};
+    st = lockctl(&p, force_admin, 10000);
+    char *out = slurp(p.out);
+    t_ok(st == 0 && contains(out, "\"holders\":1"),
+         "release --force with an admin key ends the lease (exit %d: %.100s)",
+         st, out ? out : "");
+    free(out);
     svc_stop(&keyed);
+}
+
+/* release --force and check, without API keys. */
+static void test_force_release_and_check(void)
+{
+    struct proc p;
+    const char *acq[] = {"acquire", "cli-force", "--url", svc.url,
+                         "--ttl",   "1m",        NULL};
+    int st = lockctl(&p, acq, 10000);
+    char *out = slurp(p.out);
+    json_error_t jerr;
+    json_t *lease = out ? json_loads(out, 0, &jerr) : NULL;
+    const char *token = json_string_value(json_object_get(lease, "token"));
+    const char *tokfile = in_workdir("force-token");
+    FILE *f = fopen(tokfile, "w");
+    if (f) {
+        fprintf(f, "%s\n", token ? token : "");
+        fclose(f);
+    }
+    const char *check[] = {"check",        "cli-force", "--url", svc.url,
+                           "--token-file", tokfile,     NULL};
+    int st2 = lockctl(&p, check, 10000);
+    char *cout = slurp(p.out);
+    t_ok(st == 0 && st2 == 0 && contains(cout, "\"held\":true") &&
+             !contains(cout, token ? token : "no token"),
+         "check with the holder's token -> exit 0 and the status (exit %d: "
+         "%.150s)",
+         st2, cout ? cout : "");
+    free(cout);
+    const char *force[] = {"release", "cli-force", "--force",
+                           "--url",   svc.url,     NULL};
+    st = lockctl(&p, force, 10000);
+    char *fout = slurp(p.out);
+    t_ok(st == 0 && contains(fout, "\"holders\":1") &&
+             held(svc.url, "cli-force") == 0,
+         "release --force ends the lease without its token (exit %d: "
+         "%.100s)",
+         st, fout ? fout : "");
+    free(fout);
+    st = lockctl(&p, check, 10000);
+    char *err = slurp(p.err);
+    t_ok(st == 66 && contains(err, "not_held"),
+         "check after the force release -> exit 66, not_held (exit %d)", st);
+    free(err);
+    st = lockctl(&p, force, 10000);
+    fout = slurp(p.out);
+    t_ok(st == 0 && contains(fout, "\"holders\":0"),
+         "release --force of a free lock -> holders 0 (exit %d)", st);
+    free(fout);
+    /* Someone else holds it now: the force-ended token stays not_held. */
+    const char *other[] = {"acquire", "cli-force", "--url", svc.url, NULL};
+    int took = lockctl(&p, other, 10000);
+    st = lockctl(&p, check, 10000);
+    err = slurp(p.err);
+    t_ok(took == 0 && st == 66 && contains(err, "not_held"),
+         "check with the force-ended token while another lease holds it -> "
+         "exit 66, not_held (exit %d: %.150s)",
+         st, err ? err : "");
+    free(err);
+    lockctl(&p, force, 10000);
+    const char *bad[] = {"release", "cli-force",    "--force", "--url",
+                         svc.url,   "--token-file", tokfile,   NULL};
+    st = lockctl(&p, bad, 10000);
+    t_ok(st == 64, "--force with --token-file -> exit 64 (exit %d)", st);
+
+    /* A semaphore: every lease ends. */
+    const char *sem[] = {
+        "acquire", "cli-force-sem", "--url", svc.url, "--semaphore", "2", NULL};
+    lockctl(&p, sem, 10000);
+    lockctl(&p, sem, 10000);
+    const char *sforce[] = {
+        "release", "cli-force-sem", "--force", "--semaphore",
+        "2",       "--url",         svc.url,   NULL};
+    st = lockctl(&p, sforce, 10000);
+    fout = slurp(p.out);
+    t_ok(st == 0 && contains(fout, "\"released\":true"),
+         "release --force --semaphore ends its leases (exit %d: %.100s)", st,
+         fout ? fout : "");
+    free(fout);
+    json_decref(lease);
+    free(out);
 }
 
 /* ----------------------------------------------------------------- run */
@@ -643,6 +756,124 @@ static void test_run_mutual_exclusion(void)
     if (!order)
         t_diag("log:\n%s", text);
     free(text);
+}
+
+/* N+1 concurrent `run --semaphore N`: each CMD leaves a file in a witness
+ * directory while it runs and logs how many it saw there; never more than
+ * N at once. */
+static void test_run_semaphore(void)
+{
+    enum { LIMIT = 2, RUNS = LIMIT + 1 };
+    struct proc p[RUNS];
+    char script[1024];
+    const char *dir = in_workdir("sem.witness");
+    const char *log = in_workdir("sem.log");
+    if (!t_ok(mkdir(dir, 0700) == 0, "a witness directory"))
+        return;
+    snprintf(script, sizeof script,
+             "touch %s/$$; n=$(ls %s | wc -l); echo $n >> %s; sleep 1; "
+             "rm %s/$$",
+             dir, dir, log, dir);
+    const char *extra[] = {"--wait",      "30s", "--ttl", "3s",
+                           "--semaphore", "2",   NULL};
+    for (int i = 0; i < RUNS; i++)
+        run_start(&p[i], svc.url, "run-sem", extra, script);
+    int ok = 0;
+    for (int i = 0; i < RUNS; i++)
+        ok += proc_wait(&p[i], 30000) == 0;
+    char *text = slurp(log);
+    int lines = 0, most = 0;
+    for (char *line = text; line && *line;) {
+        int n = 0;
+        if (sscanf(line, "%d", &n) == 1) {
+            lines++;
+            if (n > most)
+                most = n;
+        }
+        char *nl = strchr(line, '\n');
+        line = nl ? nl + 1 : NULL;
+    }
+    t_ok(ok == RUNS && lines == RUNS && most >= 1 && most <= LIMIT,
+         "%d concurrent runs of --semaphore %d all run CMD, never more than "
+         "%d at once (%d exited 0, %d ran, at most %d at once)",
+         RUNS, LIMIT, LIMIT, ok, lines, most);
+    t_ok(most == LIMIT, "and %d did run at once (at most %d seen)", LIMIT,
+         most);
+    if (ok != RUNS)
+        t_diag("log:\n%s", text ? text : "");
+    free(text);
+    struct http_resp r;
+    http(&r, svc.url, "GET", "/v1/semaphores/run-sem", NULL, NULL);
+    json_t *used = r.json ? json_object_get(r.json, "used") : NULL;
+    t_ok(r.status == 200 && json_is_integer(used) &&
+             json_integer_value(used) == 0,
+         "and every permit is given back (HTTP %ld)", r.status);
+    http_resp_free(&r);
+}
+
+/* acquire / status / renew / release with --semaphore N [--permits K]. */
+static void test_semaphore_one_shot(void)
+{
+    struct proc p;
+    const char *acq[] = {"acquire",   "cli-sem", "--url",       svc.url,
+                         "--ttl",     "1m",      "--semaphore", "3",
+                         "--permits", "2",       NULL};
+    int st = lockctl(&p, acq, 10000);
+    char *out = slurp(p.out);
+    json_error_t jerr;
+    json_t *lease = out ? json_loads(out, 0, &jerr) : NULL;
+    const char *token = json_string_value(json_object_get(lease, "token"));
+    t_ok(st == 0 && token && token_like(token) &&
+             json_integer_value(json_object_get(lease, "permits")) == 2 &&
+             json_integer_value(json_object_get(lease, "limit")) == 3,
+         "acquire --semaphore 3 --permits 2 prints the semaphore lease "
+         "(exit %d: %.200s)",
+         st, out);
+    const char *more[] = {"acquire",   "cli-sem",     "--url",
+                          svc.url,     "--semaphore", "3",
+                          "--permits", "2",           NULL};
+    st = lockctl(&p, more, 10000);
+    char *err = slurp(p.err);
+    t_ok(st == 65 && contains(err, "no_permits"),
+         "2 more permits of 3 -> exit 65, no_permits (exit %d)", st);
+    free(err);
+    const char *status[] = {"status",      "cli-sem", "--url", svc.url,
+                            "--semaphore", "3",       NULL};
+    st = lockctl(&p, status, 10000);
+    char *sout = slurp(p.out);
+    t_ok(st == 0 && contains(sout, "\"used\":2") &&
+             !contains(sout, token ? token : "no token"),
+         "status --semaphore shows 2 used, no token (exit %d: %.200s)", st,
+         sout);
+    free(sout);
+    const char *tokfile = in_workdir("sem-token");
+    FILE *f = fopen(tokfile, "w");
+    if (f) {
+        fprintf(f, "%s\n", token ? token : "");
+        fclose(f);
+    }
+    const char *renew[] = {"renew",        "cli-sem",     "--url",
+                           svc.url,        "--semaphore", "3",
+                           "--token-file", tokfile,       NULL};
+    st = lockctl(&p, renew, 10000);
+    t_ok(st == 0, "renew --semaphore (exit %d)", st);
+    const char *rel[] = {"release",      "cli-sem",     "--url",
+                         svc.url,        "--semaphore", "3",
+                         "--token-file", tokfile,       NULL};
+    st = lockctl(&p, rel, 10000);
+    char *rout = slurp(p.out);
+    t_ok(st == 0 && contains(rout, "\"released\":true"),
+         "release --semaphore gives the permits back (exit %d: %.100s)", st,
+         rout);
+    free(rout);
+    st = lockctl(&p, rel, 10000);
+    t_ok(st == 66, "releasing it again -> exit 66 (exit %d)", st);
+    const char *bad[] = {"acquire",   "cli-sem", "--url", svc.url,
+                         "--permits", "2",       NULL};
+    st = lockctl(&p, bad, 10000);
+    t_ok(st == 64, "--permits without --semaphore -> exit 64 (exit %d)", st);
+    json_decref(lease);
+    free(out);
 }
 
 static void test_run_wait_expires(void)
@@ -814,8 +1045,12 @@ struct proxy {
     int upstream_port;
     pthread_t thread;
     volatile bool stop;
-    int renewals;    /* renewals seen */
-    int bad_gateway; /* renewals answered with the 502 */
+    int renewals;            /* renewals seen */
+    int bad_gateway;         /* renewals answered with the 502 */
+    bool cut_first_acquire;  /* instead: pass the first acquire on, then
+                                close the connection without an answer */
+    int acquires;            /* acquires seen */
+    char request_ids[4][80]; /* the request_id of the first four */
 };
 
 /* Reads one request (head + Content-Length body) into buf. Returns its
@@ -854,7 +1089,8 @@ static long read_request(int fd, char *buf, size_t cap)
 
 /* Sends the request upstream with "Connection: close" and relays the
  * answer, which ends when the service closes. */
-static void relay(const struct proxy *px, int client, char *req, long len)
+static void relay(const struct proxy *px, int client, char *req, long len,
+                  bool discard)
 {
     char *head_end = strstr(req, "\r\n\r\n");
     int up = raw_connect(px->upstream_port);
@@ -881,7 +1117,8 @@ static void relay(const struct proxy *px, int client, char *req, long len)
         ssize_t n = read(up, buf, sizeof buf);
         if (n <= 0)
             break;
-        raw_send(client, buf, (size_t)n);
+        if (!discard)
+            raw_send(client, buf, (size_t)n);
     }
     close(up);
 }
@@ -912,11 +1149,20 @@ static void *proxy_main(void *arg)
         long len = read_request(client, req, sizeof req);
         if (len > 0) {
             bool renew = strstr(req, "/renew ") != NULL;
-            if (renew && px->renewals++ == 0) {
+            bool acquire = strstr(req, "/acquire ") != NULL;
+            if (acquire && px->acquires < 4) {
+                const char *id = strstr(req, "\"request_id\":\"");
+                size_t n = id ? strcspn(id + 14, "\"") : 0;
+                snprintf(px->request_ids[px->acquires], 80, "%.*s", (int)n,
+                         id ? id + 14 : "");
+            }
+            if (acquire && px->acquires++ == 0 && px->cut_first_acquire) {
+                relay(px, client, req, len, true); /* granted, unanswered */
+            } else if (!px->cut_first_acquire && renew && px->renewals++ == 0) {
                 px->bad_gateway++;
                 raw_send(client, bad_gateway, (size_t)bad_len);
             } else {
-                relay(px, client, req, len);
+                relay(px, client, req, len, false);
             }
         }
         close(client);
@@ -974,6 +1220,95 @@ static void test_run_survives_html_502(void)
     free(err);
     proxy_stop(&px);
     t_ok(held(svc.url, "run-502") == 0, "and the lock is released");
+}
+
+/* GET /v1/locks/NAME's holder_count and holder's fence (-1 when none). */
+static int holder_count(const char *base, const char *name, long long *fence)
+{
+    struct http_resp r;
+    char path[160];
+    snprintf(path, sizeof path, "/v1/locks/%s", name);
+    http(&r, base, "GET", path, NULL, NULL);
+    json_t *n = r.json ? json_object_get(r.json, "holder_count") : NULL;
+    int v =
+        r.status == 200 && json_is_integer(n) ? (int)json_integer_value(n) : -1;
+    json_t *f = r.json ? json_object_get(r.json, "fence") : NULL;
+    *fence = json_is_integer(f) ? (long long)json_integer_value(f) : -1;
+    http_resp_free(&r);
+    return v;
+}
+
+/* The first acquire reaches the service, which grants it, but its answer
+ * is cut off: lockctl tries again with the same request_id and gets the
+ * same lease back, never a second one. */
+static void test_acquire_retried_after_cut_answer(void)
+{
+    struct proxy px;
+    if (!t_ok(proxy_start(&px, svc.port), "a proxy in front of the service"))
+        return;
+    px.cut_first_acquire = true;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", px.port);
+    struct proc p;
+    int st = lockctl(&p,
+                     (const char *const[]){"acquire", "retry-acq", "--url", url,
+                                           "--ttl", "30s", NULL},
+                     15000);
+    char *out = slurp(p.out), *err = slurp(p.err);
+    json_error_t jerr;
+    json_t *lease = out ? json_loads(out, 0, &jerr) : NULL;
+    long long fence = -1;
+    int count = holder_count(svc.url, "retry-acq", &fence);
+    json_t *f = json_object_get(lease, "fence");
+    t_ok(st == 0 && px.acquires == 2 && px.request_ids[0][0] != '\0' &&
+             strcmp(px.request_ids[0], px.request_ids[1]) == 0 &&
+             json_is_true(json_object_get(lease, "replayed")),
+         "the answer to the first acquire cut off: tried again with the same "
+         "request_id and answered the lease it got (exit %d, %d acquires, "
+         "ids '%s' '%s')",
+         st, px.acquires, px.request_ids[0], px.request_ids[1]);
+    t_ok(count == 1 && json_is_integer(f) &&
+             (long long)json_integer_value(f) == fence,
+         "exactly one lease, the one lockctl printed (holder_count %d)", count);
+    if (st != 0)
+        t_diag("stdout: %s stderr: %s", out ? out : "", err ? err : "");
+    const char *token = json_string_value(json_object_get(lease, "token"));
+    if (token) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"token\":\"%s\"}", token);
+        struct http_resp r;
+        http(&r, svc.url, "POST", "/v1/locks/retry-acq/release", body, NULL);
+        http_resp_free(&r);
+    }
+    json_decref(lease);
+    free(out);
+    free(err);
+
+    /* run: the same, and CMD runs under that one lease. */
+    px.acquires = 0;
+    memset(px.request_ids, 0, sizeof px.request_ids);
+    const char *seen = in_workdir("retry-run-count");
+    char script[400];
+    snprintf(script, sizeof script,
+             "curl -s http://127.0.0.1:%d/v1/locks/retry-run > %s", svc.port,
+             seen);
+    const char *extra[] = {"--ttl", "5s", NULL};
+    st = -1;
+    if (run_start(&p, url, "retry-run", extra, script))
+        st = proc_wait(&p, 15000);
+    char *status = slurp(seen);
+    json_t *js = status ? json_loads(status, 0, &jerr) : NULL;
+    json_t *n = json_object_get(js, "holder_count");
+    t_ok(st == 0 && px.acquires == 2 &&
+             strcmp(px.request_ids[0], px.request_ids[1]) == 0 &&
+             json_is_integer(n) && json_integer_value(n) == 1,
+         "run: the cut-off acquire retried with the same request_id, CMD "
+         "ran under exactly one lease (exit %d, %d acquires)",
+         st, px.acquires);
+    json_decref(js);
+    free(status);
+    proxy_stop(&px);
+    t_ok(held(svc.url, "retry-run") == 0, "and the lock is released");
 }
 
 /* The service stopped and started again on its port while CMD runs:
@@ -1038,10 +1373,14 @@ int main(void)
     test_api_key_file();
     test_run_environment_and_status();
     test_run_mutual_exclusion();
+    test_run_semaphore();
+    test_semaphore_one_shot();
+    test_force_release_and_check();
     test_run_wait_expires();
     test_run_forwards_signals();
     test_run_parent_death();
     test_run_survives_html_502();
+    test_acquire_retried_after_cut_answer();
     test_run_survives_service_restart();
     test_run_lease_lost_409();
     test_run_lease_lost_redis_down();

@@ -147,7 +147,7 @@ static void test_abstract_socket(void)
 }
 
 /* Contains needle in the file at path. */
-static bool log_has(const char *path, const char *needle)
+static bool log_has_now(const char *path, const char *needle)
 {
     char buf[65536];
     FILE *f = fopen(path, "r");
@@ -159,6 +159,20 @@ static bool log_has(const char *path, const char *needle)
     fclose(f);
     buf[n] = '\0';
     return strstr(buf, needle) != NULL;
+}
+
+/* As log_has_now, waiting up to 2 s (scaled) for the line: the service
+ * serves before main() has told systemd it is ready. */
+static bool log_has(const char *path, const char *needle)
+{
+    double end = now_ms() + 2000 * time_scale();
+
+    while (!log_has_now(path, needle)) {
+        if (now_ms() > end)
+            return false;
+        sleep_ms(10);
+    }
+    return true;
 }
 
 static void test_unusable_socket(const char *value, const char *why,

@@ -15,7 +15,7 @@ static int renew_exec(struct lockctl *ctl)
     json_t *body = json_pack("{s:s}", "token", token);
     if (a->ttl_ms >= 0)
         json_object_set_new(body, "ttl_ms", json_integer(a->ttl_ms));
-    lockctl_path(path, sizeof path, a->name, "renew");
+    lockctl_path(ctl, path, sizeof path, "renew");
     ls_request(&ctl->client, "POST", path, body, RENEW_TIMEOUT_MS, &res);
     json_decref(body);
     snprintf(what, sizeof what, "renew '%s'", a->name);
@@ -27,9 +27,9 @@ static int renew_exec(struct lockctl *ctl)
 
 const struct lockctl_cmd cmd_renew_entry = {
     .name = "renew",
-    .synopsis = "NAME [--ttl D] [--token-file PATH]",
+    .synopsis = "NAME [--ttl D] [--token-file PATH] [--semaphore N]",
     .summary = "renew the lease in LOCK_TOKEN and print it",
-    .options = OPT_TTL | OPT_TOKEN_FILE,
+    .options = OPT_TTL | OPT_TOKEN_FILE | OPT_SEMAPHORE,
     .takes_command = false,
     .exec = renew_exec,
 };

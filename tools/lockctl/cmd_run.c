@@ -233,6 +233,11 @@ static void renew_done(struct run *r, long long now, struct ls_result *res)
     }
 }
 
+static int acquire_signals(void *arg)
+{
+    return drain_signals(arg);
+}
+
 /* Waits for the lock. Returns 0, or the exit status. */
 static int acquire(struct run *r)
 {
@@ -242,24 +247,18 @@ static int acquire(struct run *r)
     long ttl = ctl->args.ttl_ms < 0 ? LOCKCTL_DEFAULT_TTL_MS : ctl->args.ttl_ms;
     json_t *body = acquire_body(ctl, ttl, true);
 
-    lockctl_path(path, sizeof path, r->name, "acquire");
+    lockctl_path(r->ctl, path, sizeof path, "acquire");
     long long sent = lockctl_now_ms();
-    int started = body ? ls_request_start(&ctl->client, "POST", path, body,
-                                          acquire_timeout_ms(ctl))
-                       : -1;
-    json_decref(body);
     snprintf(what, sizeof what, "acquire '%s'", r->name);
-    if (started != 0) {
+    if (body == NULL) {
         lockctl_warn("%s: cannot start a request", what);
         return LOCKCTL_UNAVAILABLE;
     }
-    while (!ls_request_poll(&ctl->client, signal_pipe[0], 1000, &res)) {
-        int sig = drain_signals(r);
-        if (sig) {
-            ls_request_cancel(&ctl->client);
-            return 128 + sig;
-        }
-    }
+    int sig =
+        acquire_send(ctl, path, body, signal_pipe[0], acquire_signals, r, &res);
+    json_decref(body);
+    if (sig)
+        return 128 + sig;
     json_t *token = json_object_get(res.json, "token");
     json_t *fence = json_object_get(res.json, "fence");
     json_t *granted = json_object_get(res.json, "ttl_ms");
@@ -478,7 +477,7 @@ static bool release(struct run *r)
                           : now + RELEASE_BUDGET_MS;
     json_t *body = json_pack("{s:s}", "token", r->token);
 
-    lockctl_path(path, sizeof path, r->name, "release");
+    lockctl_path(r->ctl, path, sizeof path, "release");
     for (;;) {
         long timeout = (long)(until - now);
         if (timeout > RELEASE_ATTEMPT_MS)
@@ -540,7 +539,7 @@ static int run_exec(struct lockctl *ctl)
     memset(&r, 0, sizeof r);
     r.ctl = ctl;
     r.name = ctl->args.name;
-    lockctl_path(r.path_renew, sizeof r.path_renew, r.name, "renew");
+    lockctl_path(r.ctl, r.path_renew, sizeof r.path_renew, "renew");
     if (ctl->args.kill_after_ms < 0)
         ctl->args.kill_after_ms = LOCKCTL_DEFAULT_KILL_AFTER_MS;
     if (ctl->args.ttl_ms >= 0 && ctl->args.ttl_ms < RUN_MIN_TTL_MS) {
@@ -571,7 +570,7 @@ static int run_exec(struct lockctl *ctl)
         struct ls_result res;
         char path[256];
         json_t *body = json_pack("{s:s}", "token", r.token);
-        lockctl_path(path, sizeof path, r.name, "release");
+        lockctl_path(r.ctl, path, sizeof path, "release");
         ls_request(&ctl->client, "POST", path, body, 1000, &res);
         ls_result_clear(&res);
         json_decref(body);
@@ -592,11 +591,12 @@ static int run_exec(struct lockctl *ctl)
 const struct lockctl_cmd cmd_run_entry = {
     .name = "run",
     .synopsis = "NAME [--ttl D] [--wait D] [--owner LABEL] [--kill-after D] "
-                "[--] CMD [ARGS...]",
+                "[--semaphore N [--permits K]] [--] CMD [ARGS...]",
     .summary = "wait for the lock, run CMD while holding it (renewed every "
                "ttl/3), stop CMD if the lease is lost, release it when CMD "
                "exits",
-    .options = OPT_TTL | OPT_WAIT | OPT_OWNER | OPT_KILL_AFTER,
+    .options = OPT_TTL | OPT_WAIT | OPT_OWNER | OPT_KILL_AFTER | OPT_SEMAPHORE |
+               OPT_PERMITS,
     .takes_command = true,
     .exec = run_exec,
 };

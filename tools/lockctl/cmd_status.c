@@ -9,7 +9,7 @@ static int status_exec(struct lockctl *ctl)
     char path[256], what[192];
     struct ls_result res;
 
-    lockctl_path(path, sizeof path, ctl->args.name, "");
+    lockctl_path(ctl, path, sizeof path, "");
     ls_request(&ctl->client, "GET", path, NULL, STATUS_TIMEOUT_MS, &res);
     snprintf(what, sizeof what, "status '%s'", ctl->args.name);
     int rc = res.kind == LS_OK ? lockctl_print_json(res.json)
@@ -20,10 +20,10 @@ static int status_exec(struct lockctl *ctl)
 
 const struct lockctl_cmd cmd_status_entry = {
     .name = "status",
-    .synopsis = "NAME",
+    .synopsis = "NAME [--semaphore N]",
     .summary = "show the lock's state (holder, fence, TTL left; never a "
                "token)",
-    .options = 0,
+    .options = OPT_SEMAPHORE,
     .takes_command = false,
     .exec = status_exec,
 };

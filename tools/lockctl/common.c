@@ -30,7 +30,8 @@ int lockctl_fail(const char *what, const struct ls_result *res)
         return LOCKCTL_UNAVAILABLE;
     }
     lockctl_warn("%s: %s", what, res->text);
-    if (strcmp(res->code, "lock_held") == 0)
+    if (strcmp(res->code, "lock_held") == 0 ||
+        strcmp(res->code, "no_permits") == 0)
         return LOCKCTL_NOT_ACQUIRED;
     if (strcmp(res->code, "not_held") == 0 ||
         strcmp(res->code, "not_owner") == 0)
@@ -112,9 +113,12 @@ void lockctl_owner(const struct lockctl *ctl, bool with_pid, char *out,
         snprintf(out, len, "lockctl@%s", host);
 }
 
-void lockctl_path(char *out, size_t len, const char *name, const char *verb)
+void lockctl_path(const struct lockctl *ctl, char *out, size_t len,
+                  const char *verb)
 {
-    snprintf(out, len, "/v1/locks/%s%s%s", name, *verb ? "/" : "", verb);
+    snprintf(out, len, "/v1/%s/%s%s%s",
+             ctl->args.semaphore > 0 ? "semaphores" : "locks", ctl->args.name,
+             *verb ? "/" : "", verb);
 }
 
 long long lockctl_now_ms(void)

@@ -38,6 +38,9 @@ enum {
     OPT_REENTER = 1u << 6,
     OPT_TOKEN_FILE = 1u << 7,
     OPT_KILL_AFTER = 1u << 8,
+    OPT_SEMAPHORE = 1u << 9,
+    OPT_PERMITS = 1u << 10,
+    OPT_FORCE = 1u << 11,
 };
 #define OPT_GLOBAL (OPT_URL | OPT_API_KEY_FILE)
 
@@ -53,6 +56,9 @@ struct lockctl_args {
     const char *token_file;
     bool env;
     bool reenter;
+    bool force;       /* release --force */
+    long semaphore;   /* --semaphore N: a semaphore of limit N, 0: a lock */
+    long permits;     /* --permits K, 0 when not given */
     const char *name; /* the lock name (validated) */
     char **cmd;       /* run: CMD and its arguments, NULL-terminated */
 };
@@ -75,6 +81,7 @@ extern const struct lockctl_cmd cmd_acquire_entry;
 extern const struct lockctl_cmd cmd_renew_entry;
 extern const struct lockctl_cmd cmd_release_entry;
 extern const struct lockctl_cmd cmd_status_entry;
+extern const struct lockctl_cmd cmd_check_entry;
 extern const struct lockctl_cmd cmd_run_entry;
 
 /* ---- common.c ---- */
@@ -99,8 +106,10 @@ int lockctl_token(const struct lockctl *ctl, char out[33]);
  * when with_pid). Fills out. */
 void lockctl_owner(const struct lockctl *ctl, bool with_pid, char *out,
                    size_t len);
-/* "/v1/locks/NAME/VERB" (VERB may be "" for the lock itself). */
-void lockctl_path(char *out, size_t len, const char *name, const char *verb);
+/* "/v1/locks/NAME/VERB", or "/v1/semaphores/NAME/VERB" with --semaphore
+ * (VERB may be "" for the lock itself). */
+void lockctl_path(const struct lockctl *ctl, char *out, size_t len,
+                  const char *verb);
 /* True when s is 32 lowercase hex digits. */
 bool lockctl_token_valid(const char *s);
 /* Milliseconds on the monotonic clock. */
@@ -113,6 +122,20 @@ long long lockctl_now_ms(void);
 json_t *acquire_body(const struct lockctl *ctl, long ttl_ms, bool with_pid);
 /* How long to wait for the acquire's answer: --wait plus some slack. */
 long acquire_timeout_ms(const struct lockctl *ctl);
+/* A fresh random request_id, "lockctl-" and 32 hex digits. */
+void acquire_request_id(char *out, size_t len);
+/* Sends the acquire body (borrowed; its request_id and wait_ms are set
+ * here) to path, and tries again after a transient failure (network error,
+ * timeout, 5xx, an answer not JSON) with the same request_id, so that a
+ * grant whose answer was lost is answered again instead of a second lease:
+ * up to 5 attempts, backing off from 200 ms to 2 s, within --wait plus
+ * slack, each asking to wait only what is left of --wait. While a request
+ * is in flight or backing off, fd (-1 for none) readable makes it call
+ * interrupted(arg) (may be NULL): a nonzero answer abandons the acquire and
+ * is returned. Otherwise returns 0 with res filled (clear it). */
+int acquire_send(struct lockctl *ctl, const char *path, json_t *body, int fd,
+                 int (*interrupted)(void *arg), void *arg,
+                 struct ls_result *res);
 
 /* ---- duration.c ---- */
 

@@ -6,6 +6,7 @@
  * exit status --help does). */
 #include "lockctl.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -13,11 +14,11 @@
 
 static const struct lockctl_cmd *const commands[] = {
     &cmd_acquire_entry, &cmd_renew_entry, &cmd_release_entry,
-    &cmd_status_entry,  &cmd_run_entry,
+    &cmd_status_entry,  &cmd_check_entry, &cmd_run_entry,
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 
-enum option_kind { KIND_STRING, KIND_DURATION, KIND_FLAG };
+enum option_kind { KIND_STRING, KIND_DURATION, KIND_FLAG, KIND_COUNT };
 
 struct option_row {
     unsigned bit;
@@ -58,6 +59,15 @@ static const struct option_row options[] = {
      "re-enter the lease in LOCK_TOKEN: one more hold, same fence"},
     {OPT_TOKEN_FILE, "--token-file", "PATH", KIND_STRING, ARG(token_file), NULL,
      "read the lease token from PATH (\"-\": stdin) instead of LOCK_TOKEN"},
+    {OPT_FORCE, "--force", NULL, KIND_FLAG, ARG(force), NULL,
+     "end whatever lease holds NAME, no token needed (DELETE; needs an "
+     "admin key when the service has API keys)"},
+    {OPT_SEMAPHORE, "--semaphore", "N", KIND_COUNT, ARG(semaphore), NULL,
+     "NAME is a semaphore of limit N (/v1/semaphores): up to N permits "
+     "held at once; all its users must give the same N (renew, release, "
+     "status: N only selects the semaphore)"},
+    {OPT_PERMITS, "--permits", "K", KIND_COUNT, ARG(permits), NULL,
+     "with --semaphore: take K permits (default 1, at most N)"},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
@@ -70,15 +80,17 @@ static const struct {
     {LOCKCTL_USAGE, "usage error: bad option, duration, name, key file or "
                     "token"},
     {LOCKCTL_NOT_ACQUIRED,
-     "not acquired within --wait (409 lock_held); run never started CMD"},
+     "not acquired within --wait (409 lock_held, or no_permits for a "
+     "semaphore); run never started CMD"},
     {LOCKCTL_LEASE_LOST,
      "the lease is gone (409 not_held or not_owner); run: the lease was "
      "lost while CMD ran, and CMD was stopped"},
     {LOCKCTL_REFUSED, "refused by the service: another 4xx (invalid_field, "
                       "unauthorized, hold_limit, ...)"},
     {LOCKCTL_UNAVAILABLE,
-     "service unreachable, a 5xx, or an answer that is not JSON (run "
-     "retries its renewals until the lease would end)"},
+     "service unreachable, a 5xx, or an answer that is not JSON (acquire "
+     "and run retry their acquire, run its renewals until the lease would "
+     "end)"},
     {LOCKCTL_CANNOT_EXEC, "run: CMD could not be executed"},
     {LOCKCTL_NOT_FOUND, "run: CMD was not found"},
 };
@@ -182,7 +194,12 @@ static void help(FILE *out)
     wrap(out,
          "run: CMD gets LOCK_NAME, LOCK_TOKEN, LOCK_FENCE (pass it with every "
          "write to what the lock protects), LOCK_TTL_MS and LOCKSERVICE_URL "
-         "in its environment. The lease is renewed every ttl/3; a failed "
+         "in its environment. An acquire (acquire, run) carries a random "
+         "request_id and is tried again with the same one after a network "
+         "error, 5xx or an answer that is not JSON (up to 5 attempts, within "
+         "--wait plus 10s), so a grant whose answer was lost is answered "
+         "again, never a second lease. The lease is renewed every ttl/3; a "
+         "failed "
          "renewal (network error, 5xx, an answer that is not JSON) is retried "
          "with backoff until the lease would end. When the lease is lost (a "
          "409, or no renewal succeeded in time) lockctl says so on stderr, "
@@ -289,6 +306,16 @@ static int set_option(struct lockctl_args *a, const struct option_row *o,
     case KIND_FLAG:
         *(bool *)(void *)field = true;
         return 0;
+    case KIND_COUNT: {
+        char *end = NULL;
+        errno = 0;
+        long n = strtol(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0' || n < 1 || n > 1000000)
+            return usage_error("bad %s '%s' (a whole number from 1)", o->flag,
+                               value);
+        *(long *)(void *)field = n;
+        return 0;
+    }
     }
     return LOCKCTL_USAGE;
 }
@@ -384,6 +411,17 @@ static int parse(int argc, char **argv, struct lockctl *ctl,
                            a->owner);
     if (a->ttl_ms == 0)
         return usage_error("%s", "--ttl must be more than 0");
+    if (a->permits > 0 && a->semaphore == 0)
+        return usage_error("%s", "--permits needs --semaphore N");
+    if (a->permits > a->semaphore && a->semaphore > 0)
+        return usage_error("--permits %ld is more than the --semaphore "
+                           "limit %ld",
+                           a->permits, a->semaphore);
+    if (a->force && a->token_file)
+        return usage_error("%s", "--force takes no token (--token-file)");
+    if (a->reenter && a->semaphore > 0)
+        return usage_error("%s", "--reenter does not apply to a semaphore "
+                                 "(a token is one lease)");
     for (size_t i = 0; i < OPTION_COUNT; i++) {
         char *field = (char *)a + options[i].offset;
         const char **value = (const char **)(void *)field;

@@ -24,6 +24,12 @@ logger, and ``on_lost(lease)`` is called if given.
 Pass ``lease.fence`` with every write to what the lock protects, and have
 that resource refuse a fence older than the last one it saw.
 
+An acquire carries a random ``request_id`` and is tried again with the same
+one after a network error, a 5xx or an answer that is not JSON (up to 5
+attempts, backing off from 0.2 s to 2 s, within ``wait`` plus 10 s): the
+service answers a grant whose answer was lost again (``"replayed": true``)
+instead of granting a second lease.
+
 Release never raises: it returns a :class:`Released`; after a loss that is
 ``Released(released=False, code="not_held", ...)``.
 """
@@ -36,6 +42,7 @@ import logging
 import os
 import random
 import re
+import secrets
 import socket
 import threading
 import time
@@ -46,6 +53,7 @@ from typing import Any, Callable, Dict, Optional
 __all__ = [
     "Client",
     "Lease",
+    "Semaphore",
     "Released",
     "LockServiceError",
     "NotAcquired",
@@ -62,6 +70,9 @@ _NAME = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _FIRST_BACKOFF = 0.1
 _ANSWER_SLACK = 10.0  # how much longer than wait an acquire may take
 _RELEASE_BUDGET = 10.0
+_ACQUIRE_ATTEMPTS = 5
+_ACQUIRE_FIRST_BACKOFF = 0.2
+_ACQUIRE_MAX_BACKOFF = 2.0
 
 
 class LockServiceError(Exception):
@@ -134,7 +145,7 @@ class _Answer:
         message = f"{what}: {self.text}"
         if self.kind == _TRANSIENT:
             return Unavailable(message, self.status, self.code, detail, body)
-        if self.code == "lock_held":
+        if self.code in ("lock_held", "no_permits"):
             return NotAcquired(message, self.status, self.code, detail, body)
         if self.code in ("not_held", "not_owner"):
             return LeaseLost(message, self.status, self.code, detail, body)
@@ -247,6 +258,32 @@ class Client:
                        "stopped" if stop.is_set()
                        else f"no answer within {timeout:.1f}s")
 
+    def _acquire_call(self, path: str, body: dict, wait: float) -> _Answer:
+        """POST an acquire with a fresh request_id, tried again with the
+        same one after a transient failure (bounded, with backoff, within
+        wait plus slack), each try asking to wait only what is left."""
+        body = dict(body, request_id="py-" + secrets.token_hex(16))
+        start = time.monotonic()
+        wait_end = start + wait
+        deadline = wait_end + _ANSWER_SLACK
+        backoff = _ACQUIRE_FIRST_BACKOFF
+        attempt = 0
+        while True:
+            attempt += 1
+            now = time.monotonic()
+            left = max(wait_end - now, 0.0)
+            body["wait_ms"] = int(left * 1000)
+            ans = self._call("POST", path, body,
+                             max(deadline - now, left + 1.0))
+            now = time.monotonic()
+            if (ans.kind != _TRANSIENT or attempt >= _ACQUIRE_ATTEMPTS
+                    or now + backoff >= deadline):
+                return ans
+            log.warning("acquire %s: %s; trying again with the same "
+                        "request_id", path, ans.text)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, _ACQUIRE_MAX_BACKOFF)
+
     @staticmethod
     def _check_name(name: str) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
@@ -283,6 +320,36 @@ class Client:
         return self.lock(name, ttl=ttl, wait=wait, owner=owner,
                          on_lost=on_lost).acquire()
 
+    def semaphore(self, name: str, limit: int, *, permits: int = 1,
+                  ttl: float = 30.0, wait: float = 0.0,
+                  owner: Optional[str] = None,
+                  on_lost: Optional[Callable[["Lease"], None]] = None
+                  ) -> "Semaphore":
+        """A lease of ``permits`` of the semaphore ``name`` (at most
+        ``limit`` permits held at once; everyone must give the same
+        ``limit``), acquired when the ``with`` block starts (or by
+        :meth:`Lease.acquire`), renewed and lost like a lock's lease. Not
+        enough permits free after ``wait``: :class:`NotAcquired` with code
+        ``no_permits``."""
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError("limit must be a whole number of at least 1")
+        if not isinstance(permits, int) or not 1 <= permits <= limit:
+            raise ValueError("permits must be a whole number from 1 to "
+                             "limit")
+        lease = self.lock(name, ttl=ttl, wait=wait, owner=owner,
+                          on_lost=on_lost)
+        return Semaphore(self, name, lease.ttl, lease.wait, lease.owner,
+                         on_lost, limit, permits)
+
+    def semaphore_status(self, name: str) -> Dict[str, Any]:
+        """The semaphore's state, as ``GET /v1/semaphores/{name}`` answers
+        it."""
+        self._check_name(name)
+        ans = self._call("GET", f"/v1/semaphores/{name}", None, self.timeout)
+        if ans.kind != _OK:
+            raise ans.error(f"status {name!r}")
+        return ans.body or {}
+
     def status(self, name: str) -> Dict[str, Any]:
         """The lock's state, as ``GET /v1/locks/{name}`` answers it."""
         self._check_name(name)
@@ -317,16 +384,21 @@ class Lease:
         self._renewer: Optional[threading.Thread] = None
         self._basis = 0.0  # when the request that set the TTL was sent
 
+    _kind = "locks"
+
+    def _acquire_body(self) -> Dict[str, Any]:
+        return {"ttl_ms": int(self.ttl * 1000),
+                "wait_ms": int(self.wait * 1000), "owner": self.owner}
+
     # -- acquire
 
     def acquire(self) -> "Lease":
         if self.token is not None:
             raise RuntimeError(f"lease on {self.name!r} is already acquired")
-        body = {"ttl_ms": int(self.ttl * 1000),
-                "wait_ms": int(self.wait * 1000), "owner": self.owner}
+        body = self._acquire_body()
         sent = time.monotonic()
-        ans = self.client._call("POST", f"/v1/locks/{self.name}/acquire",
-                                body, self.wait + _ANSWER_SLACK)
+        ans = self.client._acquire_call(f"/v1/{self._kind}/{self.name}/acquire",
+                                        body, self.wait)
         b = ans.body or {}
         if (ans.kind != _OK or not isinstance(b.get("token"), str)
                 or not isinstance(b.get("fence"), int)
@@ -368,7 +440,7 @@ class Lease:
 
     def _renew_loop(self, next_try: float) -> None:
         backoff, failures = _FIRST_BACKOFF, 0
-        path = f"/v1/locks/{self.name}/renew"
+        path = f"/v1/{self._kind}/{self.name}/renew"
         while not self._stop.is_set():
             now = time.monotonic()
             deadline = self._deadline()
@@ -452,7 +524,7 @@ class Lease:
         return result
 
     def _release(self) -> Released:
-        path = f"/v1/locks/{self.name}/release"
+        path = f"/v1/{self._kind}/{self.name}/release"
         until = min(self._deadline(), time.monotonic() + _RELEASE_BUDGET)
         backoff, uncertain = _FIRST_BACKOFF, False
         never = threading.Event()
@@ -463,7 +535,7 @@ class Lease:
                                            never)
             body = ans.body or {}
             if ans.kind == _OK:
-                return Released(True, body.get("count"))
+                return Released(True, body.get("count", 0))
             if ans.kind == _PROBLEM:
                 if ans.code == "not_held" and uncertain:
                     return Released(True, 0)  # an earlier attempt counted
@@ -479,3 +551,26 @@ class Lease:
         state = ("released" if self.released else "lost" if self.lost.is_set()
                  else "held" if self.token else "not acquired")
         return f"<Lease {self.name!r} fence={self.fence} {state}>"
+
+
+class Semaphore(Lease):
+    """A lease of ``permits`` of a semaphore of ``limit`` permits
+    (``/v1/semaphores``), renewed in the background and lost, released and
+    fenced like a lock's :class:`Lease`; see :meth:`Client.semaphore`."""
+
+    _kind = "semaphores"
+
+    def __init__(self, client: Client, name: str, ttl: float, wait: float,
+                 owner: str, on_lost: Optional[Callable[["Lease"], None]],
+                 limit: int, permits: int):
+        super().__init__(client, name, ttl, wait, owner, on_lost)
+        self.limit = limit
+        self.permits = permits
+
+    def _acquire_body(self) -> Dict[str, Any]:
+        return dict(super()._acquire_body(), limit=self.limit,
+                    permits=self.permits)
+
+    def __repr__(self) -> str:
+        return (super().__repr__().replace("<Lease", "<Semaphore", 1)
+                [:-1] + f" {self.permits}/{self.limit}>")

@@ -6,6 +6,7 @@ LOCKSERVICE_BIN names the service binary (default: ./lockservice at the
 repository root), REDIS_SERVER the Redis one (default: redis-server).
 """
 
+import json
 import os
 import shutil
 import signal
@@ -143,8 +144,13 @@ class Proxy:
     """Passes requests to upstream_port, one per connection, except the
     first renewal, which gets nginx's HTML 502."""
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, cut_first_acquire=False):
+        # cut_first_acquire: instead, pass the first acquire on (the
+        # service grants it) and close the connection without its answer.
         self.upstream_port = upstream_port
+        self.cut_first_acquire = cut_first_acquire
+        self.acquires = 0
+        self.request_ids = []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -178,7 +184,7 @@ class Proxy:
             body += chunk
         return head, body
 
-    def _relay(self, conn, head, body):
+    def _relay(self, conn, head, body, discard=False):
         lines = [ln for ln in head.split(b"\r\n")
                  if not ln.lower().startswith(b"connection:")]
         request = b"\r\n".join(lines) + b"\r\nConnection: close\r\n\r\n" + body
@@ -189,7 +195,8 @@ class Proxy:
                 chunk = up.recv(65536)
                 if not chunk:
                     break
-                conn.sendall(chunk)
+                if not discard:
+                    conn.sendall(chunk)
 
     def _serve(self):
         while not self._stop:
@@ -206,7 +213,21 @@ class Proxy:
                     if req is None:
                         continue
                     head, body = req
-                    if b"/renew " in head.split(b"\r\n")[0]:
+                    first_line = head.split(b"\r\n")[0]
+                    if b"/acquire " in first_line:
+                        self.acquires += 1
+                        try:
+                            rid = json.loads(body).get("request_id")
+                        except ValueError:
+                            rid = None
+                        self.request_ids.append(rid)
+                        if self.cut_first_acquire and self.acquires == 1:
+                            self._relay(conn, head, body, discard=True)
+                            continue
+                    if self.cut_first_acquire:
+                        self._relay(conn, head, body)
+                        continue
+                    if b"/renew " in first_line:
                         self.renewals += 1
                         if self.renewals == 1:
                             self.bad_gateway += 1

@@ -103,6 +103,51 @@ class LockTest(unittest.TestCase):
         self.assertEqual(most[0], 1, "two holders at once")
         self.assertEqual(entries, sorted(set(entries)), "fences grow")
 
+    def test_semaphore_never_more_than_limit(self):
+        inside, most, errors = [0], [0], []
+        mutex = threading.Lock()
+
+        def worker():
+            try:
+                with self.client.semaphore("py-sem", 2, ttl=1.2,
+                                           wait=20) as sem:
+                    with mutex:
+                        inside[0] += 1
+                        most[0] = max(most[0], inside[0])
+                    time.sleep(1.5)  # past the TTL: renewals keep it
+                    self.assertFalse(sem.lost.is_set(), sem.lost_reason)
+                    with mutex:
+                        inside[0] -= 1
+                self.assertTrue(sem.released.released)
+            except Exception as err:  # noqa: BLE001
+                errors.append(err)
+
+        threads = [threading.Thread(target=worker) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30 * SCALE)
+        self.assertEqual(errors, [])
+        self.assertEqual(most[0], 2, "at most 2 of 3 at once, and 2 did")
+        status = self.client.semaphore_status("py-sem")
+        self.assertEqual(status["used"], 0)
+
+    def test_semaphore_no_permits(self):
+        held = self.client.semaphore("py-sem-full", 3, permits=2, ttl=10)
+        with held:
+            self.assertEqual(held.permits, 2)
+            status = self.client.semaphore_status("py-sem-full")
+            self.assertEqual(status["used"], 2)
+            self.assertEqual(status["fence"] if "fence" in status
+                             else status["holders"][0]["fence"], held.fence)
+            with self.assertRaises(lockservice.NotAcquired) as caught:
+                with self.client.semaphore("py-sem-full", 3, permits=2):
+                    self.fail("ran without permits")
+            self.assertEqual(caught.exception.code, "no_permits")
+        self.assertTrue(held.released.released)
+        with self.assertRaises(ValueError):
+            self.client.semaphore("py-sem-full", 2, permits=3)
+
     def test_html_502_keeps_the_lease(self):
         proxy = Proxy(service.port)
         try:
@@ -113,6 +158,22 @@ class LockTest(unittest.TestCase):
             self.assertTrue(lease.released.released)
             self.assertEqual(proxy.bad_gateway, 1)
             self.assertGreaterEqual(proxy.renewals, 3)
+        finally:
+            proxy.close()
+
+    def test_acquire_retried_after_cut_answer(self):
+        proxy = Proxy(service.port, cut_first_acquire=True)
+        try:
+            client = lockservice.Client(proxy.url)
+            with client.lock("py-retry-acquire", ttl=10) as lease:
+                status = self.client.status("py-retry-acquire")
+                self.assertEqual(status["holder_count"], 1)
+                self.assertEqual(status["fence"], lease.fence)
+            self.assertTrue(lease.released.released)
+            self.assertEqual(proxy.acquires, 2)
+            self.assertRegex(proxy.request_ids[0] or "", r"^py-[0-9a-f]{32}$")
+            self.assertEqual(proxy.request_ids[0], proxy.request_ids[1])
+            self.assertFalse(self.client.status("py-retry-acquire")["held"])
         finally:
             proxy.close()
 
@@ -149,6 +210,17 @@ class LockTest(unittest.TestCase):
                 lease.raise_if_lost()
         self.assertEqual(lease.released.code, "not_held")
         self.assertEqual(released, [lease.released])
+
+    def test_semaphore_force_released_is_lost(self):
+        import urllib.request
+        with self.client.semaphore("py-sem-gone", 2, ttl=1.5) as sem:
+            req = urllib.request.Request(
+                f"{service.url}/v1/semaphores/py-sem-gone", method="DELETE")
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                self.assertEqual(resp.status, 200)
+            self.assertTrue(sem.lost.wait(3 * SCALE))
+            self.assertIn("not_held", sem.lost_reason)
+        self.assertEqual(sem.released.code, "not_held")
 
     def test_redis_down_fires_lost_before_expiry(self):
         called = []

@@ -27,6 +27,12 @@
  * Pass `lock.fence` with every write to what the lock protects, and have
  * that resource refuse a fence older than the last one it saw.
  *
+ * An acquire carries a random `request_id` and is tried again with the
+ * same one after a network error, a 5xx or an answer that is not JSON (up
+ * to 5 attempts, backing off from 200 ms to 2 s, within `waitMs` plus
+ * 10 s): the service answers a grant whose answer was lost again
+ * (`"replayed": true`) instead of granting a second lease.
+ *
  * `release()` never rejects: after a loss it resolves to
  * `{ released: false, code: "not_held", ... }`.
  */
@@ -46,6 +52,8 @@ export type ProblemCode =
   | "sku_not_found"
   | "method_not_allowed"
   | "lock_held"
+  | "no_permits"
+  | "limit_mismatch"
   | "not_owner"
   | "not_held"
   | "hold_limit"
@@ -81,6 +89,32 @@ export interface Lease {
   /** Holds of the lease (reentrancy). */
   count: number;
   owner: string;
+  /** true when a retried acquire (same `request_id`) was answered with
+   * the lease the first try got. */
+  replayed?: boolean;
+}
+
+/** POST /v1/semaphores/{name}/acquire and /renew. */
+export interface SemaphoreLease {
+  name: string;
+  token: string;
+  fence: number;
+  ttl_ms: number;
+  permits: number;
+  limit: number;
+  owner: string;
+  replayed?: boolean;
+}
+
+/** GET /v1/semaphores/{name} (never a token). */
+export interface SemaphoreStatus {
+  name: string;
+  limit: number;
+  used: number;
+  holders: { owner: string; fence: number; ttl_ms: number; permits: number; held_ms: number }[];
+  holder_count: number;
+  waiting: number;
+  queue: { owner: string; mode: "semaphore"; permits: number; waited_ms: number }[];
 }
 
 /** POST /v1/locks/{name}/release (components/schemas/Released). */
@@ -102,6 +136,8 @@ export type LockStatus =
       /** Remaining TTL. */
       ttl_ms: number;
       count: number;
+      /** How many leases hold the lock. */
+      holder_count?: number;
     };
 
 export interface AcquireRequest {
@@ -109,6 +145,12 @@ export interface AcquireRequest {
   wait_ms?: number;
   owner?: string;
   token?: string;
+  /** 1-64 characters of A-Z a-z 0-9 . _ : -, one per attempt to take the
+   * lock: a retry with the same one answers the same lease. */
+  request_id?: string;
+  /** Semaphores only. */
+  limit?: number;
+  permits?: number;
 }
 
 /* ------------------------------------------------------------------ errors */
@@ -130,7 +172,8 @@ export class LockServiceError extends Error {
   }
 }
 
-/** The lock was still held when the wait ran out (409 `lock_held`). */
+/** The lock was still held when the wait ran out (409 `lock_held`), or a
+ * semaphore had too few permits free (409 `no_permits`). */
 export class NotAcquiredError extends LockServiceError {
   /** The holder's remaining TTL. */
   get retryAfterMs(): number {
@@ -192,7 +235,7 @@ function toError(what: string, a: Answer): LockServiceError {
   const detail = typeof a.body?.detail === "string" ? a.body.detail : a.text;
   const message = `${what}: ${a.text}`;
   if (a.kind === "transient") return new UnavailableError(message, a.status, a.code, detail, problem);
-  if (a.code === "lock_held") return new NotAcquiredError(message, a.status, a.code, detail, problem);
+  if (a.code === "lock_held" || a.code === "no_permits") return new NotAcquiredError(message, a.status, a.code, detail, problem);
   if (a.code === "not_held" || a.code === "not_owner")
     return new LeaseLostError(message, a.status, a.code, detail, problem);
   return new LockServiceError(message, a.status, a.code, detail, problem);
@@ -201,6 +244,18 @@ function toError(what: string, a: Answer): LockServiceError {
 const NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 const FIRST_BACKOFF_MS = 100;
 const ANSWER_SLACK_MS = 10_000;
+const ACQUIRE_ATTEMPTS = 5;
+const ACQUIRE_FIRST_BACKOFF_MS = 200;
+const ACQUIRE_MAX_BACKOFF_MS = 2_000;
+
+/** A fresh random request_id: "node-" and 32 hex digits. */
+function newRequestId(): string {
+  const bytes = new Uint8Array(16);
+  const c = (globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto;
+  if (c?.getRandomValues) c.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  return "node-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 const RELEASE_BUDGET_MS = 10_000;
 const MIN_TTL_MS = 300;
 
@@ -231,6 +286,14 @@ export interface ClientOptions {
   /** Where renewal failures and losses are reported (default
    * console.error). */
   log?: (message: string) => void;
+}
+
+export interface SemaphoreOptions extends AcquireOptions {
+  /** At most this many permits held at once; everyone using the
+   * semaphore must give the same limit. */
+  limit: number;
+  /** Permits this lease takes (default 1, at most limit). */
+  permits?: number;
 }
 
 export interface AcquireOptions {
@@ -330,10 +393,63 @@ export class LockClient {
     }
   }
 
+  /** POSTs an acquire with a fresh request_id, tried again with the same
+   * one after a transient failure (bounded, with backoff, within waitMs
+   * plus slack), each try asking to wait only what is left. */
+  private async acquireCall(path: string, request: AcquireRequest, waitMs: number, signal?: AbortSignal): Promise<Answer> {
+    const body: AcquireRequest = { ...request, request_id: newRequestId() };
+    const waitEnd = now() + waitMs;
+    const deadline = waitEnd + ANSWER_SLACK_MS;
+    let backoff = ACQUIRE_FIRST_BACKOFF_MS;
+    for (let attempt = 1; ; attempt++) {
+      const left = Math.max(Math.floor(waitEnd - now()), 0);
+      body.wait_ms = left;
+      const a = await this.call("POST", path, body, Math.max(deadline - now(), left + 1_000), signal);
+      if (a.kind !== "transient" || attempt >= ACQUIRE_ATTEMPTS || signal?.aborted || now() + backoff >= deadline) {
+        return a;
+      }
+      this.log(`lockservice: acquire ${path}: ${a.text}; trying again with the same request_id`);
+      await sleep(backoff);
+      backoff = Math.min(backoff * 2, ACQUIRE_MAX_BACKOFF_MS);
+    }
+  }
+
   /** Takes the lock. Rejects with NotAcquiredError when it was still held
    * after `waitMs`, UnavailableError when the service could not answer,
    * another LockServiceError when refused. */
   async acquire(name: string, options: AcquireOptions = {}): Promise<Lock> {
+    const { lease, sent } = await this.acquireLease("locks", name, options, {});
+    return new Lock(this, lease, sent, options.onLost);
+  }
+
+  /** Takes `permits` (default 1) of the semaphore `name` of `limit`
+   * permits. Rejects with NotAcquiredError (code `no_permits`) when too few
+   * were free after `waitMs`, otherwise as acquire. The Semaphore renews,
+   * loses and releases like a Lock. */
+  async acquireSemaphore(name: string, options: SemaphoreOptions): Promise<Semaphore> {
+    const limit = options.limit;
+    const permits = options.permits ?? 1;
+    if (!Number.isInteger(limit) || limit < 1 || !Number.isInteger(permits) || permits < 1 || permits > limit) {
+      throw new TypeError("limit must be an integer >= 1, permits an integer from 1 to limit");
+    }
+    const { lease, sent } = await this.acquireLease("semaphores", name, options, { limit, permits });
+    return new Semaphore(this, lease as unknown as SemaphoreLease, sent, options.onLost);
+  }
+
+  /** The semaphore's state (never a token). */
+  async semaphoreStatus(name: string): Promise<SemaphoreStatus> {
+    checkName(name);
+    const a = await this.call("GET", `/v1/semaphores/${name}`, undefined, this.timeoutMs);
+    if (a.kind !== "ok") throw toError(`status ${JSON.stringify(name)}`, a);
+    return a.body as unknown as SemaphoreStatus;
+  }
+
+  private async acquireLease(
+    kind: LeaseKind,
+    name: string,
+    options: AcquireOptions,
+    extra: Record<string, number>,
+  ): Promise<{ lease: Lease; sent: number }> {
     checkName(name);
     const ttlMs = options.ttlMs ?? 30_000;
     const waitMs = options.waitMs ?? 0;
@@ -343,9 +459,9 @@ export class LockClient {
     if (!Number.isInteger(waitMs) || waitMs < 0) throw new TypeError("waitMs must be an integer >= 0");
     const proc = (globalThis as { process?: { pid?: number } }).process;
     const owner = options.owner ?? (proc?.pid !== undefined ? `node pid ${proc.pid}` : "node");
-    const request: AcquireRequest = { ttl_ms: ttlMs, wait_ms: waitMs, owner };
+    const request: AcquireRequest = { ttl_ms: ttlMs, wait_ms: waitMs, owner, ...extra };
     const sent = now();
-    const a = await this.call("POST", `/v1/locks/${name}/acquire`, request, waitMs + ANSWER_SLACK_MS, options.signal);
+    const a = await this.acquireCall(`/v1/${kind}/${name}/acquire`, request, waitMs, options.signal);
     const lease = a.body as Partial<Lease> | undefined;
     if (
       a.kind !== "ok" ||
@@ -359,7 +475,7 @@ export class LockClient {
       }
       throw toError(`acquire ${JSON.stringify(name)}`, a);
     }
-    return new Lock(this, lease as Lease, sent, options.onLost);
+    return { lease: lease as Lease, sent };
   }
 
   /** Acquires name, runs fn, releases. Resolves to fn's result; rejects
@@ -396,6 +512,8 @@ const asyncDispose: typeof Symbol.asyncDispose =
   (Symbol as { asyncDispose?: typeof Symbol.asyncDispose }).asyncDispose ??
   (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
 
+type LeaseKind = "locks" | "semaphores";
+
 /** A held lease, renewed in the background until `release()`. */
 export class Lock {
   readonly name: string;
@@ -419,10 +537,18 @@ export class Lock {
   private failures = 0;
   private stopped = false;
   private releasing?: Promise<ReleaseResult>;
+  private readonly kind: LeaseKind;
 
   /** @internal Use LockClient.acquire. */
-  constructor(client: LockClient, lease: Lease, sent: number, onLost?: (lock: Lock, error: LeaseLostError) => void) {
+  constructor(
+    client: LockClient,
+    lease: Lease,
+    sent: number,
+    onLost?: (lock: Lock, error: LeaseLostError) => void,
+    kind: LeaseKind = "locks",
+  ) {
     this.client = client;
+    this.kind = kind;
     this.name = lease.name;
     this.token = lease.token;
     this.fence = lease.fence;
@@ -484,7 +610,7 @@ export class Lock {
     this.inflight = new AbortController();
     const a = await this.client.call(
       "POST",
-      `/v1/locks/${this.name}/renew`,
+      `/v1/${this.kind}/${this.name}/renew`,
       { token: this.token },
       timeout,
       this.inflight.signal,
@@ -563,9 +689,9 @@ export class Lock {
     let uncertain = false;
     for (;;) {
       const timeout = Math.max(Math.min(until - now(), 5000), 500);
-      const a = await this.client.call("POST", `/v1/locks/${this.name}/release`, { token: this.token }, timeout);
+      const a = await this.client.call("POST", `/v1/${this.kind}/${this.name}/release`, { token: this.token }, timeout);
       if (a.kind === "ok") {
-        return { released: true, count: (a.body as unknown as Released).count };
+        return { released: true, count: (a.body as unknown as Released).count ?? 0 };
       }
       if (a.kind === "problem") {
         if (a.code === "not_held" && uncertain) return { released: true, count: 0 };
@@ -585,5 +711,24 @@ export class Lock {
     if (!result.released) {
       this.client.log(`lockservice: release of ${JSON.stringify(this.name)}: ${result.code} (${result.detail ?? ""})`);
     }
+  }
+}
+
+/** A held lease of `permits` of a semaphore of `limit` permits
+ * (/v1/semaphores), renewed, lost (`signal`) and released like a Lock. */
+export class Semaphore extends Lock {
+  readonly limit: number;
+  readonly permits: number;
+
+  /** @internal Use LockClient.acquireSemaphore. */
+  constructor(
+    client: LockClient,
+    lease: SemaphoreLease,
+    sent: number,
+    onLost?: (lock: Lock, error: LeaseLostError) => void,
+  ) {
+    super(client, { ...lease, count: 1 }, sent, onLost, "semaphores");
+    this.limit = lease.limit;
+    this.permits = lease.permits;
   }
 }

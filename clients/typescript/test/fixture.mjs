@@ -154,14 +154,47 @@ const BAD_GATEWAY_HTML =
   "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
 
 /** Passes requests on to upstreamPort, except the first renewal, which
- * gets nginx's HTML 502. */
+ * gets nginx's HTML 502; with cutFirstAcquire, instead the first acquire
+ * is passed on (the service grants it) and its connection closed without
+ * the answer. */
 export class Proxy {
-  static async start(upstreamPort) {
+  static async start(upstreamPort, { cutFirstAcquire = false } = {}) {
     const p = new Proxy();
     p.renewals = 0;
     p.badGateway = 0;
-    p.server = http.createServer((req, res) => {
-      if (req.url.endsWith("/renew") && ++p.renewals === 1) {
+    p.acquires = 0;
+    p.requestIds = [];
+    p.server = http.createServer(async (req, res) => {
+      if (req.url.endsWith("/acquire")) {
+        const chunks = [];
+        for await (const chunk of req) chunks.push(chunk);
+        const raw = Buffer.concat(chunks);
+        let id;
+        try {
+          id = JSON.parse(raw.toString()).request_id;
+        } catch {
+          id = undefined;
+        }
+        p.requestIds.push(id);
+        const cut = cutFirstAcquire && ++p.acquires === 1;
+        if (!cutFirstAcquire) p.acquires++;
+        const up = http.request(
+          { host: "127.0.0.1", port: upstreamPort, method: req.method, path: req.url, headers: req.headers },
+          (upRes) => {
+            if (cut) {
+              upRes.resume();
+              upRes.on("end", () => res.socket?.destroy());
+              return;
+            }
+            res.writeHead(upRes.statusCode, upRes.headers);
+            upRes.pipe(res);
+          },
+        );
+        up.on("error", () => res.destroy());
+        up.end(raw);
+        return;
+      }
+      if (!cutFirstAcquire && req.url.endsWith("/renew") && ++p.renewals === 1) {
         p.badGateway++;
         req.resume();
         res.writeHead(502, { "Content-Type": "text/html", Server: "nginx", Connection: "close" });

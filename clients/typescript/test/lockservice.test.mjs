@@ -110,6 +110,60 @@ test("a proxy's HTML 502 on one renewal keeps the lease", async () => {
   }
 });
 
+test("an acquire whose answer was cut off is retried with the same request_id: one lease", async () => {
+  const proxy = await Proxy.start(service.port, { cutFirstAcquire: true });
+  try {
+    const client = new LockClient({ url: proxy.url, log: quiet });
+    const lock = await client.acquire("ts-retry-acquire", { ttlMs: 10_000 });
+    const status = await new LockClient({ url: service.url, log: quiet }).status("ts-retry-acquire");
+    assert.equal(status.holder_count, 1);
+    assert.equal(status.fence, lock.fence);
+    assert.equal((await lock.release()).released, true);
+    assert.equal(proxy.acquires, 2);
+    assert.match(proxy.requestIds[0] ?? "", /^node-[0-9a-f]{32}$/);
+    assert.equal(proxy.requestIds[0], proxy.requestIds[1]);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("semaphore: 3 holders of limit 2 never exceed 2 at once, renewals keep them", async () => {
+  const client = new LockClient({ url: service.url, log: quiet });
+  let inside = 0;
+  let most = 0;
+  await Promise.all(
+    [0, 1, 2].map(async () => {
+      const sem = await client.acquireSemaphore("ts-sem", { limit: 2, ttlMs: 1200, waitMs: 20_000 });
+      inside++;
+      most = Math.max(most, inside);
+      await sleep(1500); // past the TTL
+      inside--;
+      assert.equal(sem.lost, false, sem.lostError?.message);
+      assert.equal((await sem.release()).released, true);
+    }),
+  );
+  assert.equal(most, 2);
+  assert.equal((await client.semaphoreStatus("ts-sem")).used, 0);
+});
+
+test("semaphore: no_permits, and a force release is a loss", async () => {
+  const client = new LockClient({ url: service.url, log: quiet });
+  const sem = await client.acquireSemaphore("ts-sem-full", { limit: 3, permits: 2, ttlMs: 1500 });
+  const status = await client.semaphoreStatus("ts-sem-full");
+  assert.equal(status.used, 2);
+  assert.equal(status.holders[0].fence, sem.fence);
+  await assert.rejects(client.acquireSemaphore("ts-sem-full", { limit: 3, permits: 2 }), (err) => {
+    assert.ok(err instanceof NotAcquiredError);
+    assert.equal(err.code, "no_permits");
+    return true;
+  });
+  const res = await fetch(`${service.url}/v1/semaphores/ts-sem-full`, { method: "DELETE" });
+  assert.equal(res.status, 200);
+  await res.text();
+  assert.ok(await waitUntil(3000, () => sem.lost), "the lease was not lost");
+  assert.equal((await sem.release()).code, "not_held");
+});
+
 test("a service restart mid-lease keeps the lease", async () => {
   const own = await Service.start(redis);
   try {
