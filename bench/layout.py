@@ -208,11 +208,12 @@ def args_v1(op, name, token, owner, seen, prefix="lockservice:"):
 def args_v2(op, name, token, owner, seen, prefix="lockservice:"):
     """Version 2: service/lock/lua/ (DESIGN.md section 3), every key of a
     name under the hash tag {name}. The keys a script takes are the recorded
-    call's, each of which must be one of the four below for the probe name;
+    call's, each of which must be one of those below for the probe name;
     ARGV is the recorded call's with the probe's name, token and owner put
     back as parameters."""
     keys = {f"{prefix}{{{PROBE}}}:{t}": f"{prefix}{{{name}}}:{t}"
-            for t in ("lock", "fence", "queue", "waiters")}
+            for t in ("lock", "fence", "queue", "waiters", "delay", "acq:-",
+                      "rel:-")}
     nkeys = int(seen[2])
     rec_keys, rec_argv = seen[3:3 + nkeys], seen[3 + nkeys:]
     if any(k not in keys for k in rec_keys):
