@@ -205,6 +205,7 @@ void handle_lock_acquire(struct request *req)
     request_suspend(req, acquired);
     lock_call_acquire(c);
 }
+
 static void renewed(struct request *req)
 {
     struct lock_call *c = &req->lock;
