@@ -130,26 +130,6 @@ static void run_inflight(struct inflight *q, struct curl_slist *hdrs)
 
 /* Polls acquire of name until 200 (ttl 2 s); returns the ms it took or -1,
  * and the fence. */
-static double serves_again(const char *name, double limit_ms, long long *fence)
-{
-    double t0 = now_ms();
-    char path[128];
-    snprintf(path, sizeof path, "/v1/locks/%s/acquire", name);
-    while (now_ms() - t0 < limit_ms) {
-        struct http_resp r;
-        http_timeout(&r, 3000, svc.url, "POST", path, "{\"ttl_ms\":2000}",
-                     NULL);
-        long st = r.status;
-        if (fence)
-            *fence = jint(&r, "fence");
-        http_resp_free(&r);
-        if (st == 200)
-            return now_ms() - t0;
-        sleep_ms(50);
-    }
-    return -1;
-}
-
 static void test_stall_inflight(void)
 {
     static struct inflight q[INFLIGHT];
@@ -203,34 +183,10 @@ static void test_stall_inflight(void)
     redis_stall_end(&st);
     curl_slist_free_all(hdrs);
 
-    double back = serves_again("after-stall", 5000 * time_scale(), NULL);
+    double back =
+        serves_again(svc.url, "after-stall", 5000 * time_scale(), NULL);
     t_ok(back >= 0, "after the stall the service grants again (%.0f ms)", back);
-    int good = 0, total = 20;
-    for (int i = 0; i < total; i++) {
-        char name[64], path[128];
-        struct http_resp r, g;
-        snprintf(name, sizeof name, "sane-%d", i);
-        snprintf(path, sizeof path, "/v1/locks/%s/acquire", name);
-        http_timeout(&r, 3000, svc.url, "POST", path, "{\"ttl_ms\":2000}",
-                     NULL);
-        snprintf(path, sizeof path, "/v1/locks/%s", name);
-        http_timeout(&g, 3000, svc.url, "GET", path, NULL, NULL);
-        bool ok = r.status == 200 && jstr(&r, "name") &&
-                  strcmp(jstr(&r, "name"), name) == 0 && g.status == 200 &&
-                  jstr(&g, "name") && strcmp(jstr(&g, "name"), name) == 0 &&
-                  json_is_true(json_object_get(g.json, "held")) &&
-                  jint(&g, "fence") == jint(&r, "fence");
-        if (!ok)
-            t_diag("%s -> %ld %s / %ld %s", name, r.status, r.body, g.status,
-                   g.body);
-        good += ok;
-        http_resp_free(&r);
-        http_resp_free(&g);
-    }
-    t_ok(good == total,
-         "after the stall: %d/%d acquire+status pairs answer for their own "
-         "lock",
-         good, total);
+    workers_sane(svc.url, "after the stall");
 }
 
 /* ---- maxmemory with noeviction ---- */
@@ -506,7 +462,7 @@ static void test_fence_floor(void)
          "fence floor: the new Redis is empty (%d keys but liveness keys) "
          "and %lld s behind",
          keys, behind);
-    double back = serves_again("floor", 10000 * time_scale(), &f2);
+    double back = serves_again(svc.url, "floor", 10000 * time_scale(), &f2);
     t_ok(back >= 0,
          "fence floor: the service grants again by itself (%.0f "
          "ms)",

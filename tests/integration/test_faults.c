@@ -174,60 +174,6 @@ static void release_wakes_waiter(const char *name, const char *when)
     }
 }
 
-/* ---- the service serves again ---------------------------------------------*/
-
-/* Polls acquire until 200; returns ms taken or -1. */
-static double serves_again(const char *name, double limit_ms, long long *fence)
-{
-    double t0 = now_ms();
-    char path[128];
-    snprintf(path, sizeof path, "/v1/locks/%s/acquire", name);
-    while (now_ms() - t0 < limit_ms) {
-        struct http_resp r;
-        http_timeout(&r, 2000, svc.url, "POST", path, "{\"ttl_ms\":1000}",
-                     NULL);
-        long st = r.status;
-        if (fence)
-            *fence = jint(&r, "fence");
-        http_resp_free(&r);
-        if (st == 200)
-            return now_ms() - t0;
-        sleep_ms(25);
-    }
-    return -1;
-}
-
-/* After a timeout: many requests on every worker, each answer for its own
- * request (a stale reply read by the next command would show here). */
-static void workers_sane(const char *when)
-{
-    int good = 0, total = 24;
-    for (int i = 0; i < total; i++) {
-        char name[64], path[128];
-        snprintf(name, sizeof name, "sane-%d-%d", (int)now_ms() % 100000, i);
-        snprintf(path, sizeof path, "/v1/locks/%s/acquire", name);
-        struct http_resp r, g;
-        http_timeout(&r, 3000, svc.url, "POST", path, "{\"ttl_ms\":2000}",
-                     NULL);
-        snprintf(path, sizeof path, "/v1/locks/%s", name);
-        http_timeout(&g, 3000, svc.url, "GET", path, NULL, NULL);
-        bool ok = r.status == 200 && jstr(&r, "name") &&
-                  strcmp(jstr(&r, "name"), name) == 0 && g.status == 200 &&
-                  jstr(&g, "name") && strcmp(jstr(&g, "name"), name) == 0 &&
-                  json_is_true(json_object_get(g.json, "held")) &&
-                  jint(&g, "fence") == jint(&r, "fence");
-        if (!ok)
-            t_diag("%s: %s -> %ld %s / %ld %s", when, name, r.status, r.body,
-                   g.status, g.body);
-        good += ok;
-        http_resp_free(&r);
-        http_resp_free(&g);
-    }
-    t_ok(good == total,
-         "%s: %d/%d acquire+status pairs answer for their own lock", when, good,
-         total);
-}
-
 /* ---- slow Redis -----------------------------------------------------------*/
 
 struct timed {
@@ -278,10 +224,11 @@ static void test_slow_redis(void)
     http_resp_free(&r);
     redis_stall_end(&stall);
     t_diag("DEBUG SLEEP over after %.0f ms", now_ms() - t0);
-    double back = serves_again("after-slow", 2000, NULL);
+    double back =
+        serves_again(svc.url, "after-slow", 2000 * time_scale(), NULL);
     t_ok(back >= 0 && back < 1000 * time_scale(),
          "after DEBUG SLEEP the service serves again in %.0f ms", back);
-    workers_sane("after DEBUG SLEEP");
+    workers_sane(svc.url, "after DEBUG SLEEP");
 }
 
 /* SIGSTOP: the TCP connection stays open, Redis never answers. */
@@ -347,10 +294,11 @@ static void test_frozen_redis(void)
              BURST, bound(), ok503, slow);
     }
     kill(redis.pid, SIGCONT);
-    double back = serves_again("after-frozen", 3000, NULL);
+    double back =
+        serves_again(svc.url, "after-frozen", 3000 * time_scale(), NULL);
     t_ok(back >= 0 && back < 1000 * time_scale(),
          "after SIGCONT the service serves again in %.0f ms", back);
-    workers_sane("after the freeze");
+    workers_sane(svc.url, "after the freeze");
 }
 
 /* ---- Redis down, then back ------------------------------------------------*/
@@ -427,7 +375,8 @@ static void test_redis_down(void)
     /* Redis back on the same port (its data is gone). */
     t_ok(redis_restart(&redis) == 0, "redis-server restarts on its port");
     long long fence_after = 0;
-    double back = serves_again("f-back", 3000, &fence_after);
+    double back =
+        serves_again(svc.url, "f-back", 3000 * time_scale(), &fence_after);
     t_ok(back >= 0 && back < 1000 * time_scale(),
          "the service serves again %.0f ms after Redis is back, no restart",
          back);

@@ -1274,6 +1274,64 @@ bool waiters_become(const char *base, double want, double ms)
     return metric_wait(base, "lockservice_waiters", NULL, want, ms);
 }
 
+double serves_again(const char *base, const char *name, double limit_ms,
+                    long long *fence)
+{
+    double t0 = now_ms(), first = -1;
+    int streak = 0;
+
+    for (int n = 1; streak < SERVES_STREAK && now_ms() - t0 < limit_ms; n++) {
+        struct http_resp r;
+        char path[160];
+
+        snprintf(path, sizeof path, "/v1/locks/%s-%d/acquire", name, n);
+        http_timeout(&r, 3000, base, "POST", path, "{\"ttl_ms\":1000}", NULL);
+        if (r.status == 200) {
+            if (first < 0) {
+                first = now_ms() - t0;
+                if (fence)
+                    *fence = jint(&r, "fence");
+            }
+            streak++;
+        } else {
+            streak = 0;
+            sleep_ms(25);
+        }
+        http_resp_free(&r);
+    }
+    return streak == SERVES_STREAK ? first : -1;
+}
+
+/* After a timeout: many requests on every worker, each answer for its own
+ * request (a stale reply read by the next command would show here). */
+void workers_sane(const char *base, const char *when)
+{
+    int good = 0, total = 24;
+    for (int i = 0; i < total; i++) {
+        char name[64], path[128];
+        snprintf(name, sizeof name, "sane-%d-%d", (int)now_ms() % 100000, i);
+        snprintf(path, sizeof path, "/v1/locks/%s/acquire", name);
+        struct http_resp r, g;
+        http_timeout(&r, 3000, base, "POST", path, "{\"ttl_ms\":2000}", NULL);
+        snprintf(path, sizeof path, "/v1/locks/%s", name);
+        http_timeout(&g, 3000, base, "GET", path, NULL, NULL);
+        bool ok = r.status == 200 && jstr(&r, "name") &&
+                  strcmp(jstr(&r, "name"), name) == 0 && g.status == 200 &&
+                  jstr(&g, "name") && strcmp(jstr(&g, "name"), name) == 0 &&
+                  json_is_true(json_object_get(g.json, "held")) &&
+                  jint(&g, "fence") == jint(&r, "fence");
+        if (!ok)
+            t_diag("%s: %s -> %ld %s / %ld %s", when, name, r.status, r.body,
+                   g.status, g.body);
+        good += ok;
+        http_resp_free(&r);
+        http_resp_free(&g);
+    }
+    t_ok(good == total,
+         "%s: %d/%d acquire+status pairs answer for their own lock", when, good,
+         total);
+}
+
 int raw_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

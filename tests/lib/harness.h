@@ -144,6 +144,18 @@ bool metric_wait(const char *base, const char *name, const char *const *labels,
                  double want, double ms);
 /* metric_wait on the lockservice_waiters gauge (parked waiters). */
 bool waiters_become(const char *base, double want, double ms);
+/* After an outage: polls acquire of NAME-1, NAME-2, ... (ttl 1 s), each on
+ * a fresh connection, so on every worker in turn. Returns the ms until
+ * the first 200, once SERVES_STREAK acquires in a row were granted (each
+ * worker's connection has its own reconnect backoff), or -1 when that
+ * did not happen within limit_ms. *fence (when not NULL) is the first
+ * grant's fence. */
+#define SERVES_STREAK 6
+double serves_again(const char *base, const char *name, double limit_ms,
+                    long long *fence);
+/* t_ok that 24 acquire + status pairs on fresh connections each answer for
+ * their own lock (a stale reply read by the next command would show). */
+void workers_sane(const char *base, const char *when);
 
 /* Redis made unresponsive on purpose: DEBUG SLEEP seconds, sent by
  * redis-cli from a thread of its own. redis_stall_begin returns once the
