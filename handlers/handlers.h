@@ -36,6 +36,9 @@ void handle_semaphore_release(struct request *req);
 void handle_semaphore_status(struct request *req);
 void handle_semaphore_force_release(struct request *req);
 
+/* handlers/stats.c */
+void handle_stats_hot(struct request *req);
+
 /* handlers/health.c */
 void handle_healthz(struct request *req);
 void handle_readyz(struct request *req);

@@ -130,13 +130,10 @@ static void acquired(struct request *req)
     struct lock_call *c = &req->lock;
 
     if (c->reply.outcome == LOCK_OK && c->refusal == LOCK_REFUSAL_NONE) {
-        metrics_acquire(ACQUIRE_GRANTED);
         if (grant_answerable(req))
             reply_json(req, 200, lease_json(req->param, c));
         return;
     }
-    if (c->reply.outcome == LOCK_HELD)
-        metrics_acquire(c->wait_ms > 0 ? ACQUIRE_TIMEOUT : ACQUIRE_HELD);
     reply_lock_failure(req, c);
 }
 

@@ -51,6 +51,18 @@ static atomic_ulong redis_errors[REDIS_REASONS];
 static atomic_int redis_up;
 static atomic_int eviction_unsafe;
 static atomic_ulong force_releases;
+static const char *const kind_labels[] = {"lock", "semaphore"};
+static const char *const wait_outcomes[] = {"granted", "timeout", "failed"};
+static atomic_ulong wait_buckets[METRICS_KINDS][WAIT_OUTCOMES][BUCKETS + 1];
+static atomic_ulong wait_sum_us[METRICS_KINDS][WAIT_OUTCOMES];
+static const char *const lease_causes[] = {"released", "expired", "lost",
+                                           "forced"};
+static atomic_ulong lease_ends[METRICS_KINDS][LEASE_ENDS];
+static const char *const call_outcomes[] = {"ok", "held", "not_held",
+                                            "not_owner", "unavailable"};
+static atomic_ulong renews[METRICS_KINDS][CALL_OUTCOMES];
+static atomic_ulong releases[METRICS_KINDS][CALL_OUTCOMES];
+static atomic_uint waiters_max;
 
 static size_t method_index(const char *m)
 {
@@ -70,21 +82,27 @@ static size_t status_index(unsigned s)
     return STATUSES - 1;
 }
 
+static size_t bucket_of(uint64_t duration_ns)
+{
+    double secs = (double)duration_ns / 1e9;
+    size_t b;
+
+    for (b = 0; b < BUCKETS && secs > buckets[b]; b++)
+        ;
+    return b;
+}
+
 void metrics_request(int route_index, const char *method, unsigned status,
                      uint64_t duration_ns)
 {
     size_t r = route_index >= 0 && route_index < ROUTES_MAX
                    ? (size_t)route_index
                    : ROUTES_MAX;
-    double secs = (double)duration_ns / 1e9;
-    size_t b;
-
     atomic_fetch_add_explicit(
         &requests[r][method_index(method)][status_index(status)], 1,
         memory_order_relaxed);
-    for (b = 0; b < BUCKETS && secs > buckets[b]; b++)
-        ;
-    atomic_fetch_add_explicit(&latency_buckets[r][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&latency_buckets[r][bucket_of(duration_ns)], 1,
+                              memory_order_relaxed);
     atomic_fetch_add_explicit(&latency_sum_us[r], duration_ns / 1000,
                               memory_order_relaxed);
 }
@@ -97,6 +115,38 @@ void metrics_acquire(enum acquire_outcome outcome)
 void metrics_waiters_add(int delta)
 {
     atomic_fetch_add_explicit(&waiters, delta, memory_order_relaxed);
+}
+
+void metrics_wait(enum metrics_kind kind, enum wait_outcome outcome,
+                  uint64_t duration_ns)
+{
+    atomic_fetch_add_explicit(
+        &wait_buckets[kind][outcome][bucket_of(duration_ns)], 1,
+        memory_order_relaxed);
+    atomic_fetch_add_explicit(&wait_sum_us[kind][outcome], duration_ns / 1000,
+                              memory_order_relaxed);
+}
+
+void metrics_lease_end(enum metrics_kind kind, enum lease_end cause, uint64_t n)
+{
+    atomic_fetch_add_explicit(&lease_ends[kind][cause], n,
+                              memory_order_relaxed);
+}
+
+void metrics_renew(enum metrics_kind kind, enum call_outcome outcome)
+{
+    atomic_fetch_add_explicit(&renews[kind][outcome], 1, memory_order_relaxed);
+}
+
+void metrics_release(enum metrics_kind kind, enum call_outcome outcome)
+{
+    atomic_fetch_add_explicit(&releases[kind][outcome], 1,
+                              memory_order_relaxed);
+}
+
+void metrics_set_waiters_max(unsigned max)
+{
+    atomic_store(&waiters_max, max);
 }
 
 void metrics_set_eviction_unsafe(bool unsafe)
@@ -186,6 +236,78 @@ static void render_request_durations(FILE *f)
                 "%lu\n",
                 route, (double)sum_us / 1e6, route, below);
     }
+}
+
+/* The histogram's buckets (not cumulative, [BUCKETS] +Inf) as cumulative
+ * series of name with the labels given ("kind=\"lock\",..."). */
+static void render_histogram(FILE *f, const char *name, const char *labels,
+                             const atomic_ulong *counts, unsigned long sum_us)
+{
+    unsigned long below = 0;
+
+    for (size_t b = 0; b <= BUCKETS; b++) {
+        below += atomic_load(&counts[b]);
+        if (b < BUCKETS)
+            fprintf(f, "%s_bucket{%s,le=\"%g\"} %lu\n", name, labels,
+                    buckets[b], below);
+        else
+            fprintf(f, "%s_bucket{%s,le=\"+Inf\"} %lu\n", name, labels, below);
+    }
+    fprintf(f, "%s_sum{%s} %.6f\n%s_count{%s} %lu\n", name, labels,
+            (double)sum_us / 1e6, name, labels, below);
+}
+
+static void render_leases(FILE *f)
+{
+    char labels[64];
+
+    fputs("# HELP lockservice_wait_seconds Time from the request to the "
+          "answer of acquires that waited, by outcome.\n"
+          "# TYPE lockservice_wait_seconds histogram\n",
+          f);
+    for (size_t k = 0; k < METRICS_KINDS; k++)
+        for (size_t o = 0; o < WAIT_OUTCOMES; o++) {
+            snprintf(labels, sizeof labels, "kind=\"%s\",outcome=\"%s\"",
+                     kind_labels[k], wait_outcomes[o]);
+            render_histogram(f, "lockservice_wait_seconds", labels,
+                             wait_buckets[k][o],
+                             atomic_load(&wait_sum_us[k][o]));
+        }
+    fputs("# HELP lockservice_lease_endings_total Leases ended, as this "
+          "instance saw it: released by the holder; expired (the holder "
+          "came to release it after it ran out); lost (a renew found it "
+          "gone); forced (DELETE).\n"
+          "# TYPE lockservice_lease_endings_total counter\n",
+          f);
+    for (size_t k = 0; k < METRICS_KINDS; k++)
+        for (size_t c = 0; c < LEASE_ENDS; c++)
+            fprintf(f,
+                    "lockservice_lease_endings_total{kind=\"%s\",cause="
+                    "\"%s\"} %lu\n",
+                    kind_labels[k], lease_causes[c],
+                    atomic_load(&lease_ends[k][c]));
+    fputs("# HELP lockservice_renew_total Renew answers by outcome.\n"
+          "# TYPE lockservice_renew_total counter\n",
+          f);
+    for (size_t k = 0; k < METRICS_KINDS; k++)
+        for (size_t o = 0; o < CALL_OUTCOMES; o++)
+            if (o != CALL_HELD)
+                fprintf(f,
+                        "lockservice_renew_total{kind=\"%s\",outcome=\"%s\"} "
+                        "%lu\n",
+                        kind_labels[k], call_outcomes[o],
+                        atomic_load(&renews[k][o]));
+    fputs("# HELP lockservice_release_total Release answers by outcome "
+          "(held: a re-entered lease keeps holds).\n"
+          "# TYPE lockservice_release_total counter\n",
+          f);
+    for (size_t k = 0; k < METRICS_KINDS; k++)
+        for (size_t o = 0; o < CALL_OUTCOMES; o++)
+            fprintf(f,
+                    "lockservice_release_total{kind=\"%s\",outcome=\"%s\"} "
+                    "%lu\n",
+                    kind_labels[k], call_outcomes[o],
+                    atomic_load(&releases[k][o]));
 }
 
 static void render_redis(FILE *f)
@@ -384,6 +506,10 @@ char *metrics_render(size_t *len)
             "# HELP lockservice_waiters Requests waiting for a lock now.\n"
             "# TYPE lockservice_waiters gauge\n"
             "lockservice_waiters %ld\n"
+            "# HELP lockservice_waiters_max --max-waiters: past it, acquires "
+            "that would wait get 429.\n"
+            "# TYPE lockservice_waiters_max gauge\n"
+            "lockservice_waiters_max %u\n"
             "# HELP lockservice_http_connections Open HTTP connections, "
             "waiting ones included.\n"
             "# TYPE lockservice_http_connections gauge\n"
@@ -400,10 +526,11 @@ char *metrics_render(size_t *len)
             "force-released (DELETE).\n"
             "# TYPE lockservice_force_releases_total counter\n"
             "lockservice_force_releases_total %lu\n",
-            atomic_load(&waiters), listener_connections(),
-            listener_connection_limit(), atomic_load(&eviction_unsafe),
-            atomic_load(&force_releases));
+            atomic_load(&waiters), atomic_load(&waiters_max),
+            listener_connections(), listener_connection_limit(),
+            atomic_load(&eviction_unsafe), atomic_load(&force_releases));
     render_request_durations(f);
+    render_leases(f);
     render_redis(f);
     fprintf(f,
             "# HELP lockservice_build_info The running release; always 1.\n"

@@ -32,6 +32,42 @@ void metrics_force_release(void);
 /* Whether Redis's maxmemory-policy can evict lock keys (1) or not (0). */
 void metrics_set_eviction_unsafe(bool unsafe);
 
+/* What a lock call ended in, by the kind of lock (label kind). */
+enum metrics_kind { METRICS_LOCK, METRICS_SEMAPHORE, METRICS_KINDS };
+/* A waiting acquire's answer: how long it waited from the request to its
+ * answer (lockservice_wait_seconds{kind,outcome}). */
+enum wait_outcome { WAIT_GRANTED, WAIT_TIMEOUT, WAIT_FAILED, WAIT_OUTCOMES };
+void metrics_wait(enum metrics_kind kind, enum wait_outcome outcome,
+                  uint64_t duration_ns);
+/* How leases ended, as far as this instance saw
+ * (lockservice_lease_endings_total{kind,cause}): released by their holder,
+ * expired (their holder came to release them after they ran out), lost (a
+ * renew found them gone: expired or force-released), forced. */
+enum lease_end {
+    LEASE_RELEASED,
+    LEASE_EXPIRED,
+    LEASE_LOST,
+    LEASE_FORCED,
+    LEASE_ENDS
+};
+void metrics_lease_end(enum metrics_kind kind, enum lease_end cause,
+                       uint64_t n);
+/* Renew and release answers (lockservice_renew_total{kind,outcome},
+ * lockservice_release_total{kind,outcome}). HELD: a release left holds of
+ * a re-entered lease. */
+enum call_outcome {
+    CALL_OK,
+    CALL_HELD,
+    CALL_NOT_HELD,
+    CALL_NOT_OWNER,
+    CALL_UNAVAILABLE,
+    CALL_OUTCOMES
+};
+void metrics_renew(enum metrics_kind kind, enum call_outcome outcome);
+void metrics_release(enum metrics_kind kind, enum call_outcome outcome);
+/* --max-waiters, for lockservice_waiters_max. */
+void metrics_set_waiters_max(unsigned max);
+
 /* Renders every metric. Returns a malloc'd NUL-terminated string the caller
  * frees, length in *len; NULL on allocation failure. */
 char *metrics_render(size_t *len);

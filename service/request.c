@@ -148,6 +148,29 @@ int field_int(json_t *obj, const char *key, int64_t dflt, int64_t min,
     return 0;
 }
 
+int query_int(const char *value, const char *key, int64_t dflt, int64_t min,
+              int64_t max, int64_t *out, struct field_problem *prob)
+{
+    int64_t v = 0;
+    size_t i;
+
+    if (value == NULL) {
+        *out = dflt;
+        return 0;
+    }
+    for (i = 0; value[i] >= '0' && value[i] <= '9' && i < 19; i++)
+        v = v * 10 + (value[i] - '0');
+    if (i == 0 || value[i] != '\0' || v < min || v > max) {
+        problem(prob, FIELD_INVALID_FIELD,
+                "query parameter %s must be an integer in %" PRId64
+                "..%" PRId64,
+                key, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 /* Characters (code points) in valid UTF-8: bytes that do not continue one. */
 static size_t utf8_chars(const char *s, size_t len)
 {

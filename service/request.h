@@ -42,6 +42,12 @@ json_t *body_parse_object(const char *body, size_t len, unsigned max_depth,
 int field_int(json_t *obj, const char *key, int64_t dflt, int64_t min,
               int64_t max, int64_t *out, struct field_problem *prob);
 
+/* Reads the integer query parameter key, whose raw value is value (NULL:
+ * absent, then *out = dflt): decimal digits only, within [min, max], else
+ * -1 with *prob filled (invalid_field naming the parameter). */
+int query_int(const char *value, const char *key, int64_t dflt, int64_t min,
+              int64_t max, int64_t *out, struct field_problem *prob);
+
 /* Reads string field key. Absent: *out = NULL, returns 0 (or -1 with
  * "key is required" when required). Present but not a string, longer than
  * max_len characters (UTF-8 code points), or containing control characters: -1

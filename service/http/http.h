@@ -128,6 +128,16 @@ struct lock_call *request_lock_call(struct request *req,
                                     const struct lock_kind *kind,
                                     const char *name);
 
+/* The value of query parameter key ("" for "?key"), or NULL when absent;
+ * borrowed from libmicrohttpd for the request's life. */
+const char *request_query(struct request *req, const char *key);
+/* Checks that every query parameter of req is one of the NULL-terminated
+ * allowed names, each given once. Returns 0, or -1 with *prob filled
+ * (invalid_field naming the parameter). */
+struct field_problem;
+int request_query_known(struct request *req, const char *const *allowed,
+                        struct field_problem *prob);
+
 /* True when the client has hung up (its socket shows end-of-file):
  * then req ends unanswered, and the handler replies nothing. */
 bool request_client_gone(struct request *req);

@@ -18,6 +18,7 @@ const struct route service_routes[] = {
     {"POST", "/v1/semaphores/{name}/release",   handle_semaphore_release,  ROUTE_BODY | ROUTE_AUTH},
     {"GET",  "/v1/semaphores/{name}",           handle_semaphore_status,   ROUTE_AUTH},
     {"DELETE", "/v1/semaphores/{name}",         handle_semaphore_force_release, ROUTE_AUTH | ROUTE_ADMIN},
+    {"GET",  "/v1/stats/hot",                   handle_stats_hot,          ROUTE_AUTH},
     {"GET",  "/healthz",                        handle_healthz,            0},
     {"GET",  "/readyz",                         handle_readyz,             0},
     {"GET",  "/metrics",                        handle_metrics,            0},

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
+#include "stats/account.h"
 #include "token.h"
 
 #include <errno.h>
@@ -367,7 +368,55 @@ static void on_parked(struct lock_call *call, bool parked)
 
 static void on_lock_done(struct lock_call *call)
 {
+    stats_call_done(call);
     request_resume(call->ctx);
+}
+
+const char *request_query(struct request *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+struct query_check {
+    const char *const *allowed;
+    unsigned seen; /* bit i: allowed[i] was given */
+    struct field_problem *prob;
+    bool bad;
+};
+
+static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, const char *value)
+{
+    struct query_check *q = cls;
+    unsigned i;
+
+    (void)kind;
+    (void)value;
+    for (i = 0; q->allowed[i] != NULL; i++)
+        if (strcmp(q->allowed[i], key) == 0)
+            break;
+    if (q->allowed[i] == NULL || (q->seen & (1u << i)) != 0) {
+        q->prob->error = FIELD_INVALID_FIELD;
+        if (q->allowed[i] == NULL)
+            snprintf(q->prob->detail, sizeof q->prob->detail,
+                     "unknown query parameter %.64s", key);
+        else
+            snprintf(q->prob->detail, sizeof q->prob->detail,
+                     "query parameter %.64s given twice", key);
+        q->bad = true;
+        return MHD_NO;
+    }
+    q->seen |= 1u << i;
+    return MHD_YES;
+}
+
+int request_query_known(struct request *req, const char *const *allowed,
+                        struct field_problem *prob)
+{
+    struct query_check q = {allowed, 0, prob, false};
+
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_one, &q);
+    return q.bad ? -1 : 0;
 }
 
 bool request_client_gone(struct request *req)
@@ -1013,6 +1062,7 @@ int http_start(const struct config *cfg)
     unsigned i;
 
     conf = cfg;
+    metrics_set_waiters_max(cfg->max_waiters);
     if (routes_build(cfg) < 0 ||
         auth_init(cfg->api_keys, cfg->api_key_count) < 0)
         return -1;

@@ -433,6 +433,16 @@ async function opsTests(A) {
   await call(A, 'GET /openapi.yaml', '/openapi.yaml', { status: 200,
     check: (r) => want(r.raw === spec.text, 'the served contract differs from openapi.yaml (rebuild with make)') });
   await call(A, 'HEAD /openapi.yaml', '/openapi.yaml', { status: 200 });
+  // A contended name for the hot-locks table.
+  const hot = lockName('hot');
+  await call(A, ACQ, L(hot, 'acquire'), { body: { ttl_ms: 60000 }, status: 200 });
+  await call(A, ACQ, L(hot, 'acquire'), { body: {}, status: 409, code: 'lock_held', desc: 'contended' });
+  await call(A, 'GET /v1/stats/hot', '/v1/stats/hot?limit=100', { status: 200,
+    check: (r) => want(r.json && r.json.names.some((e) => e.name === hot && e.waits >= 1), `${hot} not listed`) });
+  await call(A, 'GET /v1/stats/hot', '/v1/stats/hot?limit=1000', { status: 400, code: 'invalid_field' });
+  await call(A, 'GET /v1/stats/hot', '/v1/stats/hot?top=1', { status: 400, code: 'invalid_field', desc: 'unknown parameter' });
+  await call(A, 'HEAD /v1/stats/hot', '/v1/stats/hot', { status: 200 });
+  await call(A, 'HEAD /v1/stats/hot', '/v1/stats/hot?limit=0', { status: 400 });
 }
 
 // OPTIONS on every path, and 405 with Allow for methods a path does not serve.
@@ -548,6 +558,10 @@ async function authTests(K) {
       await call(K, `OPTIONS ${tpl}`, p, { headers: hdrs, status: 401, code: 'unauthorized', desc });
     }
   }
+  await call(K, 'GET /v1/stats/hot', '/v1/stats/hot', { status: 401, code: 'unauthorized' });
+  await call(K, 'HEAD /v1/stats/hot', '/v1/stats/hot', { status: 401 });
+  await call(K, 'OPTIONS /v1/stats/hot', '/v1/stats/hot', { status: 401, code: 'unauthorized' });
+  await call(K, 'GET /v1/stats/hot', '/v1/stats/hot', { headers: READ, status: 200, desc: 'with a read key' });
   await call(K, 'OPTIONS /v1/locks/{name}', L(n), { headers: BEARER, status: 204, desc: 'with the key' });
   const a = await call(K, ACQ, L(n, 'acquire'), { body: {}, headers: BEARER, status: 200, desc: 'with the key' });
   await call(K, GETL, L(n), { headers: BEARER, status: 200, desc: 'with the key' });
