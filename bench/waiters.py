@@ -131,6 +131,10 @@ def main():
                     help="sample RSS this long after the last answer")
     ap.add_argument("--internal", default="",
                     help="comma-separated commands the Lua scripts call")
+    ap.add_argument("--mode", choices=("exclusive", "shared"), default="exclusive",
+                    help="the waiters' mode; shared: the holder is exclusive, every waiter "
+                         "keeps its grant until all are granted (redis_top_until_granted: "
+                         "round trips from the holder's release to the last grant)")
     args = ap.parse_args()
     host, port, name = args.host, args.port, args.name
 
@@ -142,7 +146,10 @@ def main():
     time.sleep(0.3)
     before = proc_status(args.pid)
 
-    acq = json.dumps({"ttl_ms": 10000, "wait_ms": args.wait_ms}).encode()
+    want = {"ttl_ms": 10000, "wait_ms": args.wait_ms}
+    if args.mode == "shared":
+        want["mode"] = "shared"
+    acq = json.dumps(want).encode()
     req = (f"POST /v1/locks/{name}/acquire HTTP/1.1\r\nHost: {host}\r\n"
            f"Content-Type: application/json\r\nContent-Length: {len(acq)}\r\n\r\n").encode() + acq
     sel = selectors.DefaultSelector()
@@ -196,6 +203,9 @@ def main():
                 if status == 200:
                     stats["granted"] += 1
                     tok = json.loads(rbody)["token"]
+                    if args.mode == "shared":
+                        c.token, c.state = tok, "granted"
+                        return
                     rb = json.dumps({"token": tok}).encode()
                     c.out = (f"POST /v1/locks/{name}/release HTTP/1.1\r\nHost: {host}\r\n"
                              f"Content-Type: application/json\r\nConnection: close\r\n"
@@ -268,6 +278,25 @@ def main():
     if st != 200:
         print(f"waiters: holder release failed: {st} {body!r}", file=sys.stderr)
     deadline = t_release + args.wait_ms / 1000.0 + 5
+
+    def answered():
+        return stats["granted"] + stats["lock_held"] + stats["other"] + stats["lost"]
+
+    if args.mode == "shared":
+        while answered() < args.n and time.monotonic() < deadline:
+            pump(0.2, t_release)
+        until_granted = time.monotonic() - t_release
+        top, _ = calls_delta(calls0, redis_calls(args.redis_port), set(args.internal.split(",")))
+        emit("until_granted_s", until_granted)
+        emit("redis_top_until_granted", top)
+        for c in conns:
+            if c.state == "granted":
+                rb = json.dumps({"token": c.token}).encode()
+                c.out = (f"POST /v1/locks/{name}/release HTTP/1.1\r\nHost: {host}\r\n"
+                         f"Content-Type: application/json\r\nConnection: close\r\n"
+                         f"Content-Length: {len(rb)}\r\n\r\n").encode() + rb
+                c.state = "releasing"
+                c.sock.send(c.out)
     while open_count > 0 and time.monotonic() < deadline:
         pump(0.2, t_release)
     drain = time.monotonic() - t_release

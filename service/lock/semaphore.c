@@ -120,41 +120,127 @@ static bool get_lease(const redisReply *r, struct lock_reply *out)
     return true;
 }
 
-/* sem_status.lua: {limit, used, holder_count, waiting, listed, holders as
- * (owner, fence, ttl, permits, held_ms)..., queued as (owner, permits,
- * waited_ms)...}. */
+/* The next space-separated decimal field of *p (up to end) into *v. */
+static bool next_int(const char **p, const char *end, int64_t *v)
+{
+    const char *s = *p;
+    int64_t n = 0;
+
+    if (s >= end || *s < '0' || *s > '9')
+        return false;
+    for (; s < end && *s >= '0' && *s <= '9'; s++) {
+        if (n > (INT64_MAX - 9) / 10)
+            return false;
+        n = n * 10 + (*s - '0');
+    }
+    if (s >= end || *s != ' ')
+        return false;
+    *v = n;
+    *p = s + 1;
+    return true;
+}
+
+/* Skips the next space-separated field of *p that is not the last. */
+static bool next_word(const char **p, const char *end)
+{
+    const char *s = memchr(*p, ' ', (size_t)(end - *p));
+
+    if (s == NULL || s == *p)
+        return false;
+    *p = s + 1;
+    return true;
+}
+
+/* A holders hash value, "<permits> <fence> <ttl ms> <granted ms> <expires
+ * ms> <request id> <waiter> <owner>", as a holder at now_ms. */
+static bool parse_holder(const redisReply *e, int64_t now_ms,
+                         struct lock_holder *h)
+{
+    const char *p, *end;
+    int64_t ttl, granted, expires;
+    size_t olen;
+
+    if (e->type != REDIS_REPLY_STRING)
+        return false;
+    p = e->str;
+    end = e->str + e->len;
+    if (!next_int(&p, end, &h->permits) || !next_int(&p, end, &h->fence) ||
+        !next_int(&p, end, &ttl) || !next_int(&p, end, &granted) ||
+        !next_int(&p, end, &expires) || !next_word(&p, end) ||
+        !next_word(&p, end))
+        return false;
+    olen = (size_t)(end - p);
+    if (olen >= sizeof h->owner)
+        return false;
+    memcpy(h->owner, p, olen);
+    h->owner[olen] = '\0';
+    h->ttl_ms = expires > now_ms ? expires - now_ms : 0;
+    h->held_ms = now_ms > granted ? now_ms - granted : 0;
+    h->count = 1;
+    return true;
+}
+
+/* A waiters hash value without its token, "<deadline ms> <queued ms> <ttl
+ * ms> <permits> <limit> <request id> <owner>", as a waiter at now_ms;
+ * *live false when its wait is over. */
+static bool parse_waiter(const redisReply *e, int64_t now_ms,
+                         struct lock_queued *q, bool *live)
+{
+    const char *p, *end;
+    int64_t deadline, queued, ttl, limit;
+    size_t olen;
+
+    if (e->type != REDIS_REPLY_STRING)
+        return false;
+    p = e->str;
+    end = e->str + e->len;
+    if (!next_int(&p, end, &deadline) || !next_int(&p, end, &queued) ||
+        !next_int(&p, end, &ttl) || !next_int(&p, end, &q->permits) ||
+        !next_int(&p, end, &limit) || !next_word(&p, end))
+        return false;
+    olen = (size_t)(end - p);
+    if (olen >= sizeof q->owner)
+        return false;
+    memcpy(q->owner, p, olen);
+    q->owner[olen] = '\0';
+    q->waited_ms = now_ms > queued ? now_ms - queued : 0;
+    *live = deadline > now_ms;
+    return true;
+}
+
+/* sem_status.lua: {limit, used, holder_count, waiting, now_ms, {holders as
+ * stored}, waiters as stored without their tokens...}. */
 static bool decode_status(const redisReply *r, struct lock_reply *out)
 {
-    int64_t listed;
-    size_t rest, nq, at = 5;
+    const redisReply *hs;
+    int64_t now_ms;
+    size_t nq;
 
-    if (r->elements < 5 || !codec_get_int(r, 0, &out->limit) ||
+    if (r->elements < 6 || !codec_get_int(r, 0, &out->limit) ||
         !codec_get_int(r, 1, &out->used) ||
         !codec_get_int(r, 2, &out->holder_count) ||
-        !codec_get_int(r, 3, &out->waiting) || !codec_get_int(r, 4, &listed) ||
-        listed < 0 || listed > LOCK_LIST_MAX || listed > out->holder_count ||
-        out->limit < 0 || out->used < 0 ||
-        (r->elements - 5) < 5 * (size_t)listed)
+        !codec_get_int(r, 3, &out->waiting) || !codec_get_int(r, 4, &now_ms) ||
+        r->element[5]->type != REDIS_REPLY_ARRAY ||
+        r->element[5]->elements > LOCK_LIST_MAX || out->limit < 0 ||
+        out->used < 0)
         return false;
-    rest = r->elements - 5 - 5 * (size_t)listed;
-    if (rest % 3 != 0 || rest / 3 > LOCK_LIST_MAX)
+    hs = r->element[5];
+    nq = r->elements - 6;
+    if (nq > LOCK_LIST_MAX)
         return false;
-    nq = rest / 3;
     out->outcome = out->holder_count > 0 ? LOCK_OK : LOCK_FREE;
-    if (listed > 0) {
-        out->holders = calloc((size_t)listed, sizeof *out->holders);
+    if (hs->elements > 0) {
+        out->holders = calloc(hs->elements, sizeof *out->holders);
         if (out->holders == NULL)
             return false;
     }
-    for (size_t i = 0; i < (size_t)listed; i++, at += 5) {
-        struct lock_holder *h = &out->holders[i];
-        if (!codec_get_str(r, at, h->owner, sizeof h->owner) ||
-            !codec_get_int(r, at + 1, &h->fence) ||
-            !codec_get_int(r, at + 2, &h->ttl_ms) ||
-            !codec_get_int(r, at + 3, &h->permits) ||
-            !codec_get_int(r, at + 4, &h->held_ms))
+    for (size_t i = 0; i < hs->elements; i++) {
+        struct lock_holder *h = &out->holders[out->nholders];
+        /* A holder gone between the two reads of the script: skipped. */
+        if (hs->element[i]->type == REDIS_REPLY_NIL)
+            continue;
+        if (!parse_holder(hs->element[i], now_ms, h))
             return false;
-        h->count = 1;
         out->nholders++;
         if (h->fence > out->fence_seen)
             out->fence_seen = h->fence;
@@ -164,13 +250,12 @@ static bool decode_status(const redisReply *r, struct lock_reply *out)
         if (out->queue == NULL)
             return false;
     }
-    for (size_t i = 0; i < nq; i++, at += 3) {
-        struct lock_queued *q = &out->queue[i];
-        if (!codec_get_str(r, at, q->owner, sizeof q->owner) ||
-            !codec_get_int(r, at + 1, &q->permits) ||
-            !codec_get_int(r, at + 2, &q->waited_ms))
+    for (size_t i = 0; i < nq; i++) {
+        bool live;
+        if (!parse_waiter(r->element[6 + i], now_ms, &out->queue[out->queued],
+                          &live))
             return false;
-        out->queued++;
+        out->queued += live;
     }
     return true;
 }

@@ -640,15 +640,16 @@ static void test_decode_poke(void **state)
     DECODE_BAD(LOCK_OP_POKE, array(1, integer(2)));
 }
 
-/* {limit, used, holder_count, waiting, listed, holders..., queued...} */
+/* {limit, used, holder_count, waiting, now_ms, {holders as stored},
+ * waiters as stored without their tokens...} */
 static void test_decode_status(void **state)
 {
     (void)state;
     struct lock_reply out;
-    redisReply *r;
+    redisReply *r, *hs;
 
-    out = DECODE_OK(LOCK_OP_STATUS, array(5, integer(0), integer(0), integer(0),
-                                          integer(0), integer(0)));
+    out = DECODE_OK(LOCK_OP_STATUS, array(6, integer(0), integer(0), integer(0),
+                                          integer(0), integer(1000), array(0)));
     assert_int_equal(out.outcome, LOCK_FREE);
     assert_int_equal(out.limit, 0);
     assert_int_equal(out.used, 0);
@@ -657,23 +658,19 @@ static void test_decode_status(void **state)
     assert_null(out.holders);
     assert_null(out.queue);
 
-    r = array(5, integer(10), integer(5), integer(2), integer(3), integer(2));
-    push(r, str("a"));
-    push(r, integer(1700000000000005));
-    push(r, integer(900));
-    push(r, integer(2));
-    push(r, integer(100));
-    push(r, str("b"));
-    push(r, integer(1700000000000007));
-    push(r, integer(29000));
-    push(r, integer(3));
-    push(r, integer(1000));
-    push(r, str("w3"));
-    push(r, integer(3));
-    push(r, integer(40));
-    push(r, str(""));
-    push(r, integer(1));
-    push(r, integer(20));
+    /* Holders as the hash stores them, read at now_ms 10000: "<permits>
+     * <fence> <ttl> <granted> <expires> <request id> <waiter> <owner>"; a
+     * nil (gone between the script's reads) is skipped; an owner may hold
+     * spaces. */
+    hs = array(3, str("2 1700000000000005 1000 9900 10900 - - a"), nil(),
+               str("3 1700000000000007 30000 9000 39000 r1 w:0:1 b c"));
+    r = array(6, integer(10), integer(5), integer(2), integer(3),
+              integer(10000), hs);
+    /* Waiters: "<deadline> <queued> <ttl> <permits> <limit> <request id>
+     * <owner>"; one whose wait is over is left out. */
+    push(r, str("20000 9960 1000 3 10 - w3"));
+    push(r, str("9999 9000 1000 1 10 - over"));
+    push(r, str("20000 9980 1000 1 10 r2 "));
     out = DECODE_OK(LOCK_OP_STATUS, r);
     assert_int_equal(out.outcome, LOCK_OK);
     assert_int_equal(out.limit, 10);
@@ -686,8 +683,11 @@ static void test_decode_status(void **state)
     assert_int_equal(out.holders[0].ttl_ms, 900);
     assert_int_equal(out.holders[0].permits, 2);
     assert_int_equal(out.holders[0].held_ms, 100);
-    assert_string_equal(out.holders[1].owner, "b");
+    assert_int_equal(out.holders[0].count, 1);
+    assert_string_equal(out.holders[1].owner, "b c");
     assert_int_equal(out.holders[1].permits, 3);
+    assert_int_equal(out.holders[1].ttl_ms, 29000);
+    assert_int_equal(out.holders[1].held_ms, 1000);
     assert_int_equal(out.fence_seen, 1700000000000007);
     assert_int_equal(out.queued, 2);
     assert_string_equal(out.queue[0].owner, "w3");
@@ -695,25 +695,27 @@ static void test_decode_status(void **state)
     assert_int_equal(out.queue[0].waited_ms, 40);
     assert_string_equal(out.queue[1].owner, "");
     assert_int_equal(out.queue[1].permits, 1);
+    assert_int_equal(out.queue[1].waited_ms, 20);
     lock_reply_free(&out);
     assert_null(out.holders);
     assert_null(out.queue);
 
+    /* A lease read just as it ended: no negative TTL. */
+    out = DECODE_OK(LOCK_OP_STATUS,
+                    array(6, integer(1), integer(1), integer(1), integer(0),
+                          integer(20000),
+                          array(1, str("1 5 100 19000 19900 - - x"))));
+    assert_int_equal(out.holders[0].ttl_ms, 0);
+    lock_reply_free(&out);
+
     /* LOCK_LIST_MAX holders and waiters of many more. */
-    r = array(5, integer(1000), integer(1000), integer(500), integer(900),
-              integer(LOCK_LIST_MAX));
-    for (int i = 0; i < LOCK_LIST_MAX; i++) {
-        push(r, str("h"));
-        push(r, integer(i + 1));
-        push(r, integer(1));
-        push(r, integer(2));
-        push(r, integer(3));
-    }
-    for (int i = 0; i < LOCK_LIST_MAX; i++) {
-        push(r, str("q"));
-        push(r, integer(1));
-        push(r, integer(i));
-    }
+    hs = array(0);
+    for (int i = 0; i < LOCK_LIST_MAX; i++)
+        push(hs, str("1 7 1000 1 2000 - - h"));
+    r = array(6, integer(1000), integer(1000), integer(500), integer(900),
+              integer(1000), hs);
+    for (int i = 0; i < LOCK_LIST_MAX; i++)
+        push(r, str("5000 900 1000 1 1000 - q"));
     out = DECODE_OK(LOCK_OP_STATUS, r);
     assert_int_equal(out.nholders, LOCK_LIST_MAX);
     assert_int_equal(out.queued, LOCK_LIST_MAX);
@@ -721,54 +723,64 @@ static void test_decode_status(void **state)
     lock_reply_free(&out);
 
     /* one holder or one waiter more than the list holds */
-    r = array(5, integer(1000), integer(1000), integer(500), integer(0),
-              integer(LOCK_LIST_MAX + 1));
-    for (int i = 0; i < LOCK_LIST_MAX + 1; i++) {
-        push(r, str("h"));
-        push(r, integer(i + 1));
-        push(r, integer(1));
-        push(r, integer(2));
-        push(r, integer(3));
-    }
-    DECODE_BAD(LOCK_OP_STATUS, r);
-    r = array(5, integer(1), integer(1), integer(1), integer(500), integer(0));
-    for (int i = 0; i < LOCK_LIST_MAX + 1; i++) {
-        push(r, str("q"));
-        push(r, integer(1));
-        push(r, integer(i));
-    }
+    hs = array(0);
+    for (int i = 0; i < LOCK_LIST_MAX + 1; i++)
+        push(hs, str("1 7 1000 1 2000 - - h"));
+    DECODE_BAD(LOCK_OP_STATUS,
+               array(6, integer(1000), integer(1000), integer(500), integer(0),
+                     integer(1000), hs));
+    r = array(6, integer(1), integer(1), integer(1), integer(500),
+              integer(1000), array(0));
+    for (int i = 0; i < LOCK_LIST_MAX + 1; i++)
+        push(r, str("5000 900 1000 1 1000 - q"));
     DECODE_BAD(LOCK_OP_STATUS, r);
 
-    /* too short; more listed than counted, or than there are; a queue
-     * entry cut short; members of the wrong type */
+    /* too short; holders not an array; a stored holder cut short, with a
+     * non-digit, or with an owner over the limit; a queue entry cut short;
+     * members of the wrong type */
+    DECODE_BAD(LOCK_OP_STATUS, array(5, integer(0), integer(0), integer(0),
+                                     integer(0), integer(0)));
+    DECODE_BAD(LOCK_OP_STATUS, array(6, integer(0), integer(0), integer(0),
+                                     integer(0), integer(0), integer(0)));
+    static const char *const bad_holders[] = {
+        "1 5 100 1 2",        "1 5 100 1 2 - -",
+        "1 5 100 1 2 -",      "x 5 100 1 2 - - o",
+        "1 5 100 1 2  - o",   "",
+        "-1 5 100 1 2 - - o", "99999999999999999999 5 100 1 2 - - o"};
+    for (size_t k = 0; k < sizeof bad_holders / sizeof bad_holders[0]; k++)
+        DECODE_BAD(LOCK_OP_STATUS,
+                   array(6, integer(3), integer(1), integer(1), integer(0),
+                         integer(0), array(1, str(bad_holders[k]))));
+    {
+        char big[OWNER_BYTES_MAX + 64];
+        memcpy(big, "1 5 100 1 2 - - ", 16);
+        memset(big + 16, 'o', sizeof big - 17);
+        big[sizeof big - 1] = '\0';
+        DECODE_BAD(LOCK_OP_STATUS,
+                   array(6, integer(3), integer(1), integer(1), integer(0),
+                         integer(0), array(1, str(big))));
+    }
     DECODE_BAD(LOCK_OP_STATUS,
-               array(4, integer(0), integer(0), integer(0), integer(0)));
-    DECODE_BAD(LOCK_OP_STATUS,
-               array(10, integer(3), integer(1), integer(0), integer(0),
-                     integer(1), str("a"), integer(1), integer(1), integer(1),
-                     integer(1)));
-    DECODE_BAD(LOCK_OP_STATUS, array(5, integer(3), integer(1), integer(1),
-                                     integer(0), integer(1)));
+               array(6, integer(3), integer(1), integer(1), integer(0),
+                     integer(0), array(1, integer(5))));
+    static const char *const bad_waiters[] = {"5000 900 1000 1 1000",
+                                              "5000 900 1000 1 1000 -", "q",
+                                              "5000 900 x 1 1000 - o", ""};
+    for (size_t k = 0; k < sizeof bad_waiters / sizeof bad_waiters[0]; k++)
+        DECODE_BAD(LOCK_OP_STATUS,
+                   array(7, integer(3), integer(1), integer(1), integer(1),
+                         integer(0), array(0), str(bad_waiters[k])));
+    DECODE_BAD(LOCK_OP_STATUS, array(7, integer(3), integer(1), integer(1),
+                                     integer(1), integer(0), array(0), nil()));
     DECODE_BAD(LOCK_OP_STATUS,
                array(7, integer(3), integer(1), integer(1), integer(1),
-                     integer(0), str("q"), integer(1)));
-    DECODE_BAD(LOCK_OP_STATUS,
-               array(10, integer(3), integer(1), integer(1), integer(0),
-                     integer(1), integer(5), integer(1), integer(1), integer(1),
-                     integer(1)));
-    DECODE_BAD(LOCK_OP_STATUS,
-               array(10, integer(3), integer(1), integer(1), integer(0),
-                     integer(1), str("a"), integer(1), str("1"), integer(1),
-                     integer(1)));
-    DECODE_BAD(LOCK_OP_STATUS,
-               array(8, integer(3), integer(1), integer(1), integer(1),
-                     integer(0), str("q"), nil(), integer(1)));
-    DECODE_BAD(LOCK_OP_STATUS, array(5, str("3"), integer(1), integer(1),
-                                     integer(0), integer(0)));
-    DECODE_BAD(LOCK_OP_STATUS, array(5, integer(3), integer(1), integer(1),
-                                     integer(0), integer(-1)));
-    DECODE_BAD(LOCK_OP_STATUS, array(5, integer(-1), integer(0), integer(0),
-                                     integer(0), integer(0)));
+                     integer(0), array(0), integer(1)));
+    DECODE_BAD(LOCK_OP_STATUS, array(6, str("3"), integer(1), integer(1),
+                                     integer(0), integer(0), array(0)));
+    DECODE_BAD(LOCK_OP_STATUS, array(6, integer(3), integer(1), integer(1),
+                                     integer(0), str("0"), array(0)));
+    DECODE_BAD(LOCK_OP_STATUS, array(6, integer(-1), integer(0), integer(0),
+                                     integer(0), integer(0), array(0)));
 }
 
 /* {holders, owner_1, fence_1, ...} */
@@ -837,15 +849,9 @@ static void test_decode_frees_previous(void **state)
     redisReply *r;
 
     dirty(&out);
-    r = array(5, integer(2), integer(1), integer(1), integer(1), integer(1));
-    push(r, str("a"));
-    push(r, integer(1));
-    push(r, integer(1));
-    push(r, integer(1));
-    push(r, integer(1));
-    push(r, str("q"));
-    push(r, integer(2));
-    push(r, integer(1));
+    r = array(6, integer(2), integer(1), integer(1), integer(1), integer(1),
+              array(1, str("1 1 1 1 2 - - a")));
+    push(r, str("5 0 1 2 1 - q"));
     assert_int_equal(lock_kind_semaphore.decode(LOCK_OP_STATUS, r, &out), 0);
     assert_non_null(out.holders);
     assert_non_null(out.queue);

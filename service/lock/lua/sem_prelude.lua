@@ -16,9 +16,11 @@
 --                      undercounts
 -- KEYS[3] fence key    last fence handed out; TTL = latest expiry + 60 s
 -- KEYS[4] queue        list of waiter ids, oldest first
--- KEYS[5] waiters      hash: waiter id -> "<deadline ms> <queued ms> <ttl
---                      ms> <token> <permits> <limit> <request id or ->
---                      <owner>"; TTL of both = the longest wait queued + 1 s
+-- KEYS[5] waiters      hash: waiter id -> "<token> <deadline ms> <queued
+--                      ms> <ttl ms> <permits> <limit> <request id or ->
+--                      <owner>" (the token first, 32 characters, so that a
+--                      reader can cut it off); TTL of both = the longest
+--                      wait queued + 1 s
 -- KEYS[6] request record of the call's request_id (acquire: "...:sem:acq:
 --                      <id>" -> the lease's token, TTL lease + 60 s;
 --                      release: "...:sem:rel:<id>" -> the permits it gave
@@ -66,10 +68,9 @@ local function next_fence()
     return f
 end
 
--- The lease of token (with the limit in force), or nil; ended or not.
-local function holder_of(token)
-    local v = redis.call("HMGET", KEYS[1], token, "limit")
-    local raw = v[1]
+-- The lease stored as raw (a holders hash value) for token, with limit
+-- the limit in force; nil when raw is not one.
+local function parse_holder(token, raw, limit)
     if not raw then
         return nil
     end
@@ -81,7 +82,28 @@ local function holder_of(token)
     return {token = token, permits = tonumber(p), fence = tonumber(f),
         ttl = tonumber(t), granted = tonumber(g), expires = tonumber(x),
         rid = rid, waiter = w ~= "-" and w or nil, owner = o,
-        limit = tonumber(v[2] or "0")}
+        limit = tonumber(limit or "0")}
+end
+
+-- The lease of token (with the limit in force), or nil; ended or not.
+local function holder_of(token)
+    local v = redis.call("HMGET", KEYS[1], token, "limit")
+    return parse_holder(token, v[1], v[2])
+end
+
+-- The leases of tokens (a list), in order (nil where there is none), with
+-- one HMGET per 100 of them.
+local function holders_of(tokens)
+    local out = {}
+    for first = 1, #tokens, 100 do
+        local last = math.min(first + 99, #tokens)
+        local v = redis.call("HMGET", KEYS[1], "limit",
+            unpack(tokens, first, last))
+        for i = first, last do
+            out[i] = parse_holder(tokens[i], v[i - first + 2], v[1])
+        end
+    end
+    return out
 end
 
 -- The lease of token while it runs, or nil.
@@ -130,10 +152,10 @@ end
 local function reap()
     local ended = redis.call("ZRANGEBYSCORE", KEYS[2], "-inf", now_ms,
         "LIMIT", 0, REAP_MAX)
-    for _, token in ipairs(ended) do
-        local h = holder_of(token)
-        if h then
-            drop_holder(h)
+    local hs = holders_of(ended)
+    for i, token in ipairs(ended) do
+        if hs[i] then
+            drop_holder(hs[i])
         else
             redis.call("ZREM", KEYS[2], token)
         end
@@ -176,20 +198,24 @@ local function settle()
     redis.call("PEXPIREAT", KEYS[3], at + 60000)
 end
 
--- The queued entry of id, or nil.
-local function entry_of(id)
-    local raw = redis.call("HGET", KEYS[5], id)
+-- The queued entry stored as raw (a waiters hash value), or nil.
+local function parse_entry(raw)
     if not raw then
         return nil
     end
-    local d, q, t, k, p, l, rid, o = string.match(raw,
-        "^(%d+) (%d+) (%d+) (%x+) (%d+) (%d+) (%S+) (.*)$")
+    local k, d, q, t, p, l, rid, o = string.match(raw,
+        "^(%x+) (%d+) (%d+) (%d+) (%d+) (%d+) (%S+) (.*)$")
     if not d then
         return nil
     end
     return {deadline = tonumber(d), queued = tonumber(q), ttl = tonumber(t),
         token = k, permits = tonumber(p), limit = tonumber(l), rid = rid,
         owner = o}
+end
+
+-- The queued entry of id, or nil.
+local function entry_of(id)
+    return parse_entry(redis.call("HGET", KEYS[5], id))
 end
 
 local function alive(id, e)
@@ -210,10 +236,9 @@ local function enqueue(id, e, behind_head)
     else
         redis.call("RPUSH", KEYS[4], id)
     end
-    redis.call("HSET", KEYS[5], id, int(e.deadline) .. " " ..
-        int(e.queued) .. " " .. int(e.ttl) .. " " .. e.token .. " " ..
-        int(e.permits) .. " " .. int(e.limit) .. " " .. e.rid .. " " ..
-        e.owner)
+    redis.call("HSET", KEYS[5], id, e.token .. " " .. int(e.deadline) ..
+        " " .. int(e.queued) .. " " .. int(e.ttl) .. " " .. int(e.permits) ..
+        " " .. int(e.limit) .. " " .. e.rid .. " " .. e.owner)
     local keep = e.deadline - now_ms + 1000
     for i = 4, 5 do
         if redis.call("PTTL", KEYS[i]) < keep then

@@ -5,45 +5,40 @@
 -- KEYS and ARGV[1..4]: see sem_prelude.lua.
 -- ARGV[5] how many holders and queued waiters to list
 --
--- Returns {limit, used, holder_count, waiting, listed_holders,
---          owner_1, fence_1, ttl_ms_1, permits_1, held_ms_1, ...,
---          owner_1, permits_1, waited_ms_1, ...}
---   limit and used 0 when nobody holds permits; holders soonest expiry
---   first (up to ARGV[5]), then up to ARGV[5] queued waiters, oldest first.
+-- Returns {limit, used, holder_count, waiting, now_ms,
+--          {holder_1, ...}, waiter_1, ...}
+--   limit and used 0 when nobody holds permits; the holders, soonest
+--   expiry first (up to ARGV[5]), as the holders hash stores them
+--   ("<permits> <fence> <ttl ms> <granted ms> <expires ms> <request id>
+--   <waiter> <owner>": no token; the service reads them, so the script
+--   does no per-holder work), then up to ARGV[5] queued waiters, oldest
+--   first, as the waiters hash stores them without the token ("<deadline
+--   ms> <queued ms> <ttl ms> <permits> <limit> <request id> <owner>";
+--   those whose wait is over are the service's to leave out).
 --
 -- Invariant: never returns a token.
 local listed = tonumber(ARGV[5])
 local used, limit = used_and_limit()
-for _, token in ipairs(redis.call("ZRANGEBYSCORE", KEYS[2], "-inf", now_ms)) do
-    local h = holder_of(token)
-    if h then
-        used = used - h.permits
-    end
+-- Each list is read with one command per 100 entries, not one per entry.
+for _, h in pairs(holders_of(redis.call("ZRANGEBYSCORE", KEYS[2], "-inf",
+    now_ms))) do
+    used = used - h.permits
 end
 local count = redis.call("ZCOUNT", KEYS[2], "(" .. int(now_ms), "+inf")
 if count == 0 then
     used, limit = 0, 0
 end
-local r = {limit, used, count, redis.call("LLEN", KEYS[4]), 0}
-local live = redis.call("ZRANGEBYSCORE", KEYS[2], "(" .. int(now_ms), "+inf",
-    "WITHSCORES", "LIMIT", 0, listed)
-for i = 1, #live, 2 do
-    local h = holder_of(live[i])
-    if h then
-        r[#r + 1] = h.owner
-        r[#r + 1] = h.fence
-        r[#r + 1] = tonumber(live[i + 1]) - now_ms
-        r[#r + 1] = h.permits
-        r[#r + 1] = now_ms - h.granted
-        r[5] = r[5] + 1
-    end
-end
-for _, id in ipairs(redis.call("LRANGE", KEYS[4], 0, listed - 1)) do
-    local e = entry_of(id)
-    if e and e.deadline > now_ms then
-        r[#r + 1] = e.owner
-        r[#r + 1] = e.permits
-        r[#r + 1] = now_ms - e.queued
+local tokens = redis.call("ZRANGEBYSCORE", KEYS[2], "(" .. int(now_ms),
+    "+inf", "LIMIT", 0, listed)
+local r = {limit, used, count, redis.call("LLEN", KEYS[4]), now_ms,
+    #tokens > 0 and redis.call("HMGET", KEYS[1], unpack(tokens)) or {}}
+local ids = redis.call("LRANGE", KEYS[4], 0, listed - 1)
+if #ids > 0 then
+    -- Each entry without its token (its first 33 characters).
+    for _, raw in ipairs(redis.call("HMGET", KEYS[5], unpack(ids))) do
+        if raw then
+            r[#r + 1] = string.sub(raw, 34)
+        end
     end
 end
 return r
