@@ -61,9 +61,10 @@ struct listing {
      * "{<ns>/<prefix>*}:<anchor>" (each of its characters escaped or not
      * special, at most doubled). */
     char match[2 * (KEY_PREFIX_MAX + SCOPED_NAME_MAX) + 32];
-    char next_cursor[24]; /* "" when the iteration is complete */
-    bool failed;
+    char next_cursor[24];   /* "" when the iteration is complete */
+    bool failed;            /* a Redis call failed: 503 */
     struct redis_error err; /* failed: the first failure */
+    bool out_of_memory;     /* 500 */
     size_t ncalls, pending;
     struct lock_call *calls; /* one status call per name found */
     json_t **items;          /* per call: its entry, NULL when not listed */
@@ -229,9 +230,7 @@ static void status_done(struct lock_call *c)
             shown += strlen(ls->req->key.ns) + 1;
         json_t *status = ls->lk->status_json(shown, c);
         if (status == NULL) {
-            ls->failed = true;
-            ls->err.failure = REDIS_FAIL_SHAPE;
-            snprintf(ls->err.detail, sizeof ls->err.detail, "out of memory");
+            ls->out_of_memory = true;
         } else if (held_or_queued(status)) {
             json_object_del(status, "queue");
             ls->items[i] = status;
@@ -249,6 +248,10 @@ static void listing_answer(struct request *req)
     struct listing *ls = req->state;
     json_t *items, *body;
 
+    if (ls->out_of_memory) {
+        reply_problem(req, PROBLEM_INTERNAL_ERROR, "out of memory");
+        return;
+    }
     if (ls->failed) {
         reply_backend_error(req, &ls->err);
         return;
@@ -310,6 +313,10 @@ static void listing_scanned(struct request *req)
     struct listing *ls = req->state;
     size_t n = 0;
 
+    if (ls->out_of_memory) {
+        reply_problem(req, PROBLEM_INTERNAL_ERROR, "out of memory");
+        return;
+    }
     if (ls->failed) {
         reply_backend_error(req, &ls->err);
         return;
@@ -333,14 +340,6 @@ static void listing_scanned(struct request *req)
 
 /* ---- step 1: the SCAN --------------------------------------------------*/
 
-static void scan_failed(struct listing *ls, enum redis_failure why,
-                        const char *detail)
-{
-    ls->failed = true;
-    ls->err.failure = why;
-    snprintf(ls->err.detail, sizeof ls->err.detail, "%s", detail);
-}
-
 /* Takes the SCAN's reply {cursor, [key, ...]}: the next cursor, and one
  * status call (not started yet) per key naming a name. */
 static void on_scan(void *ctx, const redisReply *r,
@@ -358,7 +357,10 @@ static void on_scan(void *ctx, const redisReply *r,
         r->element[0]->type != REDIS_REPLY_STRING ||
         r->element[1]->type != REDIS_REPLY_ARRAY ||
         r->element[0]->len >= sizeof ls->next_cursor) {
-        scan_failed(ls, REDIS_FAIL_SHAPE, "SCAN answered something unknown");
+        ls->failed = true;
+        ls->err.failure = REDIS_FAIL_SHAPE;
+        snprintf(ls->err.detail, sizeof ls->err.detail,
+                 "SCAN answered something unknown");
         goto out;
     }
     if (strcmp(r->element[0]->str, "0") != 0)
@@ -369,7 +371,7 @@ static void on_scan(void *ctx, const redisReply *r,
     ls->calls = calloc(keys->elements, sizeof *ls->calls);
     ls->items = calloc(keys->elements, sizeof *ls->items);
     if (ls->calls == NULL || ls->items == NULL) {
-        scan_failed(ls, REDIS_FAIL_SHAPE, "out of memory for a page");
+        ls->out_of_memory = true;
         goto out;
     }
     for (size_t i = 0; i < keys->elements; i++) {
