@@ -1,6 +1,6 @@
 /* stats.c -- GET /v1/stats/hot: the names this instance saw most contended
- * over the last minute (service/stats/hot.h). A key with a namespace sees
- * its own names only, as it knows them. */
+ * over the last minute (service/stats/hot.h). A key sees the names it can
+ * use, as it knows them (as the listing shows them). */
 #include "handlers.h"
 
 #include "request.h"

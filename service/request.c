@@ -160,7 +160,8 @@ int query_int(const char *value, const char *key, int64_t dflt, int64_t min,
     }
     for (i = 0; value[i] >= '0' && value[i] <= '9' && i < 19; i++)
         v = v * 10 + (value[i] - '0');
-    if (i == 0 || value[i] != '\0' || v < min || v > max) {
+    if (i == 0 || value[i] != '\0' || (value[0] == '0' && i > 1) || v < min ||
+        v > max) {
         problem(prob, FIELD_INVALID_FIELD,
                 "query parameter %s must be an integer in %" PRId64
                 "..%" PRId64,

@@ -43,7 +43,8 @@ int field_int(json_t *obj, const char *key, int64_t dflt, int64_t min,
               int64_t max, int64_t *out, struct field_problem *prob);
 
 /* Reads the integer query parameter key, whose raw value is value (NULL:
- * absent, then *out = dflt): decimal digits only, within [min, max], else
+ * absent, then *out = dflt): decimal digits only, no leading zero,
+ * within [min, max], else
  * -1 with *prob filled (invalid_field naming the parameter). */
 int query_int(const char *value, const char *key, int64_t dflt, int64_t min,
               int64_t max, int64_t *out, struct field_problem *prob);

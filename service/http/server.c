@@ -374,7 +374,13 @@ static void on_lock_done(struct lock_call *call)
 
 const char *request_query(struct request *req, const char *key)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+    const char *v = NULL;
+    size_t len;
+
+    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, key,
+                                      strlen(key), &v, &len) != MHD_YES)
+        return NULL;
+    return v != NULL ? v : ""; /* "?key" without '=' */
 }
 
 struct query_check {

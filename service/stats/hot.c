@@ -102,9 +102,12 @@ size_t hot_top(const char *prefix, struct hot_entry *out, size_t max)
         const struct slot *s = &slots[i];
         if (s->used == 0 || epoch - s->epoch >= SLOTS)
             continue;
-        for (size_t j = 0; j < s->used; j++)
-            if (strncmp(s->e[j].name, prefix, plen) == 0)
+        for (size_t j = 0; j < s->used; j++) {
+            const char *name = s->e[j].name;
+            if (plen > 0 ? strncmp(name, prefix, plen) == 0
+                         : strchr(name, '/') == NULL)
                 all[n++] = s->e[j];
+        }
     }
     pthread_mutex_unlock(&mu);
     qsort(all, n, sizeof all[0], by_kind_name);

@@ -37,8 +37,9 @@ void hot_record(enum hot_kind kind, const char *name, uint64_t wait_ns,
                 bool granted);
 
 /* The at most max most contended names of the last HOT_WINDOW_S seconds
- * whose engine name starts with prefix (a namespace plus "/", or ""),
- * most waits first, into out. Returns how many. */
+ * whose engine name starts with prefix (a namespace plus "/"; "": the
+ * names outside every namespace), most waits first, into out. Returns how
+ * many. */
 size_t hot_top(const char *prefix, struct hot_entry *out, size_t max);
 
 #endif

@@ -447,6 +447,41 @@ static void assert_int_rejected(const char *body, const char *key, int64_t min,
     json_decref(obj);
 }
 
+static void test_query_int(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"",
+                                      "0",
+                                      "101",
+                                      "-1",
+                                      "1x",
+                                      "01",
+                                      "0100",
+                                      " 5",
+                                      "5 ",
+                                      "+5",
+                                      "9999999999999999999999"};
+    struct field_problem prob;
+    int64_t out = 0;
+
+    assert_int_equal(query_int(NULL, "limit", 10, 1, 100, &out, &prob), 0);
+    assert_int_equal(out, 10);
+    assert_int_equal(query_int("1", "limit", 10, 1, 100, &out, &prob), 0);
+    assert_int_equal(out, 1);
+    assert_int_equal(query_int("100", "limit", 10, 1, 100, &out, &prob), 0);
+    assert_int_equal(out, 100);
+    assert_int_equal(query_int("0", "n", 10, 0, 100, &out, &prob), 0);
+    assert_int_equal(out, 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        out = 77;
+        assert_int_equal(query_int(bad[i], "limit", 10, 1, 100, &out, &prob),
+                         -1);
+        assert_int_equal(prob.error, FIELD_INVALID_FIELD);
+        assert_non_null(strstr(prob.detail, "limit"));
+        assert_int_equal(out, 77);
+    }
+}
+
 static void test_field_int_absent_default(void **state)
 {
     (void)state;
@@ -785,6 +820,7 @@ static void test_fields_known_long_key(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_query_int),
         cmocka_unit_test(test_name_lengths),
         cmocka_unit_test(test_name_allowed_chars),
         cmocka_unit_test(test_name_every_disallowed_byte),
