@@ -16,9 +16,13 @@
  *    list; no key is 401;
  *  - bad limit, prefix, cursor, unknown or repeated parameters: 400
  *    invalid_field, and Redis holds the same keys after;
+ *  - 10,000 held names (2,000 under valgrind) listed at limit 1000 while
+ *    names are released and taken between pages: each name held throughout
+ *    listed exactly once, the others at most once;
  *  - Redis down: 503 backend_unavailable, fast. */
 #include "harness.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -536,6 +540,128 @@ static void test_redis_down(void)
     http_resp_free(&r);
 }
 
+/* ---- many names, with names taken and let go between pages -------------*/
+
+#define MANY_THREADS 4
+
+struct many_range {
+    int from, to; /* [from, to) of many-NNNNN */
+    int held;
+};
+
+static void *many_hold(void *arg)
+{
+    struct many_range *r = arg;
+
+    for (int i = r->from; i < r->to; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "many-%05d", i);
+        r->held += hold(open_svc.url, NULL, name, NULL);
+    }
+    return NULL;
+}
+
+/* 10,000 held names (2,000 under a wrapper such as valgrind, to bound the
+ * run), listed at limit 1000 while, between pages, 10 of them are released
+ * and 10 new names are taken: every name held throughout is listed exactly
+ * once, a name released or taken meanwhile at most once. */
+static void test_many(void)
+{
+    const char *w = getenv("LOCKSERVICE_WRAPPER");
+    int n = (w != NULL && *w) ? 2000 : 10000, held = 0, pages = 0;
+    int *times = calloc((size_t)n, sizeof *times);
+    int once = 0, missing = 0, twice = 0, churn_twice = 0, released = 0;
+    int late = 0, late_twice = 0, late_seen[200] = {0}, bad_pages = 0;
+    pthread_t th[MANY_THREADS];
+    struct many_range rg[MANY_THREADS];
+    char cursor[64] = "";
+
+    if (times == NULL) {
+        t_ok(false, "many names: out of memory");
+        return;
+    }
+    for (int t = 0; t < MANY_THREADS; t++) {
+        rg[t] = (struct many_range){t * n / MANY_THREADS,
+                                    (t + 1) * n / MANY_THREADS, 0};
+        pthread_create(&th[t], NULL, many_hold, &rg[t]);
+    }
+    for (int t = 0; t < MANY_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        held += rg[t].held;
+    }
+    t_ok(held == n, "many names: %d of %d held", held, n);
+    for (int guard = 0; guard < 1000; guard++) {
+        struct http_resp r;
+        char path[160];
+        json_t *items, *next, *e;
+        size_t k;
+
+        snprintf(path, sizeof path, "/v1/locks?prefix=many-&limit=1000%s%s",
+                 cursor[0] ? "&cursor=" : "", cursor);
+        http(&r, open_svc.url, "GET", path, NULL, NULL);
+        items = json_object_get(r.json, "locks");
+        next = json_object_get(r.json, "next_cursor");
+        pages++;
+        if (r.status != 200 || !json_is_array(items) ||
+            (!json_is_string(next) && !json_is_null(next))) {
+            bad_pages++;
+            http_resp_free(&r);
+            break;
+        }
+        json_array_foreach(items, k, e)
+        {
+            const char *name = json_string_value(json_object_get(e, "name"));
+            int idx;
+            if (name != NULL && sscanf(name, "many-%d", &idx) == 1 &&
+                idx >= 0 && idx < n)
+                times[idx]++;
+            else if (name != NULL && sscanf(name, "many-late-%d", &idx) == 1 &&
+                     idx >= 0 && idx < 200)
+                late_seen[idx]++;
+        }
+        if (json_is_null(next)) {
+            http_resp_free(&r);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
+        http_resp_free(&r);
+        /* Between pages: 10 names let go (the last ones, by force), 10
+         * new ones taken. */
+        for (int j = 0; j < 10 && released < 200; j++, released++) {
+            char p2[64];
+            snprintf(p2, sizeof p2, "/v1/locks/many-%05d", n - 1 - released);
+            http(&r, open_svc.url, "DELETE", p2, NULL, NULL);
+            http_resp_free(&r);
+        }
+        for (int j = 0; j < 10 && late < 200; j++, late++) {
+            char name[32];
+            snprintf(name, sizeof name, "many-late-%d", late);
+            hold(open_svc.url, NULL, name, NULL);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        bool churned = i >= n - released;
+        if (churned)
+            churn_twice += times[i] > 1;
+        else {
+            once += times[i] == 1;
+            missing += times[i] == 0;
+            twice += times[i] > 1;
+        }
+    }
+    for (int i = 0; i < late; i++)
+        late_twice += late_seen[i] > 1;
+    t_ok(bad_pages == 0 && once == n - released && missing == 0 && twice == 0,
+         "many names: %d pages; each of the %d names held throughout listed "
+         "once (%d once, %d missing, %d twice)",
+         pages, n - released, once, missing, twice);
+    t_ok(churn_twice == 0 && late_twice == 0,
+         "many names: the %d released and %d taken between pages listed at "
+         "most once (%d, %d twice)",
+         released, late, churn_twice, late_twice);
+    free(times);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -570,6 +696,7 @@ int main(void)
     test_semaphores();
     test_namespaces();
     test_bad_input();
+    test_many();
     test_redis_down();
 
     svc_stop(&open_svc);
