@@ -89,7 +89,7 @@ function drawChart(slug, initial, samples, refusals, tEnd) {
   };
   lbl(L - 3, y(0) + 3, '0');
   lbl(L - 3, y(initial) + 3, String(initial));
-  lbl(L - 3, T + 8, String(yMax));
+  if (y(initial) - T > 12) lbl(L - 3, T + 8, String(yMax));
   lbl(W - R, H - 4, `${(tMax / 1000).toFixed(2)} s`);
   lbl(L, H - 4, '0 s', 'start');
   for (const t of refusals) {
