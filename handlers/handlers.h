@@ -21,6 +21,12 @@ bool grant_answerable(struct request *req);
 struct field_problem;
 int field_request_id(json_t *obj, char *out, struct field_problem *p);
 
+/* The body GET /v1/locks/{name} (GET /v1/semaphores/{name}) answers for
+ * the status call c, under name (as the client knows it). A new reference,
+ * or NULL when out of memory. Shared with the listing. */
+json_t *lock_status_json(const char *name, const struct lock_call *c);
+json_t *semaphore_status_json(const char *name, const struct lock_call *c);
+
 /* handlers/locks.c */
 void handle_lock_acquire(struct request *req);
 void handle_lock_renew(struct request *req);
@@ -35,6 +41,10 @@ void handle_semaphore_renew(struct request *req);
 void handle_semaphore_release(struct request *req);
 void handle_semaphore_status(struct request *req);
 void handle_semaphore_force_release(struct request *req);
+
+/* handlers/listing.c */
+void handle_lock_list(struct request *req);
+void handle_semaphore_list(struct request *req);
 
 /* handlers/health.c */
 void handle_healthz(struct request *req);

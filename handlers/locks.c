@@ -411,3 +411,8 @@ void handle_lock_force_release(struct request *req)
     request_suspend(req, forced);
     lock_call_force(c);
 }
+
+json_t *lock_status_json(const char *name, const struct lock_call *c)
+{
+    return status_json(name, c);
+}

@@ -132,6 +132,12 @@ struct lock_call *request_lock_call(struct request *req,
  * then req ends unanswered, and the handler replies nothing. */
 bool request_client_gone(struct request *req);
 
+/* Calls fn(ctx, name, value) for each query parameter of req's URL, in
+ * order, decoded (value NULL for a bare "name" without '='), until fn
+ * returns false. The strings are borrowed for the call. */
+typedef bool request_arg_fn(void *ctx, const char *name, const char *value);
+void request_query_each(struct request *req, request_arg_fn *fn, void *ctx);
+
 /* Every reply goes through these; each queues exactly one response.
  * reply_json steals the reference to body. */
 void reply_json(struct request *req, unsigned status, json_t *body);

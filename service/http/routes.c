@@ -7,12 +7,14 @@
 
 // clang-format off
 const struct route service_routes[] = {
+    {"GET",  "/v1/locks",                       handle_lock_list,          ROUTE_AUTH},
     {"POST", "/v1/locks/{name}/acquire",        handle_lock_acquire,       ROUTE_BODY | ROUTE_AUTH},
     {"POST", "/v1/locks/{name}/renew",          handle_lock_renew,         ROUTE_BODY | ROUTE_AUTH},
     {"POST", "/v1/locks/{name}/release",        handle_lock_release,       ROUTE_BODY | ROUTE_AUTH},
     {"POST", "/v1/locks/{name}/check",          handle_lock_check,         ROUTE_BODY | ROUTE_AUTH},
     {"GET",  "/v1/locks/{name}",                handle_lock_status,        ROUTE_AUTH},
     {"DELETE", "/v1/locks/{name}",              handle_lock_force_release, ROUTE_AUTH | ROUTE_ADMIN},
+    {"GET",  "/v1/semaphores",                  handle_semaphore_list,     ROUTE_AUTH},
     {"POST", "/v1/semaphores/{name}/acquire",   handle_semaphore_acquire,  ROUTE_BODY | ROUTE_AUTH},
     {"POST", "/v1/semaphores/{name}/renew",     handle_semaphore_renew,    ROUTE_BODY | ROUTE_AUTH},
     {"POST", "/v1/semaphores/{name}/release",   handle_semaphore_release,  ROUTE_BODY | ROUTE_AUTH},

@@ -410,6 +410,28 @@ struct lock_call *request_lock_call(struct request *req,
     return c;
 }
 
+/* What request_query_each's callback for libmicrohttpd passes on. */
+struct query_walk {
+    request_arg_fn *fn;
+    void *ctx;
+};
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, const char *value)
+{
+    struct query_walk *w = cls;
+
+    (void)kind;
+    return w->fn(w->ctx, key, value) ? MHD_YES : MHD_NO;
+}
+
+void request_query_each(struct request *req, request_arg_fn *fn, void *ctx)
+{
+    struct query_walk w = {fn, ctx};
+
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_arg, &w);
+}
+
 /* ---- admission ---------------------------------------------------------*/
 
 /* Checks the API key of a request to a guarded route, when keys are on:

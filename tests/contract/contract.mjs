@@ -63,6 +63,10 @@ const SREL = 'POST /v1/semaphores/{name}/release';
 const GETS = 'GET /v1/semaphores/{name}';
 const HEADS = 'HEAD /v1/semaphores/{name}';
 const DELS = 'DELETE /v1/semaphores/{name}';
+const LISTL = 'GET /v1/locks';
+const HEADLL = 'HEAD /v1/locks';
+const LISTS = 'GET /v1/semaphores';
+const HEADLS = 'HEAD /v1/semaphores';
 
 let uniq = 0;
 const lockName = (p = 'c') => `${p}.${process.pid}-${++uniq}:x_y`;
@@ -419,6 +423,70 @@ async function semaphoreLimitTests(W) {
   await first;
 }
 
+// Listing (GET /v1/locks, GET /v1/semaphores): a held name and a queued one
+// show, followed page by page; bad queries are 400 invalid_field.
+async function listingTests(A) {
+  const pre = `list${process.pid}-`;
+  const held = `${pre}held`, sem = `${pre}sem`;
+  const h = await call(A, ACQ, L(held, 'acquire'), { body: { ttl_ms: 60000, owner: 'lister' }, status: 200 });
+  const waiter = call(A, ACQ, L(held, 'acquire'), { body: { wait_ms: 3000 }, status: 200, desc: 'a waiter, granted at the release' });
+  await sleep(200);
+  await call(A, SACQ, SP(sem, 'acquire'), { body: { limit: 3, permits: 2, ttl_ms: 60000 }, status: 200 });
+  const found = (member, name) => (r) => want(r.json && r.json[member].some((e) => e.name === name), `${name} not on the page`);
+  await call(A, LISTL, `/v1/locks?prefix=${pre}&limit=1000`, { status: 200, desc: 'held, with a waiter',
+    check: (r) => [...found('locks', held)(r),
+      ...want(r.json.locks.every((e) => !('queue' in e)), 'an entry has a queue'),
+      ...want((r.json.locks.find((e) => e.name === held) || {}).waiting === 1, 'waiting is not 1')] });
+  await call(A, HEADLL, `/v1/locks?prefix=${pre}`, { status: 200 });
+  await call(A, LISTS, `/v1/semaphores?prefix=${pre}&limit=1000`, { status: 200, check: found('semaphores', sem) });
+  await call(A, HEADLS, `/v1/semaphores?prefix=${pre}`, { status: 200 });
+  // every page of a full iteration at limit 1 follows the schema; the held name is on one of them
+  for (const [op, member] of [[LISTL, 'locks'], [LISTS, 'semaphores']]) {
+    let cursor = null, seen = 0, pages = 0;
+    do {
+      const r = await call(A, op, `/v1/${member}?limit=1${cursor ? '&cursor=' + cursor : ''}`, { status: 200, desc: `page ${pages + 1} at limit 1` });
+      if (!r.json) break;
+      seen += r.json[member].filter((e) => e.name === (member === 'locks' ? held : sem)).length;
+      cursor = r.json.next_cursor;
+      pages++;
+    } while (cursor && pages < 5000);
+    ok(seen === 1, `${member}: a full iteration at limit 1 lists the held name once (${pages} pages)`, `seen ${seen} times`);
+  }
+  for (const q of ['limit=0', 'limit=1001', 'limit=x', 'prefix=a%2Fb', 'prefix=a*', 'cursor=abc', 'cursor=0', 'nope=1', 'limit=1&limit=2']) {
+    await call(A, LISTL, `/v1/locks?${q}`, { status: 400, code: 'invalid_field', desc: q });
+    await call(A, HEADLL, `/v1/locks?${q}`, { status: 400, desc: q });
+    await call(A, LISTS, `/v1/semaphores?${q}`, { status: 400, code: 'invalid_field', desc: q });
+    await call(A, HEADLS, `/v1/semaphores?${q}`, { status: 400, desc: q });
+  }
+  await call(A, REL, L(held, 'release'), { body: { token: h.json && h.json.token }, status: 200 });
+  const w = await waiter;
+  await call(A, REL, L(held, 'release'), { body: { token: w.json && w.json.token }, status: 200, desc: 'the waiter lets go' });
+  await call(A, LISTL, `/v1/locks?prefix=${held}`, { status: 200, desc: 'released: absent',
+    check: (r) => want(r.json.locks.length === 0, `still listed: ${r.raw.slice(0, 200)}`) });
+}
+
+async function listingAuthTests(K) {
+  for (const [hdrs, desc] of [[{}, 'no key'], [{ Authorization: 'Bearer wrong-key-wrong-key-wrong' }, 'wrong key']]) {
+    await call(K, LISTL, '/v1/locks', { headers: hdrs, status: 401, code: 'unauthorized', desc });
+    await call(K, HEADLL, '/v1/locks', { headers: hdrs, status: 401, desc });
+    await call(K, LISTS, '/v1/semaphores', { headers: hdrs, status: 401, code: 'unauthorized', desc });
+    await call(K, HEADLS, '/v1/semaphores', { headers: hdrs, status: 401, desc });
+    await call(K, 'OPTIONS /v1/locks', '/v1/locks', { headers: hdrs, status: 401, code: 'unauthorized', desc });
+    await call(K, 'OPTIONS /v1/semaphores', '/v1/semaphores', { headers: hdrs, status: 401, code: 'unauthorized', desc });
+  }
+  await call(K, LISTL, '/v1/locks', { headers: READ, status: 200, desc: 'with a read key' });
+  await call(K, LISTS, '/v1/semaphores', { headers: BEARER, status: 200, desc: 'with the key' });
+  await call(K, '* method-not-allowed', '/v1/locks', { method: 'POST', body: {}, headers: BEARER, status: 405, code: 'method_not_allowed' });
+}
+
+async function listingDeadRedisTests(D) {
+  const fast = (r) => want(r.ms < 3000, `took ${r.ms} ms`);
+  await call(D, LISTL, '/v1/locks', { status: 503, code: 'backend_unavailable', check: fast });
+  await call(D, HEADLL, '/v1/locks', { status: 503, check: fast });
+  await call(D, LISTS, '/v1/semaphores?limit=5', { status: 503, code: 'backend_unavailable', check: fast });
+  await call(D, HEADLS, '/v1/semaphores', { status: 503, check: fast });
+}
+
 async function opsTests(A) {
   await call(A, 'GET /healthz', '/healthz', { status: 200 });
   await call(A, 'HEAD /healthz', '/healthz', { status: 200 });
@@ -454,7 +522,7 @@ async function methodTests(A) {
       await call(A, '* method-not-allowed', p, { method: m, status: 405, code: 'method_not_allowed', check: allowOk });
     }
   }
-  for (const p of ['/', '/nope', '/v1/locks', '/v1/locks/x/steal', '/v1/locks/x/acquire/more', '/demo/inventory', '/healthz/x']) {
+  for (const p of ['/', '/nope', '/v1/lock', '/v1/locks/x/steal', '/v1/locks/x/acquire/more', '/demo/inventory', '/healthz/x']) {
     await call(A, '* unknown-route', p, { method: 'GET', status: 404, code: 'not_found' });
   }
   await call(A, '* unknown-route', '/nope', { method: 'POST', body: {}, status: 404, code: 'not_found' });
@@ -690,9 +758,9 @@ async function main() {
     startService('no-demo', ['--redis', redisUrl, '--key-prefix', `contractp${process.pid}:`]),
   ]);
   await opsTests(A);
-  await Promise.all([lockTests(A).then(() => lockFeatureTests(A)).then(() => demoTests(A)), methodTests(A), semaphoreTests(A),
-    authTests(K).then(() => lockFeatureAuthTests(K)).then(() => semaphoreAuthTests(K)).then(() => shutdownTests(K, BEARER)),
-    deadRedisTests(D).then(() => lockFeatureDeadRedisTests(D)).then(() => semaphoreDeadRedisTests(D)),
+  await Promise.all([lockTests(A).then(() => lockFeatureTests(A)).then(() => demoTests(A)), methodTests(A), semaphoreTests(A), listingTests(A),
+    authTests(K).then(() => lockFeatureAuthTests(K)).then(() => semaphoreAuthTests(K)).then(() => listingAuthTests(K)).then(() => shutdownTests(K, BEARER)),
+    deadRedisTests(D).then(() => lockFeatureDeadRedisTests(D)).then(() => semaphoreDeadRedisTests(D)).then(() => listingDeadRedisTests(D)),
     limitTests(W).then(() => semaphoreLimitTests(W)), noDemoTests(P)]);
 
   // coverage: every documented (operation, status[, code]) was reached
