@@ -111,8 +111,12 @@ function renderRows(kind, items) {
       th.scope = 'row';
       th.append(nameButton(kind, item.name));
       tr.append(th);
-      const n = kind === 'locks' ? 4 : 3;
-      for (let c = 0; c < n; c++) tr.append(el('td'));
+      const labels = kind === 'locks' ? ['mode', 'holders', 'waiting', 'reservations'] : ['used / limit', 'holders', 'waiting'];
+      for (const label of labels) {
+        const td = el('td');
+        td.dataset.label = label;
+        tr.append(td);
+      }
     }
     rows.delete(item.name);
     const tds = tr.querySelectorAll('td');
@@ -145,21 +149,36 @@ function renderPager(kind) {
   document.getElementById(k.page).textContent = `page ${p.index + 1}`;
 }
 
+// A page: the listing API walks the keyspace (SCAN), so one call may find
+// fewer names than asked, or none, and still have a next_cursor. A page
+// follows the cursor until it holds limit names, the walk ends, or
+// MAX_CALLS_PER_PAGE calls were made (bounded work per second), and shows
+// its names sorted.
+const MAX_CALLS_PER_PAGE = 20;
+
 async function refreshList(kind) {
   const k = KINDS[kind];
   const p = state.pages[kind];
-  const q = new URLSearchParams({ limit: String(state.limit) });
-  if (state.prefix) q.set('prefix', state.prefix);
-  const cursor = p.cursors[p.index];
-  if (cursor) q.set('cursor', cursor);
-  const r = await Api.call('GET', `${k.path}?${q}`);
-  if (r.status !== 200 || !r.json || !Array.isArray(r.json[k.member])) {
-    throw new Error(r.status === 404
-      ? `this service has no listing endpoint ${k.path} (a build before it)`
-      : `GET ${k.path}: ${problemText(r)}`);
-  }
-  p.next = r.json.next_cursor || null;
-  renderRows(kind, r.json[k.member]);
+  const found = new Map();
+  let cursor = p.cursors[p.index];
+  let calls = 0;
+  do {
+    const q = new URLSearchParams({ limit: String(state.limit) });
+    if (state.prefix) q.set('prefix', state.prefix);
+    if (cursor) q.set('cursor', cursor);
+    const r = await Api.call('GET', `${k.path}?${q}`);
+    if (r.status !== 200 || !r.json || !Array.isArray(r.json[k.member])) {
+      throw new Error(r.status === 404
+        ? `this service has no listing endpoint ${k.path} (a build before it)`
+        : `GET ${k.path}: ${problemText(r)}`);
+    }
+    for (const item of r.json[k.member]) found.set(item.name, item);
+    cursor = r.json.next_cursor || null;
+    calls++;
+  } while (cursor && found.size < state.limit && calls < MAX_CALLS_PER_PAGE);
+  p.next = cursor;
+  const items = [...found.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  renderRows(kind, items);
   renderPager(kind);
 }
 
@@ -233,6 +252,11 @@ function summaryRows(d, s) {
   return rows;
 }
 
+// The column names, for the stacked layout at phone width (ui.css).
+function labelCells(tr, labels) {
+  tr.querySelectorAll('td').forEach((td, i) => { td.dataset.label = labels[i]; });
+}
+
 function renderDetail(d, s) {
   const dl = document.getElementById('detail-summary');
   dl.replaceChildren();
@@ -252,6 +276,7 @@ function renderDetail(d, s) {
     const td = el('td');
     td.append(ttlMeter(h));
     tr.append(td);
+    labelCells(tr, ['owner', 'mode', 'fence', 'count / permits', 'held', 'TTL left']);
     hb.append(tr);
   }
   const qb = document.getElementById('detail-queue');
@@ -261,6 +286,7 @@ function renderDetail(d, s) {
     tr.dataset.owner = w.owner || '';
     tr.append(el('td', 'num', i + 1), el('td', null, w.owner || '(no owner)'), el('td', null, w.mode || ''),
       el('td', 'num', typeof w.permits === 'number' ? w.permits : 1), el('td', 'num', formatMs(w.waited_ms)));
+    labelCells(tr, ['#', 'owner', 'mode', 'permits', 'waited']);
     qb.append(tr);
   });
   if (typeof s.waiting === 'number' && Array.isArray(s.queue) && s.waiting > s.queue.length) {
