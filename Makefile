@@ -34,6 +34,7 @@ TESTLIB_SRC := $(wildcard tests/lib/*.c)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all tests test check valgrind run demo bench fuzz safety contract lint \
+        test-browser screenshots \
         test-docker deb test-package install uninstall format format-check \
         style clean
 
@@ -114,6 +115,18 @@ safety:
 contract:
 	sh scripts/deps.sh contract
 	sh tests/contract/run
+
+# /demo/ and /ui/ in headless Chromium (tests/browser/, about a minute);
+# screenshots in tests/browser/artifacts/.
+test-browser:
+	sh scripts/deps.sh browser
+	sh tests/browser/run
+
+# The README's screenshots (docs/screenshots/), from a test-browser run.
+screenshots: test-browser
+	@mkdir -p docs/screenshots
+	cp tests/browser/artifacts/demo-desktop.png tests/browser/artifacts/ui-desktop.png \
+	   tests/browser/artifacts/ui-phone.png docs/screenshots/
 
 lint:
 	sh scripts/deps.sh lint
