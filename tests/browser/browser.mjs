@@ -217,6 +217,7 @@ async function checkDemo(svc) {
     [tr.dataset.scenario, Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset.col, Number(td.textContent)]))])));
   const verdicts = await page.$$eval('#verdicts li', (l) => l.map((e) => e.textContent));
   const diag = [JSON.stringify(rows), ...verdicts];
+  note(`/demo/ rows: ${JSON.stringify(rows)}`);
   ok(rows.unsafe && rows.unsafe.oversold > 0 && rows.unsafe.orders > rows.unsafe.stock, '/demo/: unsafe oversold', diag);
   ok(rows.locked && rows.locked.oversold === 0 && rows.locked.orders === rows.locked.stock, '/demo/: locked sold exactly the stock', diag);
   ok(rows['fenced-pauses'] && rows['fenced-pauses'].oversold === 0, '/demo/: fenced + pauses oversold nothing', diag);

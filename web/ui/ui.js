@@ -270,7 +270,7 @@ function renderDetail(d, s) {
   for (const h of holders) {
     const tr = el('tr');
     tr.dataset.owner = h.owner || '';
-    tr.append(el('td', null, h.owner || '(no owner)'), el('td', null, h.mode || (d.kind === 'sems' ? 'permits' : '')),
+    tr.append(el('td', null, h.owner || '(no owner)'), el('td', null, h.mode || '—'),
       el('td', 'num mono', h.fence), el('td', 'num', typeof h.permits === 'number' ? h.permits : h.count),
       el('td', 'num', formatMs(h.held_ms)));
     const td = el('td');
