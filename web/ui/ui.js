@@ -370,8 +370,9 @@ function showError(e) {
   document.getElementById('status').textContent = e.message;
 }
 
+// No calls while the tab is hidden: nobody is looking.
 async function tick() {
-  if (!state.paused) {
+  if (!state.paused && !document.hidden) {
     try {
       await refreshList('locks');
       await refreshList('sems');
