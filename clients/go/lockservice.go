@@ -45,8 +45,10 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +70,7 @@ const (
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+var prefixRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{0,128}$`)
 
 // Problem is a refusal by the service: an RFC 9457 problem with a code to
 // switch on (lock_held, not_held, not_owner, invalid_field, unauthorized,
@@ -158,6 +161,8 @@ type Status struct {
 	// HolderCount is how many leases hold the lock (0 or 1 for an
 	// exclusive lock).
 	HolderCount int `json:"holder_count"`
+	// Waiting is how many requests wait in the lock's queue.
+	Waiting int `json:"waiting"`
 }
 
 // Client talks to one lockservice. The zero value is not usable: use New
@@ -490,6 +495,84 @@ func (c *Client) SemaphoreStatus(ctx context.Context, name string) (*SemaphoreSt
 		return nil, &UnavailableError{Status: a.status, Reason: err.Error()}
 	}
 	return &s, nil
+}
+
+// ---------------------------------------------------------------- listing
+
+// ListOptions selects what a listing shows. The zero value: every name,
+// pages of the service's default 100.
+type ListOptions struct {
+	Prefix string // only names starting with it (0..128 name characters)
+	Limit  int    // names per page asked for, 1..1000; 0: the service's 100
+}
+
+// listPages follows GET /v1/{member} page by page to the end, giving each
+// entry to fn; fn's error stops it and is returned.
+func (c *Client) listPages(ctx context.Context, member string, opt ListOptions, fn func(raw json.RawMessage) error) error {
+	if !prefixRE.MatchString(opt.Prefix) {
+		return fmt.Errorf("lockservice: bad prefix %q: 0 to 128 characters of A-Z a-z 0-9 . _ : -", opt.Prefix)
+	}
+	if opt.Limit < 0 || opt.Limit > 1000 {
+		return fmt.Errorf("lockservice: bad limit %d: 1 to 1000, or 0 for the default", opt.Limit)
+	}
+	cursor := ""
+	for {
+		q := url.Values{"prefix": {opt.Prefix}}
+		if opt.Limit > 0 {
+			q.Set("limit", strconv.Itoa(opt.Limit))
+		}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		pctx, cancel := context.WithTimeout(ctx, callTimeout)
+		a := c.call(pctx, http.MethodGet, "/v1/"+member+"?"+q.Encode(), nil)
+		cancel()
+		if a.kind != kindOK {
+			return a.err()
+		}
+		var page map[string]json.RawMessage
+		var items []json.RawMessage
+		var next *string
+		if json.Unmarshal(a.raw, &page) != nil || json.Unmarshal(page[member], &items) != nil ||
+			json.Unmarshal(page["next_cursor"], &next) != nil || (next != nil && *next == "") {
+			return &UnavailableError{Status: a.status, Reason: "not a listing page"}
+		}
+		for _, raw := range items {
+			if err := fn(raw); err != nil {
+				return err
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		cursor = *next
+	}
+}
+
+// List calls fn with every held or queued lock whose name starts with
+// opt.Prefix, each as Status shows it, following the service's pages to
+// the end (GET /v1/locks); a name held throughout is given exactly once.
+// fn's error stops the listing and is returned.
+func (c *Client) List(ctx context.Context, opt ListOptions, fn func(*Status) error) error {
+	return c.listPages(ctx, "locks", opt, func(raw json.RawMessage) error {
+		var s Status
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return &UnavailableError{Reason: err.Error()}
+		}
+		return fn(&s)
+	})
+}
+
+// ListSemaphores is List for the semaphores with permits held or waiters
+// (GET /v1/semaphores).
+func (c *Client) ListSemaphores(ctx context.Context, opt ListOptions, fn func(*SemaphoreStatus) error) error {
+	return c.listPages(ctx, "semaphores", opt, func(raw json.RawMessage) error {
+		var s SemaphoreStatus
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return &UnavailableError{Reason: err.Error()}
+		}
+		return fn(&s)
+	})
 }
 
 func (c *Client) acquire(ctx context.Context, kind, name string, opt Options, extra map[string]any) (*Lock, error) {

@@ -375,6 +375,78 @@ func TestRedisDownLostBeforeExpiry(t *testing.T) {
 	}
 }
 
+func TestList(t *testing.T) {
+	c := quiet()
+	ctx := context.Background()
+	var locks []*lockservice.Lock
+	for i := 0; i < 25; i++ {
+		l, err := c.Acquire(ctx, fmt.Sprintf("go-list-%02d", i), lockservice.Options{TTL: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		locks = append(locks, l)
+	}
+	sem, err := c.AcquireSemaphore(ctx, "go-list-sem", 3, 2, lockservice.Options{TTL: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := c.Acquire(ctx, "go-list-gone", lockservice.Options{})
+	if err != nil || gone.Release(ctx) != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	err = c.List(ctx, lockservice.ListOptions{Prefix: "go-list-", Limit: 2}, func(s *lockservice.Status) error {
+		if !s.Held || s.Owner == "" || s.Fence <= 0 {
+			t.Errorf("entry %+v", s)
+		}
+		seen[s.Name]++
+		return nil
+	})
+	if err != nil || len(seen) != 25 {
+		t.Fatalf("listed %d names (%v): %v", len(seen), err, seen)
+	}
+	for i := 0; i < 25; i++ {
+		if n := seen[fmt.Sprintf("go-list-%02d", i)]; n != 1 {
+			t.Fatalf("go-list-%02d listed %d times", i, n)
+		}
+	}
+	var sems []string
+	err = c.ListSemaphores(ctx, lockservice.ListOptions{Prefix: "go-list-"}, func(s *lockservice.SemaphoreStatus) error {
+		if s.Limit != 3 || s.Used != 2 {
+			t.Errorf("semaphore %+v", s)
+		}
+		sems = append(sems, s.Name)
+		return nil
+	})
+	if err != nil || len(sems) != 1 || sems[0] != "go-list-sem" {
+		t.Fatalf("semaphores %v, %v", sems, err)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err = c.List(ctx, lockservice.ListOptions{Prefix: "go-list-"}, func(*lockservice.Status) error { calls++; return stop })
+	if err != stop || calls != 1 {
+		t.Fatalf("fn's error did not stop the listing: %v after %d calls", err, calls)
+	}
+	for _, l := range locks {
+		_ = l.Release(ctx)
+	}
+	_ = sem.Release(ctx)
+	calls = 0
+	if err := c.List(ctx, lockservice.ListOptions{Prefix: "go-list-"}, func(*lockservice.Status) error { calls++; return nil }); err != nil || calls != 0 {
+		t.Fatalf("after the releases: %d listed, %v", calls, err)
+	}
+	if err := c.List(ctx, lockservice.ListOptions{Prefix: "bad/prefix"}, func(*lockservice.Status) error { return nil }); err == nil {
+		t.Fatal("a bad prefix was accepted")
+	}
+	if err := c.List(ctx, lockservice.ListOptions{Limit: 1001}, func(*lockservice.Status) error { return nil }); err == nil {
+		t.Fatal("limit 1001 was accepted")
+	}
+	far := lockservice.New(fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+	if err := far.List(ctx, lockservice.ListOptions{}, func(*lockservice.Status) error { return nil }); !errors.Is(err, lockservice.ErrUnavailable) {
+		t.Fatalf("want unavailable, got %v", err)
+	}
+}
+
 func TestUnavailable(t *testing.T) {
 	c := lockservice.New(fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
 	_, err := c.Acquire(context.Background(), "go-nowhere", lockservice.Options{})

@@ -340,6 +340,9 @@ static void test_unreachable(void)
     struct stat sb;
     t_ok(st == 68 && stat(in_workdir("unreachable-ran"), &sb) != 0,
          "run against it -> exit 68, CMD never runs (exit %d)", st);
+    const char *list[] = {"list", "--url", url, NULL};
+    st = lockctl(&p, list, 10000);
+    t_ok(st == 68, "list against it -> exit 68 (exit %d)", st);
 }
 
 /* ------------------------------------------------- acquire .. release */
@@ -876,6 +879,108 @@ static void test_semaphore_one_shot(void)
     free(out);
 }
 
+/* Counts the lines of out that are JSON objects with "name" == name, and
+ * all its lines that are not JSON objects. */
+static int lines_naming(const char *out, const char *name, int *not_json)
+{
+    int n = 0;
+    *not_json = 0;
+    for (const char *line = out; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        json_error_t jerr;
+        json_t *o = json_loadb(line, len, 0, &jerr);
+        const char *got = json_string_value(json_object_get(o, "name"));
+        if (!json_is_object(o) || json_object_get(o, "queue") != NULL)
+            (*not_json)++;
+        else if (got && strcmp(got, name) == 0)
+            n++;
+        json_decref(o);
+        line = end ? end + 1 : line + len;
+    }
+    return n;
+}
+
+/* list: every held name once across pages, prefix, --semaphores, and what
+ * it refuses. */
+static void test_list(void)
+{
+    struct proc p;
+    int held_ok = 0, bad = 0;
+    char name[64];
+
+    for (int i = 0; i < 30; i++) {
+        snprintf(name, sizeof name, "cli-list-%02d", i);
+        const char *acq[] = {"acquire", name, "--url", svc.url,
+                             "--ttl",   "2m", NULL};
+        held_ok += lockctl(&p, acq, 10000) == 0;
+    }
+    const char *sem[] = {"acquire", "cli-list-sem", "--url",
+                         svc.url,   "--semaphore",  "4",
+                         "--ttl",   "2m",           NULL};
+    t_ok(held_ok == 30 && lockctl(&p, sem, 10000) == 0,
+         "30 locks cli-list-NN and a semaphore cli-list-sem held (%d)",
+         held_ok);
+
+    const char *list[] = {"list",      "--url",   svc.url, "--prefix",
+                          "cli-list-", "--limit", "3",     NULL};
+    int st = lockctl(&p, list, 20000);
+    char *out = slurp(p.out);
+    int once = 0;
+    for (int i = 0; i < 30; i++) {
+        snprintf(name, sizeof name, "cli-list-%02d", i);
+        once += lines_naming(out, name, &bad) == 1;
+    }
+    int sem_lines = lines_naming(out, "cli-list-sem", &bad);
+    t_ok(st == 0 && once == 30 && bad == 0 && sem_lines == 0,
+         "list --prefix cli-list- --limit 3: each of the 30 locks on one JSON "
+         "line exactly once, no queue, no semaphore (exit %d, %d once, %d "
+         "other lines)",
+         st, once, bad);
+    t_ok(!contains(out, "\"token\""), "list prints no token");
+    free(out);
+
+    const char *sems[] = {"list",     "--semaphores", "--url", svc.url,
+                          "--prefix", "cli-list-",    NULL};
+    st = lockctl(&p, sems, 10000);
+    out = slurp(p.out);
+    t_ok(st == 0 && lines_naming(out, "cli-list-sem", &bad) == 1 && bad == 0 &&
+             lines_naming(out, "cli-list-00", &bad) == 0 &&
+             contains(out, "\"limit\":4"),
+         "list --semaphores: the semaphore with its limit, no lock (exit %d: "
+         "%.200s)",
+         st, out);
+    free(out);
+
+    const char *none[] = {"list",     "--url",      svc.url,
+                          "--prefix", "cli-nobody", NULL};
+    st = lockctl(&p, none, 10000);
+    out = slurp(p.out);
+    t_ok(st == 0 && out && out[0] == '\0',
+         "list of a prefix nobody holds: nothing, exit 0 (exit %d)", st);
+    free(out);
+
+    static const struct {
+        const char *args[8];
+        const char *says;
+    } refused[] = {
+        {{"list", "cli-list-00", NULL}, "takes no NAME"},
+        {{"list", "--prefix", "a/b", NULL}, "--prefix"},
+        {{"list", "--limit", "1001", NULL}, "--limit"},
+        {{"list", "--limit", "0", NULL}, "--limit"},
+        {{"list", "--semaphore", "3", NULL}, "does not apply"},
+        {{"status", "--semaphores", "x", NULL}, "does not apply"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        st = lockctl(&p, refused[i].args, 5000);
+        char *err = slurp(p.err);
+        t_ok(st == 64 && contains(err, refused[i].says),
+             "lockctl %s %s -> exit 64 naming %s (exit %d: %.120s)",
+             refused[i].args[0], refused[i].args[1], refused[i].says, st, err);
+        free(err);
+    }
+}
+
 static void test_run_wait_expires(void)
 {
     struct http_resp r;
@@ -1375,6 +1480,7 @@ int main(void)
     test_run_mutual_exclusion();
     test_run_semaphore();
     test_semaphore_one_shot();
+    test_list();
     test_force_release_and_check();
     test_run_wait_expires();
     test_run_forwards_signals();

@@ -41,6 +41,9 @@ enum {
     OPT_SEMAPHORE = 1u << 9,
     OPT_PERMITS = 1u << 10,
     OPT_FORCE = 1u << 11,
+    OPT_PREFIX = 1u << 12,
+    OPT_LIMIT = 1u << 13,
+    OPT_SEMAPHORES = 1u << 14,
 };
 #define OPT_GLOBAL (OPT_URL | OPT_API_KEY_FILE)
 
@@ -56,11 +59,14 @@ struct lockctl_args {
     const char *token_file;
     bool env;
     bool reenter;
-    bool force;       /* release --force */
-    long semaphore;   /* --semaphore N: a semaphore of limit N, 0: a lock */
-    long permits;     /* --permits K, 0 when not given */
-    const char *name; /* the lock name (validated) */
-    char **cmd;       /* run: CMD and its arguments, NULL-terminated */
+    bool force;         /* release --force */
+    long semaphore;     /* --semaphore N: a semaphore of limit N, 0: a lock */
+    long permits;       /* --permits K, 0 when not given */
+    const char *prefix; /* list --prefix P, NULL when not given */
+    long limit;         /* list --limit N (1..1000), 0 when not given */
+    bool semaphores;    /* list --semaphores */
+    const char *name;   /* the lock name (validated) */
+    char **cmd;         /* run: CMD and its arguments, NULL-terminated */
 };
 
 struct lockctl {
@@ -74,6 +80,7 @@ struct lockctl_cmd {
     const char *summary;  /* one line for --help */
     unsigned options;     /* OPT_* bits accepted besides OPT_GLOBAL */
     bool takes_command;   /* CMD [ARGS...] after NAME */
+    bool takes_no_name;   /* no NAME (list) */
     int (*exec)(struct lockctl *ctl); /* returns the exit status */
 };
 
@@ -83,6 +90,7 @@ extern const struct lockctl_cmd cmd_release_entry;
 extern const struct lockctl_cmd cmd_status_entry;
 extern const struct lockctl_cmd cmd_check_entry;
 extern const struct lockctl_cmd cmd_run_entry;
+extern const struct lockctl_cmd cmd_list_entry;
 
 /* ---- common.c ---- */
 

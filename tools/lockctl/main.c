@@ -13,8 +13,8 @@
 #include <string.h>
 
 static const struct lockctl_cmd *const commands[] = {
-    &cmd_acquire_entry, &cmd_renew_entry, &cmd_release_entry,
-    &cmd_status_entry,  &cmd_check_entry, &cmd_run_entry,
+    &cmd_acquire_entry, &cmd_renew_entry, &cmd_release_entry, &cmd_status_entry,
+    &cmd_check_entry,   &cmd_run_entry,   &cmd_list_entry,
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 
@@ -68,6 +68,14 @@ static const struct option_row options[] = {
      "status: N only selects the semaphore)"},
     {OPT_PERMITS, "--permits", "K", KIND_COUNT, ARG(permits), NULL,
      "with --semaphore: take K permits (default 1, at most N)"},
+    {OPT_PREFIX, "--prefix", "P", KIND_STRING, ARG(prefix), NULL,
+     "list: only names starting with P (0 to 128 characters of A-Z a-z "
+     "0-9 . _ : -)"},
+    {OPT_LIMIT, "--limit", "N", KIND_COUNT, ARG(limit), NULL,
+     "list: ask for pages of up to N names (1..1000, default the "
+     "service's 100); every page is listed"},
+    {OPT_SEMAPHORES, "--semaphores", NULL, KIND_FLAG, ARG(semaphores), NULL,
+     "list: the semaphores instead of the locks"},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
@@ -164,12 +172,12 @@ static void print_option(FILE *out, const struct option_row *o)
 
 static void help(FILE *out)
 {
-    fprintf(out, "usage: lockctl COMMAND NAME [OPTIONS] [-- CMD [ARGS...]]\n"
+    fprintf(out, "usage: lockctl COMMAND [NAME] [OPTIONS] [-- CMD [ARGS...]]\n"
                  "\n");
     wrap(out,
          "Distributed locks from a lockservice, for the shell: take a lock "
-         "and print its lease, renew or release it, show a lock's state, or "
-         "run a command only while holding the lock.",
+         "and print its lease, renew or release it, show a lock's state, run "
+         "a command only while holding the lock, or list the held locks.",
          0, 0);
     fprintf(out, "\ncommands:\n");
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
@@ -397,9 +405,18 @@ static int parse(int argc, char **argv, struct lockctl *ctl,
             return usage_error("%s does not apply to %s", options[i].flag,
                                cmd->name);
         }
-    if (a->name == NULL)
+    if (cmd->takes_no_name && a->name != NULL)
+        return usage_error("%s takes no NAME ('%s'; maybe --prefix %s)",
+                           cmd->name, a->name, a->name);
+    if (a->prefix && a->prefix[0] != '\0' && !name_valid(a->prefix))
+        return usage_error("bad --prefix '%s' (0 to 128 characters of "
+                           "A-Z a-z 0-9 . _ : -)",
+                           a->prefix);
+    if (a->limit > 1000)
+        return usage_error("bad --limit %ld (at most 1000)", a->limit);
+    if (!cmd->takes_no_name && a->name == NULL)
         return usage_error("%s: no lock NAME given", cmd->name);
-    if (!name_valid(a->name))
+    if (!cmd->takes_no_name && !name_valid(a->name))
         return usage_error("bad lock name '%s' (1 to 128 characters of "
                            "A-Z a-z 0-9 . _ : -)",
                            a->name);

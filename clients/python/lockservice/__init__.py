@@ -48,7 +48,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 __all__ = [
     "Client",
@@ -67,6 +67,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 log = logging.getLogger("lockservice")
 
 _NAME = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9._:-]{0,128}$")
 _FIRST_BACKOFF = 0.1
 _ANSWER_SLACK = 10.0  # how much longer than wait an acquire may take
 _RELEASE_BUDGET = 10.0
@@ -357,6 +358,41 @@ class Client:
         if ans.kind != _OK:
             raise ans.error(f"status {name!r}")
         return ans.body or {}
+
+    def list(self, prefix: str = "", *, limit: int = 100,
+             semaphores: bool = False) -> Iterator[Dict[str, Any]]:
+        """Every held or queued lock whose name starts with ``prefix``
+        (with ``semaphores=True``: every semaphore with permits held or
+        waiters), each as its status shows it without ``queue``, page by
+        page (``GET /v1/locks``, up to ``limit`` names a page, 1..1000)
+        until the listing ends. A name held throughout is yielded exactly
+        once. Raises :class:`Unavailable` or :class:`LockServiceError` when
+        a page fails."""
+        if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+            raise ValueError(f"bad prefix {prefix!r}: 0 to 128 characters "
+                             f"of A-Z a-z 0-9 . _ : -")
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise ValueError("limit must be a whole number from 1 to 1000")
+        member = "semaphores" if semaphores else "locks"
+        cursor = None
+        while True:
+            query = {"prefix": prefix, "limit": str(limit)}
+            if cursor is not None:
+                query["cursor"] = cursor
+            path = f"/v1/{member}?{urllib.parse.urlencode(query)}"
+            ans = self._call("GET", path, None, self.timeout)
+            if ans.kind != _OK:
+                raise ans.error(f"list {member}")
+            page = ans.body or {}
+            items = page.get(member)
+            cursor = page.get("next_cursor")
+            if not isinstance(items, list) or not (
+                    cursor is None or (isinstance(cursor, str) and cursor)):
+                raise Unavailable(f"list {member}: not a listing page",
+                                  ans.status)
+            yield from items
+            if cursor is None:
+                return
 
 
 class Lease:

@@ -249,12 +249,44 @@ class LockTest(unittest.TestCase):
                 redis.start()
             service.ready()
 
+    def test_list(self):
+        leases = [self.client.acquire(f"py-list-{i:02d}", ttl=30)
+                  for i in range(25)]
+        sem = self.client.semaphore("py-list-sem", 3, permits=2, ttl=30)
+        sem.acquire()
+        gone = self.client.acquire("py-list-gone", ttl=30)
+        gone.release()
+        try:
+            names = [e["name"] for e in self.client.list("py-list-",
+                                                         limit=2)]
+            self.assertEqual(sorted(names),
+                             [f"py-list-{i:02d}" for i in range(25)])
+            first = next(iter(self.client.list("py-list-00")))
+            self.assertTrue(first["held"])
+            self.assertNotIn("queue", first)
+            self.assertNotIn("token", first)
+            sems = list(self.client.list("py-list-", semaphores=True))
+            self.assertEqual([(e["name"], e["limit"], e["used"])
+                              for e in sems], [("py-list-sem", 3, 2)])
+            self.assertEqual(list(self.client.list("py-nobody-")), [])
+        finally:
+            for lease in leases:
+                lease.release()
+            sem.release()
+        self.assertEqual(list(self.client.list("py-list-")), [])
+        with self.assertRaises(ValueError):
+            next(self.client.list("bad/prefix"))
+        with self.assertRaises(ValueError):
+            next(self.client.list(limit=1001))
+
     def test_unavailable(self):
         from fixture import free_port
 
         client = lockservice.Client(f"http://127.0.0.1:{free_port()}")
         with self.assertRaises(lockservice.Unavailable):
             client.acquire("py-nowhere")
+        with self.assertRaises(lockservice.Unavailable):
+            next(client.list())
 
     def test_bad_arguments(self):
         with self.assertRaises(ValueError):

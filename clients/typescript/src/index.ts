@@ -140,6 +140,20 @@ export type LockStatus =
       holder_count?: number;
     };
 
+/** One entry of GET /v1/locks: the lock's status without its queue. */
+export type ListedLock = LockStatus & { /** Queue length. */ waiting?: number };
+
+/** One entry of GET /v1/semaphores: the semaphore's status without its queue. */
+export type ListedSemaphore = Omit<SemaphoreStatus, "queue">;
+
+/** What a listing shows. */
+export interface ListOptions {
+  /** Only names starting with it (0 to 128 characters of A-Z a-z 0-9 . _ : -). */
+  prefix?: string;
+  /** Names per page asked for, 1..1000 (default the service's 100). */
+  limit?: number;
+}
+
 export interface AcquireRequest {
   ttl_ms?: number;
   wait_ms?: number;
@@ -242,6 +256,7 @@ function toError(what: string, a: Answer): LockServiceError {
 }
 
 const NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+const PREFIX = /^[A-Za-z0-9._:-]{0,128}$/;
 const FIRST_BACKOFF_MS = 100;
 const ANSWER_SLACK_MS = 10_000;
 const ACQUIRE_ATTEMPTS = 5;
@@ -503,6 +518,47 @@ export class LockClient {
     const a = await this.call("GET", `/v1/locks/${name}`, undefined, this.timeoutMs);
     if (a.kind !== "ok") throw toError(`status ${JSON.stringify(name)}`, a);
     return a.body as unknown as LockStatus;
+  }
+
+  /**
+   * Every held or queued lock whose name starts with `options.prefix`, each
+   * as its status shows it without the queue, following the service's pages
+   * to the end (GET /v1/locks). A name held throughout is yielded exactly
+   * once. `for await (const lock of client.list({ prefix: "orders" }))`.
+   */
+  list(options: ListOptions = {}): AsyncGenerator<ListedLock> {
+    return this.listPages<ListedLock>("locks", options);
+  }
+
+  /** list for the semaphores with permits held or waiters (GET /v1/semaphores). */
+  listSemaphores(options: ListOptions = {}): AsyncGenerator<ListedSemaphore> {
+    return this.listPages<ListedSemaphore>("semaphores", options);
+  }
+
+  private async *listPages<T>(member: string, options: ListOptions): AsyncGenerator<T> {
+    const prefix = options.prefix ?? "";
+    if (typeof prefix !== "string" || !PREFIX.test(prefix)) {
+      throw new TypeError(`bad prefix ${JSON.stringify(prefix)}: 0 to 128 characters of A-Z a-z 0-9 . _ : -`);
+    }
+    const limit = options.limit;
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 1000)) {
+      throw new TypeError("limit must be a whole number from 1 to 1000");
+    }
+    let cursor: string | null = null;
+    do {
+      const q = new URLSearchParams({ prefix });
+      if (limit !== undefined) q.set("limit", String(limit));
+      if (cursor !== null) q.set("cursor", cursor);
+      const a = await this.call("GET", `/v1/${member}?${q.toString()}`, undefined, this.timeoutMs);
+      if (a.kind !== "ok") throw toError(`list ${member}`, a);
+      const items = a.body?.[member];
+      const next = a.body?.next_cursor;
+      if (!Array.isArray(items) || !(next === null || (typeof next === "string" && next !== ""))) {
+        throw new UnavailableError(`list ${member}: not a listing page`, a.status, "", "");
+      }
+      for (const item of items) yield item as T;
+      cursor = next as string | null;
+    } while (cursor !== null);
   }
 }
 

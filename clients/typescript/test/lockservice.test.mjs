@@ -236,6 +236,36 @@ test("withLock rejects with the LeaseLostError when the lease was lost", async (
   );
 });
 
+test("list: every held name once across pages, semaphores apart, released ones gone", async () => {
+  const client = new LockClient({ url: service.url, log: quiet });
+  const locks = [];
+  for (let i = 0; i < 25; i++) locks.push(await client.acquire(`ts-list-${String(i).padStart(2, "0")}`, { ttlMs: 30_000 }));
+  const sem = await client.acquireSemaphore("ts-list-sem", { limit: 3, permits: 2, ttlMs: 30_000 });
+  const gone = await client.acquire("ts-list-gone");
+  await gone.release();
+  const names = [];
+  for await (const e of client.list({ prefix: "ts-list-", limit: 2 })) {
+    assert.equal(e.held, true);
+    assert.equal("queue" in e, false);
+    assert.equal("token" in e, false);
+    assert.equal(e.waiting, 0);
+    names.push(e.name);
+  }
+  assert.deepEqual(names.sort(), Array.from({ length: 25 }, (_, i) => `ts-list-${String(i).padStart(2, "0")}`));
+  const sems = [];
+  for await (const e of client.listSemaphores({ prefix: "ts-list-" })) sems.push([e.name, e.limit, e.used]);
+  assert.deepEqual(sems, [["ts-list-sem", 3, 2]]);
+  for (const l of locks) await l.release();
+  await sem.release();
+  const after = [];
+  for await (const e of client.list({ prefix: "ts-list-" })) after.push(e.name);
+  assert.deepEqual(after, []);
+  await assert.rejects(client.list({ prefix: "bad/prefix" }).next(), TypeError);
+  await assert.rejects(client.list({ limit: 1001 }).next(), TypeError);
+  const far = new LockClient({ url: `http://127.0.0.1:${await freePort()}`, log: quiet });
+  await assert.rejects(far.list().next(), UnavailableError);
+});
+
 test("unreachable service, bad arguments", async () => {
   const client = new LockClient({ url: `http://127.0.0.1:${await freePort()}`, log: quiet });
   await assert.rejects(client.acquire("ts-nowhere"), UnavailableError);
