@@ -365,9 +365,16 @@ async function forceRelease() {
 
 // ---------------------------------------------------------------- loop
 
+// The alert changes only when the problem does: a screen reader hears it
+// once, not every second. The time of the last update is not announced.
+function showProblem(text) {
+  if (state.lastError === text) return;
+  state.lastError = text;
+  document.getElementById('problem').textContent = text;
+}
+
 function showError(e) {
-  state.lastError = e.message;
-  document.getElementById('status').textContent = e.message;
+  showProblem(typeof e === 'string' ? e : e.message);
 }
 
 // No calls while the tab is hidden: nobody is looking.
@@ -377,8 +384,8 @@ async function tick() {
       await refreshList('locks');
       await refreshList('sems');
       await refreshDetail();
-      state.lastError = '';
-      document.getElementById('status').textContent = `Updated ${new Date().toLocaleTimeString()}`;
+      showProblem('');
+      document.getElementById('updated').textContent = `Updated ${new Date().toLocaleTimeString()}`;
     } catch (e) {
       showError(e);
     }
