@@ -265,7 +265,17 @@ async function checkUiLive(svc) {
   const waitingCell = await page.$eval(`#locks-body tr[data-name="${name}"] td:nth-of-type(3)`, (e) => e.textContent).catch(() => '');
   ok(waitingCell === '2', '/ui/: the row shows its two waiters', [waitingCell]);
 
-  await page.click(`#locks-body tr[data-name="${name}"] button`);
+  // From the keyboard: Enter on the name opens the detail, Escape closes it
+  // and gives the focus back to the name.
+  const nameButton = `#locks-body tr[data-name="${name}"] button`;
+  await page.focus(nameButton);
+  await page.keyboard.press('Enter');
+  const opened = await until(() => page.$eval('#detail', (d) => !d.hidden && document.activeElement.id === 'detail-h'), 3000);
+  await page.keyboard.press('Escape');
+  const closed = await until(() => page.$eval('#detail', (d, sel) => d.hidden && document.activeElement === document.querySelector(sel), nameButton), 3000);
+  ok(opened && closed, '/ui/ from the keyboard: Enter opens the detail, Escape closes it and the focus returns');
+  await page.focus(nameButton);
+  await page.keyboard.press('Enter');
   const api = (await request(svc, 'GET', `/v1/locks/${name}`)).json;
   const apiOrder = api.queue.map((w) => w.owner);
   const pageOrder = await until(async () => {
