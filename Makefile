@@ -23,6 +23,8 @@ SERVICE_SRC := $(filter-out service/main.c,$(wildcard service/*.c service/*/*.c)
                $(filter-out demo-inventory/oversell-demo.c,$(wildcard demo-inventory/*.c))
 SERVICE_OBJ := $(SERVICE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded.o
 LUA := $(sort $(wildcard service/lock/lua/*.lua demo-inventory/lua/*.lua))
+# The browser pages (handlers/pages.c serves them).
+WEB := $(sort $(wildcard web/*.* web/*/*.*))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
@@ -32,6 +34,7 @@ TESTLIB_SRC := $(wildcard tests/lib/*.c)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all tests test check valgrind run demo bench fuzz safety contract lint \
+        test-browser screenshots \
         test-docker deb test-package install uninstall format format-check \
         style clean
 
@@ -54,9 +57,9 @@ $(BUILD)/%.o: %.c $(wildcard service/*.h service/*/*.h handlers/*.h demo-invento
 # A new VERSION rebuilds every object (-DLOCKSERVICE_VERSION changed).
 $(SERVICE_OBJ) $(BUILD)/service/main.o: VERSION
 
-$(BUILD)/gen/embedded.h $(BUILD)/gen/embedded.c &: tools/embed.sh $(LUA) openapi.yaml
+$(BUILD)/gen/embedded.h $(BUILD)/gen/embedded.c &: tools/embed.sh $(LUA) openapi.yaml $(WEB)
 	@mkdir -p $(BUILD)/gen
-	sh tools/embed.sh $(BUILD)/gen $(LUA) openapi.yaml
+	sh tools/embed.sh $(BUILD)/gen $(LUA) openapi.yaml $(WEB)
 
 $(BUILD)/gen/embedded.o: $(BUILD)/gen/embedded.c
 	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c -o $@ $<
@@ -112,6 +115,18 @@ safety:
 contract:
 	sh scripts/deps.sh contract
 	sh tests/contract/run
+
+# /demo/ and /ui/ in headless Chromium (tests/browser/, about a minute);
+# screenshots in tests/browser/artifacts/.
+test-browser:
+	sh scripts/deps.sh browser
+	sh tests/browser/run
+
+# The README's screenshots (docs/screenshots/), from a test-browser run.
+screenshots: test-browser
+	@mkdir -p docs/screenshots
+	cp tests/browser/artifacts/demo-desktop.png tests/browser/artifacts/ui-desktop.png \
+	   tests/browser/artifacts/ui-phone.png docs/screenshots/
 
 lint:
 	sh scripts/deps.sh lint

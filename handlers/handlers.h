@@ -59,4 +59,12 @@ void handle_metrics(struct request *req);
 /* handlers/openapi.c */
 void handle_openapi(struct request *req);
 
+/* handlers/pages.c: /ui/ always, /demo/ with --demo (demo-inventory/) */
+void handle_ui_redirect(struct request *req);
+void handle_ui_page(struct request *req);
+void handle_ui_asset(struct request *req);
+void handle_demo_redirect(struct request *req);
+void handle_demo_page(struct request *req);
+void handle_demo_asset(struct request *req);
+
 #endif

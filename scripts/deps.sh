@@ -2,8 +2,8 @@
 # deps.sh [STEP] -- installs the Debian/Ubuntu packages a make target needs
 # when they are missing (apt-get, through sudo when not root). Quiet when
 # everything is there already. STEP: run (default), test, check, valgrind,
-# bench, fuzz, style, lint, contract, safety, deb, package, or ci (all of
-# them).
+# bench, fuzz, style, lint, contract, browser, safety, deb, package, or ci
+# (all of them).
 set -eu
 what=${1:-run}
 pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev \
@@ -15,6 +15,10 @@ deploy_pkgs="groff-base"
 # make deb (dpkg-buildflags, dpkg-shlibdeps) and make test-package (a
 # clean debootstrap root, lintian, systemd-analyze).
 deb_pkgs="dpkg-dev"
+# make test-browser (tests/browser/): Debian's Chromium, driven headless by
+# puppeteer-core (npm); also in the test profile, so a machine set up for
+# make test can run the browser test too.
+browser_pkgs="chromium"
 package_pkgs="dpkg-dev debootstrap lintian systemd groff-base"
 # make test's client library tests (tests/clients/): Go, Python with pip
 # (the offline install check), and Node.js 18 or newer with npm (npx
@@ -26,7 +30,7 @@ promtool=0
 case $what in
 run | safety) ;;
 test)
-    pkgs="$pkgs $test_pkgs $deploy_pkgs $client_pkgs"
+    pkgs="$pkgs $test_pkgs $deploy_pkgs $client_pkgs $browser_pkgs"
     clients_node=1
     promtool=1
     ;;
@@ -36,15 +40,19 @@ bench) pkgs="$pkgs wrk etcd-server webdis python3" ;;
 fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 style) pkgs="$pkgs clang-format" ;;
 lint | contract) node=1 ;;
+browser)
+    pkgs="$pkgs $browser_pkgs"
+    clients_node=1
+    ;;
 deb) pkgs="$pkgs $deb_pkgs" ;;
 package) pkgs="$pkgs $package_pkgs" ;;
 ci)
-    pkgs="$pkgs $test_pkgs golang-go valgrind clang libclang-rt-14-dev clang-format $deploy_pkgs $package_pkgs $client_pkgs"
+    pkgs="$pkgs $test_pkgs golang-go valgrind clang libclang-rt-14-dev clang-format $deploy_pkgs $package_pkgs $client_pkgs $browser_pkgs"
     node=1
     promtool=1
     ;;
 *)
-    echo "deps.sh: unknown step '$what' (run, test, check, valgrind, bench, fuzz, style, lint, contract, safety, deb, package, ci)" >&2
+    echo "deps.sh: unknown step '$what' (run, test, check, valgrind, bench, fuzz, style, lint, contract, browser, safety, deb, package, ci)" >&2
     exit 2
     ;;
 esac

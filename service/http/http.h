@@ -158,6 +158,18 @@ void reply_problem_ex(struct request *req, enum problem_id id, json_t *extra,
 void reply_raw(struct request *req, unsigned status, const char *content_type,
                const char *data, size_t len, bool copy);
 
+/* A header of reply_raw_headers. */
+struct reply_header {
+    const char *name;
+    const char *value;
+};
+/* As reply_raw with data that outlives the response (embedded pages), plus
+ * n more headers. A Cache-Control among them replaces the no-store every
+ * other answer carries. */
+void reply_raw_headers(struct request *req, unsigned status,
+                       const char *content_type, const char *data, size_t len,
+                       const struct reply_header *headers, size_t n);
+
 /* The problem for a failed body field, 400 invalid_json or invalid_field. */
 struct field_problem;
 void reply_field_problem(struct request *req, const struct field_problem *p);

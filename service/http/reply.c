@@ -24,7 +24,9 @@ static void queue(struct request *req, struct MHD_Response *resp,
         MHD_destroy_response(resp);
         return;
     }
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    /* API answers are never cached; a page asset says otherwise itself. */
+    if (MHD_get_response_header(resp, "Cache-Control") == NULL)
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (req->request_id[0] != '\0')
         MHD_add_response_header(resp, "X-Request-Id", req->request_id);
     if (MHD_queue_response(req->conn, status, resp) == MHD_YES)
@@ -72,6 +74,22 @@ void reply_raw(struct request *req, unsigned status, const char *content_type,
         MHD_add_response_header(resp, "Content-Type", content_type);
     if (status == 204)
         add_allow_header(resp, req->route);
+    queue(req, resp, status);
+}
+
+void reply_raw_headers(struct request *req, unsigned status,
+                       const char *content_type, const char *data, size_t len,
+                       const struct reply_header *headers, size_t n)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, (void *)data, MHD_RESPMEM_PERSISTENT);
+
+    if (resp == NULL)
+        return;
+    if (content_type != NULL)
+        MHD_add_response_header(resp, "Content-Type", content_type);
+    for (size_t i = 0; i < n; i++)
+        MHD_add_response_header(resp, headers[i].name, headers[i].value);
     queue(req, resp, status);
 }
 

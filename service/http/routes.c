@@ -25,6 +25,9 @@ const struct route service_routes[] = {
     {"GET",  "/readyz",                         handle_readyz,             0},
     {"GET",  "/metrics",                        handle_metrics,            0},
     {"GET",  "/openapi.yaml",                   handle_openapi,            0},
+    {"GET",  "/ui",                             handle_ui_redirect,        0},
+    {"GET",  "/ui/",                            handle_ui_page,            0},
+    {"GET",  "/ui/{name}",                      handle_ui_asset,           0},
 };
 // clang-format on
 

@@ -515,7 +515,7 @@ async function opsTests(A) {
 
 // OPTIONS on every path, and 405 with Allow for methods a path does not serve.
 async function methodTests(A) {
-  const sample = { '{name}': 'opt-lock', '{sku}': 'opt-sku' };
+  const sample = { '{name}': 'opt-lock', '{sku}': 'opt-sku', '{file}': 'common.js' };
   for (const tpl of Object.keys(spec.doc.paths)) {
     const p = tpl.replace(/\{\w+\}/g, (m) => sample[m]);
     const documented = spec.methodsOf(tpl);
@@ -603,6 +603,35 @@ async function demoTests(A) {
   await call(A, PUTI, I('s'.repeat(64)), { body: { stock: 0 }, status: 200, desc: 'SKU of 64 characters' });
   await bodyErrors(A, PUTI, I(sku), { stock: 1 });
   await bodyErrors(A, BUY, I(sku, 'purchase'), { mode: 'unsafe', work_ms: 0 });
+}
+
+// The browser pages: every file with its headers, revalidation, the
+// redirects; open with API keys too; /demo* only with --demo.
+async function pageTests(A, K, P) {
+  for (const [page, files] of [['ui', ['ui.js', 'ui.css', 'common.js', 'common.css']], ['demo', ['demo.js', 'demo.css', 'common.js']]]) {
+    await call(A, `GET /${page}`, `/${page}`, { status: 301 });
+    await call(A, `HEAD /${page}`, `/${page}`, { status: 301 });
+    const html = await call(A, `GET /${page}/`, `/${page}/`, { status: 200 });
+    await call(A, `HEAD /${page}/`, `/${page}/`, { status: 200 });
+    const etag = { 'If-None-Match': html.headers.etag || '"none"' };
+    await call(A, `GET /${page}/`, `/${page}/`, { headers: etag, status: 304, desc: 'If-None-Match' });
+    await call(A, `HEAD /${page}/`, `/${page}/`, { headers: etag, status: 304, desc: 'If-None-Match' });
+    for (const f of files) {
+      const r = await call(A, `GET /${page}/{file}`, `/${page}/${f}`, { status: 200 });
+      await call(A, `HEAD /${page}/{file}`, `/${page}/${f}`, { status: 200 });
+      const tag = { 'If-None-Match': r.headers.etag || '"none"' };
+      await call(A, `GET /${page}/{file}`, `/${page}/${f}`, { headers: tag, status: 304, desc: 'If-None-Match' });
+      await call(A, `HEAD /${page}/{file}`, `/${page}/${f}`, { headers: tag, status: 304, desc: 'If-None-Match' });
+    }
+    await call(A, `GET /${page}/{file}`, `/${page}/nothing.js`, { status: 404, code: 'not_found' });
+    await call(A, `HEAD /${page}/{file}`, `/${page}/nothing.js`, { status: 404 });
+    await call(A, `GET /${page}/{file}`, `/${page}/a%20b.js`, { status: 400, code: 'invalid_name' });
+    await call(K, `GET /${page}/`, `/${page}/`, { status: 200, desc: 'open without a key' });
+    await call(K, `GET /${page}/{file}`, `/${page}/common.js`, { status: 200, desc: 'open without a key' });
+  }
+  await call(P, '* unknown-route', '/demo/', { method: 'GET', status: 404, code: 'not_found', desc: 'no --demo' });
+  await call(P, '* unknown-route', '/demo/demo.js', { method: 'GET', status: 404, code: 'not_found', desc: 'no --demo' });
+  await call(P, 'GET /ui/', '/ui/', { status: 200, desc: 'without --demo' });
 }
 
 // With --api-keys-file: /v1 and /demo need the key; operations endpoints stay open.
@@ -775,7 +804,7 @@ async function main() {
   await Promise.all([lockTests(A).then(() => lockFeatureTests(A)).then(() => demoTests(A)), methodTests(A), semaphoreTests(A), listingTests(A),
     authTests(K).then(() => lockFeatureAuthTests(K)).then(() => semaphoreAuthTests(K)).then(() => listingAuthTests(K)).then(() => shutdownTests(K, BEARER)),
     deadRedisTests(D).then(() => lockFeatureDeadRedisTests(D)).then(() => semaphoreDeadRedisTests(D)).then(() => listingDeadRedisTests(D)),
-    limitTests(W).then(() => semaphoreLimitTests(W)), noDemoTests(P)]);
+    limitTests(W).then(() => semaphoreLimitTests(W)), noDemoTests(P), pageTests(A, K, P)]);
 
   // coverage: every documented (operation, status[, code]) was reached
   for (const e of spec.expectations()) {
