@@ -293,7 +293,8 @@ static void listing_scanned(struct request *req)
     }
     /* Sorted, so a page reads in name order and a name SCAN returned
      * twice is asked for once. */
-    qsort(ls->calls, ls->ncalls, sizeof *ls->calls, call_name_cmp);
+    if (ls->ncalls > 1)
+        qsort(ls->calls, ls->ncalls, sizeof *ls->calls, call_name_cmp);
     for (size_t i = 0; i < ls->ncalls; i++)
         if (n == 0 || strcmp(ls->calls[n - 1].name, ls->calls[i].name) != 0)
             memmove(&ls->calls[n++], &ls->calls[i], sizeof *ls->calls);

@@ -158,7 +158,8 @@ int query_int(const char *value, const char *key, int64_t dflt, int64_t min,
         *out = dflt;
         return 0;
     }
-    for (i = 0; value[i] >= '0' && value[i] <= '9' && i < 19; i++)
+    /* At most 18 digits: no overflow, and beyond any range asked for. */
+    for (i = 0; value[i] >= '0' && value[i] <= '9' && i < 18; i++)
         v = v * 10 + (value[i] - '0');
     if (i == 0 || value[i] != '\0' || (value[0] == '0' && i > 1) || v < min ||
         v > max) {
