@@ -43,8 +43,9 @@ struct lock_call {
     /* The owner label (borrowed: it must live as long as the call, e.g. in
      * the request's parsed body); NULL for none. */
     const char *owner;
-    int64_t delay_ms;                    /* acquire: lock_delay_ms */
-    int64_t permits, limit;              /* semaphores */
+    int64_t delay_ms;       /* acquire: lock_delay_ms */
+    int64_t permits, limit; /* semaphores */
+    bool shared;            /* locks: acquire a shared lease (else exclusive) */
     char request_id[REQUEST_ID_MAX + 1]; /* acquire, release: "" none */
     lock_done_fn *done;
     /* Called with true when the call starts waiting, false when it stops
