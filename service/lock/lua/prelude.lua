@@ -10,9 +10,9 @@
 -- KEYS[3] queue        list of waiter ids, oldest first
 -- KEYS[4] waiters      hash: waiter id -> "<deadline ms> <queued ms> <ttl
 --                      ms> <token> <lock delay ms> <request id or -> <owner>";
---                      TTL of both = the longest wait queued + 1 s; the
---                      entry holds the mode too ("x" exclusive, "s" shared)
---                      before the owner
+--                      TTL of both = the longest wait queued + 1 s; a
+--                      shared waiter's entry starts with "s " (an
+--                      exclusive one's is as version 2.0 wrote it)
 -- KEYS[5] delay key    exists while a lease that expired keeps the name
 --                      unavailable (lock_delay_ms); TTL = lease + delay
 -- KEYS[6] request record of the call's request_id (acquire: "...:acq:<id>"
@@ -95,13 +95,17 @@ local function entry_of(id)
     if not raw then
         return nil
     end
-    local d, q, t, k, delay, rid, m, o = string.match(raw,
-        "^(%d+) (%d+) (%d+) (%x+) (%d+) (%S+) ([xs]) (.*)$")
+    local shared = string.sub(raw, 1, 2) == "s "
+    if shared then
+        raw = string.sub(raw, 3)
+    end
+    local d, q, t, k, delay, rid, o = string.match(raw,
+        "^(%d+) (%d+) (%d+) (%x+) (%d+) (%S+) (.*)$")
     if not d then
         return nil
     end
     return {deadline = tonumber(d), queued = tonumber(q), ttl = tonumber(t),
-        token = k, delay = tonumber(delay), rid = rid, shared = m == "s",
+        token = k, delay = tonumber(delay), rid = rid, shared = shared,
         owner = o}
 end
 
@@ -123,9 +127,9 @@ local function enqueue(id, e, behind_head)
     else
         redis.call("RPUSH", KEYS[3], id)
     end
-    redis.call("HSET", KEYS[4], id, int(e.deadline) .. " " .. int(e.queued) ..
-        " " .. int(e.ttl) .. " " .. e.token .. " " .. int(e.delay) .. " " ..
-        e.rid .. " " .. (e.shared and "s" or "x") .. " " .. e.owner)
+    redis.call("HSET", KEYS[4], id, (e.shared and "s " or "") ..
+        int(e.deadline) .. " " .. int(e.queued) .. " " .. int(e.ttl) .. " " ..
+        e.token .. " " .. int(e.delay) .. " " .. e.rid .. " " .. e.owner)
     local keep = e.deadline - now_ms + 1000
     for i = 3, 4 do
         if redis.call("PTTL", KEYS[i]) < keep then
