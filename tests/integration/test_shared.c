@@ -45,6 +45,13 @@ static long scaled(double ms)
     return (long)(ms * time_scale());
 }
 
+/* A wait of ms scaled, within the service's --max-wait-ms (60 s). */
+static long wait_for(double ms)
+{
+    long w = scaled(ms);
+    return w > 60000 ? 60000 : w;
+}
+
 /* ---- calls ---- */
 
 struct lease {
@@ -211,7 +218,7 @@ static void waiter_start(struct waiter *w, const char *url, const char *name,
     w->url = url;
     w->name = name;
     w->mode = mode;
-    w->wait_ms = scaled(20000);
+    w->wait_ms = wait_for(20000);
     snprintf(w->owner, sizeof w->owner, "%s", owner);
     pthread_create(&w->thread, NULL, waiter_main, w);
 }
@@ -229,7 +236,7 @@ static void test_three_shared_then_release(void)
     bool distinct, ordered;
 
     for (int i = 0; i < 3; i++) {
-        char owner[16];
+        char owner[24];
         snprintf(owner, sizeof owner, "reader-%d", i);
         acquire(&s[i], svc[i].url, name, "shared", 30000, 0, owner);
     }
@@ -504,7 +511,8 @@ static void test_lock_delay(void)
          "unavailable (delay_ms %lld, acquire %ld %s)",
          jint(&r, "delay_ms"), t.status, t.code);
     http_resp_free(&r);
-    acquire(&u, url, name, "exclusive", 30000, delay + scaled(2000), "later");
+    acquire(&u, url, name, "exclusive", 30000, wait_for(delay + 2000.0),
+            "later");
     t_ok(u.status == 200, "lock-delay: a waiter is granted at its end (%ld)",
          u.status);
     release(url, name, u.token);
@@ -575,11 +583,11 @@ static void *mixed_main(void *arg)
 {
     struct mixed_waiter *w = arg;
     struct lease l;
-    char owner[16];
+    char owner[24];
 
     snprintf(owner, sizeof owner, "m%d", w->id);
     acquire(&l, w->url, "sh-fifo", w->shared ? "shared" : "exclusive", 30000,
-            scaled(30000), owner);
+            wait_for(30000), owner);
     w->status = l.status;
     snprintf(w->body, sizeof w->body, "%s", l.body);
     if (l.status != 200)

@@ -41,6 +41,7 @@ enum {
     OPT_SEMAPHORE = 1u << 9,
     OPT_PERMITS = 1u << 10,
     OPT_FORCE = 1u << 11,
+    OPT_SHARED = 1u << 12,
 };
 #define OPT_GLOBAL (OPT_URL | OPT_API_KEY_FILE)
 
@@ -57,6 +58,7 @@ struct lockctl_args {
     bool env;
     bool reenter;
     bool force;       /* release --force */
+    bool shared;      /* --shared: a shared (read) lease of the lock */
     long semaphore;   /* --semaphore N: a semaphore of limit N, 0: a lock */
     long permits;     /* --permits K, 0 when not given */
     const char *name; /* the lock name (validated) */
