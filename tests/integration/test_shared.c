@@ -511,7 +511,7 @@ static void test_lock_delay(void)
          "unavailable (delay_ms %lld, acquire %ld %s)",
          jint(&r, "delay_ms"), t.status, t.code);
     http_resp_free(&r);
-    acquire(&u, url, name, "exclusive", 30000, wait_for(delay + 2000.0),
+    acquire(&u, url, name, "exclusive", 30000, wait_for((double)delay + 2000.0),
             "later");
     t_ok(u.status == 200, "lock-delay: a waiter is granted at its end (%ld)",
          u.status);
