@@ -99,8 +99,9 @@ void lock_call_release(struct lock_call *call);
  * lock_reply_free); with call->token set, reply.owned says whether that
  * token holds the lock. */
 void lock_call_status(struct lock_call *call);
-/* Force release: reply.forced, the leases it ended (for an exclusive lock,
- * 0 or 1 with its owner and fence in reply.lease). */
+/* Force release: reply.forced, the leases it ended (an exclusive one, or
+ * every shared one), the first LOCK_LIST_MAX of them with their owners and
+ * fences in reply.holders (the first also in reply.lease). */
 void lock_call_force(struct lock_call *call);
 /* The caller's client is gone while the call waits: it leaves the queue
  * (a hand-off to it goes on) and done is never called. */

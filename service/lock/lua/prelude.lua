@@ -198,24 +198,31 @@ local function live_shared(token)
     return nil
 end
 
--- Stores shared lease s, to end at s.expires; its keys (and the fence
--- key) live at least until then plus its lock delay, and 60 s more for the
--- fence key.
-local function put_shared(s)
+-- Stores shared lease s, to end at s.expires; its keys live at least
+-- until then plus its lock delay (both keys get their TTLs together, so
+-- the sorted set's says the hash's too), the fence key 60 s more than the
+-- lease (fence: a new fence to store there, or nil).
+local function put_shared(s, fence)
     redis.call("HSET", KEYS[7], s.token, int(s.count) .. " " ..
         int(s.fence) .. " " .. int(s.ttl) .. " " .. int(s.granted) .. " " ..
         int(s.expires) .. " " .. int(s.delay) .. " " .. s.rid .. " " ..
         (s.waiter or "-") .. " " .. s.owner)
-    redis.call("ZADD", KEYS[8], s.expires, s.token)
     local at = s.expires + s.delay
-    for i = 7, 8 do
-        local cur = redis.call("PTTL", KEYS[i])
-        if cur < 0 or now_ms + cur < at then
-            redis.call("PEXPIREAT", KEYS[i], at)
-        end
+    local cur = redis.call("PTTL", KEYS[8])
+    redis.call("ZADD", KEYS[8], s.expires, s.token)
+    if cur < 0 or now_ms + cur < at then
+        redis.call("PEXPIREAT", KEYS[7], at)
+        redis.call("PEXPIREAT", KEYS[8], at)
     end
-    local cur = redis.call("PTTL", KEYS[2])
-    if cur < 0 or now_ms + cur < s.expires + 60000 then
+    cur = redis.call("PTTL", KEYS[2])
+    local longer = cur < 0 or now_ms + cur < s.expires + 60000
+    if fence then
+        if longer then
+            redis.call("SET", KEYS[2], int(fence), "PXAT", s.expires + 60000)
+        else
+            redis.call("SET", KEYS[2], int(fence), "KEEPTTL")
+        end
+    elseif longer then
         redis.call("PEXPIREAT", KEYS[2], s.expires + 60000)
     end
 end
@@ -292,8 +299,7 @@ local function add_shared(e, waiter)
     local s = {token = e.token, count = 1, fence = fence, ttl = e.ttl,
         granted = now_ms, expires = now_ms + hold, delay = e.delay,
         rid = e.rid, waiter = waiter, owner = e.owner}
-    redis.call("SET", KEYS[2], fence, "KEEPTTL")
-    put_shared(s)
+    put_shared(s, fence)
     if not waiter and e.rid ~= "-" then
         redis.call("SET", base .. "acq:" .. e.rid, e.token, "PX",
             e.ttl + 60000)
