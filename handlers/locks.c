@@ -13,10 +13,11 @@
 static json_t *lease_json(const char *name, const struct lock_call *c)
 {
     const struct lease *l = &c->reply.lease;
-    json_t *body = json_pack(
-        "{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "name", name, "token", c->token,
-        "fence", (json_int_t)l->fence, "ttl_ms", (json_int_t)l->ttl_ms, "count",
-        (json_int_t)l->count, "owner", l->owner, "mode", "exclusive");
+    json_t *body =
+        json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "name", name, "token",
+                  c->token, "fence", (json_int_t)l->fence, "ttl_ms",
+                  (json_int_t)l->ttl_ms, "count", (json_int_t)l->count, "owner",
+                  l->owner, "mode", l->shared ? "shared" : "exclusive");
 
     if (body != NULL && c->reply.replayed)
         json_object_set_new(body, "replayed", json_true());
@@ -80,6 +81,12 @@ void reply_lock_failure(struct request *req, const struct lock_call *c)
                       "lock '%s' is already held %" PRId64
                       " times by this token",
                       req->param, req->cfg->max_hold_count);
+        return;
+    case LOCK_MODE_CONFLICT:
+        reply_problem(req, PROBLEM_MODE_CONFLICT,
+                      "the token holds lock '%s' in the other mode (no "
+                      "upgrade, no downgrade)",
+                      req->param);
         return;
     case LOCK_LIMIT_MISMATCH:
         reply_problem(req, PROBLEM_LIMIT_MISMATCH,
@@ -185,16 +192,17 @@ void handle_lock_acquire(struct request *req)
         reply_field_problem(req, &prob);
         return;
     }
-    if (mode != NULL && strcmp(mode, "exclusive") != 0) {
+    if (mode != NULL && strcmp(mode, "exclusive") != 0 &&
+        strcmp(mode, "shared") != 0) {
         reply_problem(req, PROBLEM_INVALID_FIELD,
-                      "mode must be \"exclusive\" (shared locks are not "
-                      "built yet)");
+                      "mode must be \"exclusive\" or \"shared\"");
         return;
     }
     c = request_lock_call(req, &lock_kind_exclusive, req->name);
     c->ttl_ms = ttl_ms;
     c->wait_ms = wait_ms;
     c->delay_ms = delay_ms;
+    c->shared = mode != NULL && strcmp(mode, "shared") == 0;
     memcpy(c->request_id, rid, sizeof rid);
     c->owner = owner; /* borrowed from req->json, which outlives the call */
     if (token != NULL)
@@ -270,10 +278,10 @@ void handle_lock_release(struct request *req)
     lock_call_release(c);
 }
 
-/* The status body: the version 1 members for the holder, then every
- * holder (one, for an exclusive lock), the queue, and what keeps a free
- * lock unavailable. A free lock nobody waits for is {"name","held":false}
- * as in version 1. Never a token. */
+/* The status body: the version 1 members for the holder (the exclusive
+ * one, or the first shared one), then every holder listed, the queue, and
+ * what keeps a free lock unavailable. A free lock nobody waits for is
+ * {"name","held":false} as in version 1. Never a token. */
 static json_t *status_json(const char *name, const struct lock_call *c)
 {
     const struct lock_reply *r = &c->reply;
@@ -297,23 +305,35 @@ static json_t *status_json(const char *name, const struct lock_call *c)
         json_decref(queue);
         return NULL;
     }
-    if (r->outcome == LOCK_OK) {
-        json_t *h =
+    if (r->outcome == LOCK_OK)
+        json_object_update_new(
+            body,
             json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "owner", l->owner,
-                      "mode", "exclusive", "fence", (json_int_t)l->fence,
-                      "ttl_ms", (json_int_t)l->ttl_ms, "count",
-                      (json_int_t)l->count, "held_ms", (json_int_t)r->held_ms);
-        json_object_update(body, h);
-        json_array_append_new(holders, h);
+                      "mode", l->shared ? "shared" : "exclusive", "fence",
+                      (json_int_t)l->fence, "ttl_ms", (json_int_t)l->ttl_ms,
+                      "count", (json_int_t)l->count, "held_ms",
+                      (json_int_t)r->held_ms));
+    for (size_t i = 0; i < r->nholders && r->outcome == LOCK_OK; i++) {
+        const struct lock_holder *h = &r->holders[i];
+        json_array_append_new(
+            holders,
+            json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "owner", h->owner,
+                      "mode", h->shared ? "shared" : "exclusive", "fence",
+                      (json_int_t)h->fence, "ttl_ms", (json_int_t)h->ttl_ms,
+                      "count", (json_int_t)h->count, "held_ms",
+                      (json_int_t)h->held_ms));
     }
     for (size_t i = 0; i < r->queued; i++)
         json_array_append_new(
-            queue, json_pack("{s:s, s:s, s:i, s:I}", "owner", r->queue[i].owner,
-                             "mode", "exclusive", "permits", 1, "waited_ms",
-                             (json_int_t)r->queue[i].waited_ms));
+            queue,
+            json_pack("{s:s, s:s, s:i, s:I}", "owner", r->queue[i].owner,
+                      "mode", r->queue[i].shared ? "shared" : "exclusive",
+                      "permits", 1, "waited_ms",
+                      (json_int_t)r->queue[i].waited_ms));
     json_object_set_new(body, "holders", holders);
-    json_object_set_new(body, "holder_count",
-                        json_integer(r->outcome == LOCK_OK ? 1 : 0));
+    json_object_set_new(
+        body, "holder_count",
+        json_integer(r->outcome == LOCK_OK ? r->holder_count : 0));
     json_object_set_new(body, "waiting", json_integer(r->waiting));
     json_object_set_new(body, "queue", queue);
     return body;
@@ -388,10 +408,12 @@ static void forced(struct request *req)
     }
     metrics_force_release();
     if (c->reply.forced > 0)
-        log_warn("audit: force release of lock '%s' (key %s): holder owner "
-                 "'%s' fence %" PRId64,
-                 req->name, req->key.name[0] ? req->key.name : "-",
-                 c->reply.lease.owner, c->reply.lease.fence);
+        for (size_t i = 0; i < c->reply.nholders; i++)
+            log_warn("audit: force release of lock '%s' (key %s): holder "
+                     "%zu of %" PRId64 " owner '%s' fence %" PRId64,
+                     req->name, req->key.name[0] ? req->key.name : "-", i + 1,
+                     c->reply.forced, c->reply.holders[i].owner,
+                     c->reply.holders[i].fence);
     else
         log_warn("audit: force release of lock '%s' (key %s): not held",
                  req->name, req->key.name[0] ? req->key.name : "-");

@@ -77,6 +77,7 @@ static void reply_semaphore_failure(struct request *req,
         return;
     case LOCK_OK:
     case LOCK_HOLD_LIMIT:
+    case LOCK_MODE_CONFLICT:
     case LOCK_RESERVED:
     case LOCK_DELAYED:
     case LOCK_UNAVAILABLE:

@@ -146,6 +146,8 @@ type Lease struct {
 	TTLMs int64  `json:"ttl_ms"`
 	Count int    `json:"count"`
 	Owner string `json:"owner"`
+	// Mode is "exclusive" or "shared".
+	Mode string `json:"mode"`
 }
 
 // Status is GET /v1/locks/{name} (openapi.yaml's LockStatus): Held false
@@ -158,8 +160,11 @@ type Status struct {
 	TTLMs      int64  `json:"ttl_ms,omitempty"`
 	Count      int    `json:"count,omitempty"`
 	ReservedMs int64  `json:"reserved_ms,omitempty"`
+	// Mode is the holder's: "exclusive", or "shared" (the first shared
+	// holder's fields are the ones above).
+	Mode string `json:"mode,omitempty"`
 	// HolderCount is how many leases hold the lock (0 or 1 for an
-	// exclusive lock).
+	// exclusive lock, every shared one for a shared lock).
 	HolderCount int `json:"holder_count"`
 	// Waiting is how many requests wait in the lock's queue.
 	Waiting int `json:"waiting"`
@@ -351,6 +356,10 @@ type Options struct {
 	Wait time.Duration
 	// Owner is the label status shows (default "go@HOST pid N").
 	Owner string
+	// Shared asks for a shared (read) lease: shared leases of a name are
+	// held at once, an exclusive one (the default) waits for them all.
+	// Not for a semaphore.
+	Shared bool
 	// OnLost is called once, from the renewal goroutine, when the lease
 	// is lost (after Context() is cancelled and Lost() closed); it may
 	// call Release.
@@ -363,6 +372,8 @@ type Lock struct {
 	Token string
 	Fence int64
 	Owner string
+	// Mode is the lease's: "exclusive" or "shared" (a semaphore: "").
+	Mode string
 
 	client *Client
 	kind   string // "locks" or "semaphores": the API path
@@ -596,6 +607,12 @@ func (c *Client) acquire(ctx context.Context, kind, name string, opt Options, ex
 		}
 	}
 	body := map[string]any{"ttl_ms": opt.TTL.Milliseconds(), "owner": opt.Owner}
+	if opt.Shared {
+		if kind != "locks" {
+			return nil, errors.New("lockservice: Shared is for a lock, not a semaphore")
+		}
+		body["mode"] = "shared"
+	}
 	for k, v := range extra {
 		body[k] = v
 	}
@@ -610,7 +627,7 @@ func (c *Client) acquire(ctx context.Context, kind, name string, opt Options, ex
 	}
 	l := &Lock{
 		Name: name, Token: lease.Token, Fence: lease.Fence, Owner: lease.Owner,
-		client: c, kind: kind, onLost: opt.OnLost,
+		Mode: lease.Mode, client: c, kind: kind, onLost: opt.OnLost,
 		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 		ttl: time.Duration(lease.TTLMs) * time.Millisecond,
 	}

@@ -108,6 +108,42 @@ func TestWaitRunsOut(t *testing.T) {
 	}
 }
 
+func TestSharedLeasesCoexist(t *testing.T) {
+	c := quiet()
+	ctx := context.Background()
+	var readers []*lockservice.Lock
+	for i := 0; i < 2; i++ {
+		r, err := c.Acquire(ctx, "go-shared", lockservice.Options{TTL: 10 * time.Second, Shared: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Mode != "shared" {
+			t.Fatalf("mode %q, want shared", r.Mode)
+		}
+		readers = append(readers, r)
+	}
+	st, err := c.Status(ctx, "go-shared")
+	if err != nil || st.HolderCount != 2 || st.Mode != "shared" {
+		t.Fatalf("status %+v (%v), want two shared holders", st, err)
+	}
+	if _, err := c.Acquire(ctx, "go-shared", lockservice.Options{}); !errors.Is(err, lockservice.ErrLockHeld) {
+		t.Fatalf("an exclusive acquire beside shared leases: %v, want lock_held", err)
+	}
+	for _, r := range readers {
+		if err := r.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := c.Acquire(ctx, "go-shared", lockservice.Options{Wait: time.Second})
+	if err != nil || w.Mode != "exclusive" || w.Fence <= readers[1].Fence {
+		t.Fatalf("the writer after them: %+v (%v)", w, err)
+	}
+	w.Release(ctx)
+	if _, err := c.AcquireSemaphore(ctx, "go-shared-sem", 2, 1, lockservice.Options{Shared: true}); err == nil {
+		t.Fatal("Shared on a semaphore was accepted")
+	}
+}
+
 func TestTwoHoldersNeverOverlap(t *testing.T) {
 	c := quiet()
 	var mu sync.Mutex

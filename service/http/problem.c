@@ -20,6 +20,7 @@
         [PROBLEM_NOT_OWNER] = {409, "not_owner",                               \
                                "Token does not hold the lock"},                \
         [PROBLEM_HOLD_LIMIT] = {409, "hold_limit", "Conflict"},                \
+        [PROBLEM_MODE_CONFLICT] = {409, "mode_conflict", "Conflict"},          \
         [PROBLEM_LIMIT_MISMATCH] = {409, "limit_mismatch", "Conflict"},        \
         [PROBLEM_NO_PERMITS] = {409, "no_permits", "Conflict"},                \
         [PROBLEM_SOLD_OUT] = {409, "sold_out", "Conflict"},                    \

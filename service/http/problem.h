@@ -23,6 +23,7 @@ enum problem_id {
     PROBLEM_NOT_HELD,
     PROBLEM_NOT_OWNER,
     PROBLEM_HOLD_LIMIT,
+    PROBLEM_MODE_CONFLICT,  /* re-entry asks for the other lock mode */
     PROBLEM_LIMIT_MISMATCH, /* a semaphore's limit differs from the one held */
     PROBLEM_NO_PERMITS,
     PROBLEM_SOLD_OUT,

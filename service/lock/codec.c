@@ -71,6 +71,9 @@ void lock_reply_free(struct lock_reply *r)
 {
     free(r->queue);
     free(r->holders);
+    free(r->directs);
+    r->directs = NULL;
+    r->ndirects = 0;
     r->queue = NULL;
     r->queued = 0;
     r->holders = NULL;

@@ -141,8 +141,12 @@ static bool decode_into(struct lock_call *c, const redisReply *r,
     }
     if (c->reply.fence_seen > 0)
         lock_fence_seen(c->reply.fence_seen);
-    if (c->reply.direct_id[0] != '\0')
-        route_direct(c->reply.direct_id, c->reply.direct_fence);
+    /* The grants are delivered now; the reply keeps none of them. */
+    for (size_t i = 0; i < c->reply.ndirects; i++)
+        route_direct(c->reply.directs[i].id, c->reply.directs[i].fence);
+    free(c->reply.directs);
+    c->reply.directs = NULL;
+    c->reply.ndirects = 0;
     return true;
 }
 
@@ -159,7 +163,8 @@ static void args_of(const struct lock_call *c, struct lock_args *a)
                             .request_id = c->request_id,
                             .listed = LOCK_LIST_MAX,
                             .permits = c->permits,
-                            .limit = c->limit};
+                            .limit = c->limit,
+                            .shared = c->shared};
 }
 
 static int64_t ms_left(const struct lock_call *c)
@@ -373,6 +378,7 @@ static void waiter_handed(struct waiter *w)
         l->fence = c->direct_fence;
         l->count = 1;
         l->ttl_ms = c->ttl_ms;
+        l->shared = c->shared;
         snprintf(l->owner, sizeof l->owner, "%s",
                  c->owner != NULL ? c->owner : "");
         c->direct_fence = 0;

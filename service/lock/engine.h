@@ -43,8 +43,9 @@ struct lock_call {
     /* The owner label (borrowed: it must live as long as the call, e.g. in
      * the request's parsed body); NULL for none. */
     const char *owner;
-    int64_t delay_ms;                    /* acquire: lock_delay_ms */
-    int64_t permits, limit;              /* semaphores */
+    int64_t delay_ms;       /* acquire: lock_delay_ms */
+    int64_t permits, limit; /* semaphores */
+    bool shared;            /* locks: acquire a shared lease (else exclusive) */
     char request_id[REQUEST_ID_MAX + 1]; /* acquire, release: "" none */
     lock_done_fn *done;
     /* Called with true when the call starts waiting, false when it stops
@@ -98,8 +99,9 @@ void lock_call_release(struct lock_call *call);
  * lock_reply_free); with call->token set, reply.owned says whether that
  * token holds the lock. */
 void lock_call_status(struct lock_call *call);
-/* Force release: reply.forced, the leases it ended (for an exclusive lock,
- * 0 or 1 with its owner and fence in reply.lease). */
+/* Force release: reply.forced, the leases it ended (an exclusive one, or
+ * every shared one), the first LOCK_LIST_MAX of them with their owners and
+ * fences in reply.holders (the first also in reply.lease). */
 void lock_call_force(struct lock_call *call);
 /* The caller's client is gone while the call waits: it leaves the queue
  * (a hand-off to it goes on) and done is never called. */

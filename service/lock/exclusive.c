@@ -1,6 +1,7 @@
-/* exclusive.c -- the exclusive lock: its scripts (lock/lua/) and codec.
- * One holder at a time, reentrant by token, waiters served strictly in
- * arrival order from the name's queue in Redis. */
+/* exclusive.c -- the lock: its scripts (lock/lua/) and codec. An
+ * exclusive lease excludes every other, shared leases coexist; reentrant
+ * by token, waiters of both modes served strictly in arrival order from
+ * the name's queue in Redis. */
 #include "codec.h"
 #include "kind.h"
 
@@ -25,13 +26,14 @@ static void encode(enum lock_op op, const struct lock_args *a,
 {
     static const enum key_kind keys[] = {KEY_LOCK, KEY_FENCE, KEY_QUEUE,
                                          KEY_WAITERS, KEY_DELAY};
+    static const enum key_kind shared_keys[] = {KEY_SHARED, KEY_SHARED_EXPIRY};
     /* KEYS[6]: the record of the call's request_id (release keeps its
      * own); any other call names the acquire record of no id. */
     const char *record = op == LOCK_OP_RELEASE ? "rel" : "acq";
 
     out->argc = 0;
     out->nnumbers = 0;
-    out->nkeys = 6;
+    out->nkeys = 8;
     for (int i = 0; i < 5; i++)
         codec_arg(out, out->keys[i], key_for(out->keys[i], keys[i], a->name));
     codec_arg(out, out->keys[5],
@@ -39,6 +41,9 @@ static void encode(enum lock_op op, const struct lock_args *a,
                              op == LOCK_OP_ACQUIRE || op == LOCK_OP_RELEASE
                                  ? codec_or_dash(a->request_id)
                                  : "-"));
+    for (int i = 0; i < 2; i++)
+        codec_arg(out, out->keys[6 + i],
+                  key_for(out->keys[6 + i], shared_keys[i], a->name));
     codec_arg_str(out, ctx->prefix);
     codec_arg_int(out, ctx->handoff_ms);
     codec_arg_int(out, ctx->fence_floor);
@@ -55,6 +60,7 @@ static void encode(enum lock_op op, const struct lock_args *a,
         codec_arg_str(out, a->waiter);
         codec_arg_int(out, a->delay_ms);
         codec_arg_str(out, codec_or_dash(a->request_id));
+        codec_arg_str(out, a->shared ? "shared" : "exclusive");
         break;
     case LOCK_OP_RENEW:
         codec_arg_str(out, a->token);
@@ -76,14 +82,17 @@ static void encode(enum lock_op op, const struct lock_args *a,
         codec_arg_str(out, a->owner);
         codec_arg_int(out, a->delay_ms);
         codec_arg_str(out, codec_or_dash(a->request_id));
+        codec_arg_str(out, a->shared ? "shared" : "exclusive");
         break;
     case LOCK_OP_LEAVE:
         codec_arg_str(out, a->waiter);
         codec_arg_str(out, a->token);
         codec_arg_str(out, a->leave_claims ? "claim" : "release");
         break;
-    case LOCK_OP_POKE:
     case LOCK_OP_FORCE:
+        codec_arg_int(out, LOCK_LIST_MAX);
+        break;
+    case LOCK_OP_POKE:
     case LOCK_OP_COUNT:
         break;
     }
@@ -91,53 +100,122 @@ static void encode(enum lock_op op, const struct lock_args *a,
 
 /* ---- decoding ---------------------------------------------------------*/
 
+/* {1, fence, count, ttl, owner[, replayed, token[, 1]]}: the final 1 says
+ * the lease is shared. */
 static bool get_lease(const redisReply *r, struct lock_reply *out)
 {
     struct lease *l = &out->lease;
+    int64_t shared = 0;
 
     if (!codec_get_int(r, 1, &l->fence) || !codec_get_int(r, 2, &l->count) ||
         !codec_get_int(r, 3, &l->ttl_ms) ||
-        !codec_get_str(r, 4, l->owner, sizeof l->owner))
+        !codec_get_str(r, 4, l->owner, sizeof l->owner) ||
+        (r->elements > 7 && !codec_get_int(r, 7, &shared)) || shared < 0 ||
+        shared > 1)
         return false;
+    l->shared = shared == 1;
     out->fence_seen = l->fence;
     return true;
 }
 
 /* status.lua: {state, pttl, fence, count, owner, held_ms, owned, waiting,
- * owner_1, waited_1, ...}. */
+ * mode, holder_count, listed, holders as (owner, fence, ttl, count,
+ * held_ms)..., queued as (owner, waited_ms, mode)...}. */
 static bool decode_status_op(int64_t st, const redisReply *r,
                              struct lock_reply *out)
 {
-    int64_t owned;
-    size_t n;
+    int64_t owned, mode, listed;
+    size_t rest, nq, at = 11;
 
-    if (st < 0 || st > 3 || !codec_get_pttl(r, 1, out) ||
+    if (st < 0 || st > 3 || r->elements < 11 || !codec_get_pttl(r, 1, out) ||
         !codec_get_int(r, 2, &out->lease.fence) ||
         !codec_get_int(r, 3, &out->lease.count) ||
         !codec_get_str(r, 4, out->lease.owner, sizeof out->lease.owner) ||
         !codec_get_int(r, 5, &out->held_ms) || !codec_get_int(r, 6, &owned) ||
-        !codec_get_int(r, 7, &out->waiting) || (r->elements - 8) % 2 != 0)
+        !codec_get_int(r, 7, &out->waiting) || !codec_get_int(r, 8, &mode) ||
+        !codec_get_int(r, 9, &out->holder_count) ||
+        !codec_get_int(r, 10, &listed) || mode < 0 || mode > 1 || listed < 0 ||
+        listed > LOCK_LIST_MAX || listed > out->holder_count ||
+        r->elements - 11 < 5 * (size_t)listed)
         return false;
+    rest = r->elements - 11 - 5 * (size_t)listed;
+    if (rest % 3 != 0 || rest / 3 > LOCK_LIST_MAX)
+        return false;
+    nq = rest / 3;
     static const enum lock_outcome states[] = {LOCK_FREE, LOCK_OK,
                                                LOCK_RESERVED, LOCK_DELAYED};
     out->outcome = states[st];
     out->owned = (int)owned;
+    out->lease.shared = mode == 1;
     out->lease.ttl_ms = out->pttl_ms;
     out->fence_seen = out->lease.fence;
-    n = (r->elements - 8) / 2;
-    if (n > LOCK_LIST_MAX)
+    if (listed > 0) {
+        out->holders = calloc((size_t)listed, sizeof *out->holders);
+        if (out->holders == NULL)
+            return false;
+    }
+    for (size_t i = 0; i < (size_t)listed; i++, at += 5) {
+        struct lock_holder *h = &out->holders[i];
+        if (!codec_get_str(r, at, h->owner, sizeof h->owner) ||
+            !codec_get_int(r, at + 1, &h->fence) ||
+            !codec_get_int(r, at + 2, &h->ttl_ms) ||
+            !codec_get_int(r, at + 3, &h->count) ||
+            !codec_get_int(r, at + 4, &h->held_ms))
+            return false;
+        h->permits = 1;
+        h->shared = mode == 1;
+        out->nholders++;
+        if (h->fence > out->fence_seen)
+            out->fence_seen = h->fence;
+    }
+    if (nq > 0) {
+        out->queue = calloc(nq, sizeof *out->queue);
+        if (out->queue == NULL)
+            return false;
+    }
+    for (size_t i = 0; i < nq; i++, at += 3) {
+        struct lock_queued *q = &out->queue[i];
+        int64_t qmode;
+        if (!codec_get_str(r, at, q->owner, sizeof q->owner) ||
+            !codec_get_int(r, at + 1, &q->waited_ms) ||
+            !codec_get_int(r, at + 2, &qmode) || qmode < 0 || qmode > 1)
+            return false;
+        q->permits = 1;
+        q->shared = qmode == 1;
+        out->queued++;
+    }
+    return true;
+}
+
+/* force.lua: {holders, owner_1, fence_1, ...}; the first of them also in
+ * out->lease. */
+static bool decode_force(int64_t st, const redisReply *r,
+                         struct lock_reply *out)
+{
+    size_t n;
+
+    if (st < 0 || r->elements < 3 || (r->elements - 1) % 2 != 0)
         return false;
-    if (n == 0)
-        return true;
-    out->queue = calloc(n, sizeof *out->queue);
-    if (out->queue == NULL)
+    n = (r->elements - 1) / 2;
+    if (n > LOCK_LIST_MAX || (st > 0 && (int64_t)n > st) ||
+        !codec_get_str(r, 1, out->lease.owner, sizeof out->lease.owner) ||
+        !codec_get_int(r, 2, &out->lease.fence))
+        return false;
+    out->outcome = LOCK_OK;
+    out->forced = st;
+    if (st == 0)
+        return n == 1;
+    out->holders = calloc(n, sizeof *out->holders);
+    if (out->holders == NULL)
         return false;
     for (size_t i = 0; i < n; i++) {
-        struct lock_queued *q = &out->queue[out->queued];
-        if (!codec_get_str(r, 8 + 2 * i, q->owner, sizeof q->owner) ||
-            !codec_get_int(r, 9 + 2 * i, &q->waited_ms))
+        struct lock_holder *h = &out->holders[i];
+        if (!codec_get_str(r, 1 + 2 * i, h->owner, sizeof h->owner) ||
+            !codec_get_int(r, 2 + 2 * i, &h->fence))
             return false;
-        out->queued++;
+        out->nholders++;
+        if (h->fence > out->fence_seen)
+            out->fence_seen = h->fence;
     }
     return true;
 }
@@ -171,8 +249,9 @@ static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
         }
         out->outcome = st == -1   ? LOCK_NOT_OWNER
                        : st == -2 ? LOCK_HOLD_LIMIT
+                       : st == -5 ? LOCK_MODE_CONFLICT
                                   : LOCK_REQUEST_ENDED;
-        return st == -1 || st == -2 || st == -4;
+        return st == -1 || st == -2 || st == -4 || st == -5;
     case LOCK_OP_RENEW:
         out->outcome = st == 1   ? LOCK_OK
                        : st == 0 ? LOCK_NOT_HELD
@@ -203,11 +282,7 @@ static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
         out->outcome = st == 0 ? LOCK_HELD : LOCK_HANDED_ON;
         return st == 0 ? codec_get_pttl(r, 1, out) : st == 2;
     case LOCK_OP_FORCE:
-        out->outcome = LOCK_OK;
-        out->forced = st;
-        return (st == 0 || st == 1) &&
-               codec_get_str(r, 1, out->lease.owner, sizeof out->lease.owner) &&
-               codec_get_int(r, 2, &out->lease.fence);
+        return decode_force(st, r, out);
     case LOCK_OP_POKE:
         if (st == 1) {
             out->outcome = LOCK_OK;
@@ -222,25 +297,35 @@ static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
     return false;
 }
 
-/* Takes the outright grant off the end of a reply (a nested {waiter id,
- * fence}, see prelude.lua) into out; *rest is the reply without it. */
+/* Takes the outright grants off the end of a reply (a nested {waiter id,
+ * fence, ...}, see prelude.lua) into out; *rest is the reply without
+ * them. */
 static bool take_direct(const redisReply *r, redisReply *rest,
                         struct lock_reply *out)
 {
-    size_t n = r->elements;
+    size_t n = r->elements, pairs;
     const redisReply *d;
 
     *rest = *r;
     if (n < 2 || r->element[n - 1]->type != REDIS_REPLY_ARRAY)
         return true;
     d = r->element[n - 1];
-    if (d->elements != 2 ||
-        !codec_get_str(d, 0, out->direct_id, sizeof out->direct_id) ||
-        !codec_get_int(d, 1, &out->direct_fence) || out->direct_fence <= 0)
+    if (d->elements < 2 || d->elements % 2 != 0)
         return false;
+    pairs = d->elements / 2;
+    out->directs = calloc(pairs, sizeof *out->directs);
+    if (out->directs == NULL)
+        return false;
+    for (size_t i = 0; i < pairs; i++) {
+        struct lock_direct *g = &out->directs[i];
+        if (!codec_get_str(d, 2 * i, g->id, sizeof g->id) ||
+            !codec_get_int(d, 2 * i + 1, &g->fence) || g->fence <= 0)
+            return false;
+        out->ndirects++;
+        if (g->fence > out->fence_seen)
+            out->fence_seen = g->fence;
+    }
     rest->elements = n - 1;
-    if (out->direct_fence > out->fence_seen)
-        out->fence_seen = out->direct_fence;
     return true;
 }
 

@@ -48,6 +48,7 @@ struct lock_args {
     int64_t listed;         /* status: how many queued waiters to list */
     int64_t permits;        /* semaphores: permits asked for */
     int64_t limit;          /* semaphores: the limit the caller agrees to */
+    bool shared;            /* locks: acquire, claim: a shared lease */
 };
 
 /* What every script gets first (prelude.lua's ARGV[1..4]). */
@@ -59,7 +60,7 @@ struct lock_context {
     int64_t fence_floor;
 };
 
-#define LOCK_KEYS_MAX 6
+#define LOCK_KEYS_MAX 8
 #define LOCK_ARGV_MAX 16
 
 /* An encoded operation: keys first, then ARGV; the strings point into the
@@ -89,6 +90,7 @@ enum lock_outcome {
     LOCK_UNAVAILABLE,   /* Redis failed, or the reply had an unknown shape */
     /* semaphores: another limit is in force while permits are held */
     LOCK_LIMIT_MISMATCH,
+    LOCK_MODE_CONFLICT, /* acquire: re-entry asks for the other mode */
 };
 
 struct lease {
@@ -97,6 +99,7 @@ struct lease {
     int64_t ttl_ms; /* granted TTL (acquire, renew) or remaining (status) */
     char owner[OWNER_BYTES_MAX + 1];
     int64_t permits; /* semaphores: what it holds (release: gave back) */
+    bool shared;     /* locks: a shared lease */
 };
 
 /* A queued waiter as status lists it. */
@@ -104,6 +107,7 @@ struct lock_queued {
     char owner[OWNER_BYTES_MAX + 1];
     int64_t waited_ms;
     int64_t permits; /* semaphores; 1 for a lock */
+    bool shared;     /* locks: waits for a shared lease */
 };
 
 /* A holder as status lists it (kinds with several holders). */
@@ -111,6 +115,13 @@ struct lock_holder {
     char owner[OWNER_BYTES_MAX + 1];
     int64_t fence, ttl_ms, count, held_ms;
     int64_t permits; /* semaphores; 1 for a lock */
+    bool shared;     /* locks: a shared lease */
+};
+
+/* A lock a script granted outright to a waiter of the calling instance. */
+struct lock_direct {
+    char id[WAITER_ID_MAX];
+    int64_t fence;
 };
 
 /* Status lists at most this many queued waiters. */
@@ -123,10 +134,11 @@ struct lock_reply {
                                       lease's */
     int64_t fence_seen;            /* the largest fence in the reply, or 0 */
     char handed_to[WAITER_ID_MAX]; /* poke: the waiter it is handed to */
-    /* Any op: the script granted the lock outright to this waiter of the
-     * calling instance, with this fence ("" when none). */
-    char direct_id[WAITER_ID_MAX];
-    int64_t direct_fence;
+    /* Any op: the script granted the lock outright to these waiters of the
+     * calling instance (a shared lock: to several). malloc'd;
+     * lock_reply_free frees it. */
+    struct lock_direct *directs;
+    size_t ndirects;
     bool replayed; /* acquire: the lease an earlier try got ... */
     char token[TOKEN_HEX_LEN + 1]; /* ... and its token */
     /* status */
@@ -140,8 +152,9 @@ struct lock_reply {
     size_t nholders;
     int64_t holder_count; /* all holders, listed or not */
     int64_t limit, used;  /* semaphores */
-    /* force */
-    int64_t forced; /* leases it ended */
+    /* force: the leases it ended (the first LOCK_LIST_MAX of them in
+     * holders, with their owners and fences) */
+    int64_t forced;
 };
 
 /* Frees what decode allocated in r (NULL members are fine). */

@@ -17,6 +17,8 @@ static const char *const suffix[] = {
     [KEY_SEM_FENCE] = "sem:fence",
     [KEY_SEM_QUEUE] = "sem:queue",
     [KEY_SEM_WAITERS] = "sem:waiters",
+    [KEY_SHARED] = "shared",
+    [KEY_SHARED_EXPIRY] = "shared:expiry",
 };
 
 void keys_init(const struct config *cfg)

@@ -9,6 +9,10 @@
  *                             the longest wait queued)
  *   <prefix>{<name>}:waiters  each queued waiter's entry (a hash; same TTL)
  *   <prefix>{<name>}:delay    while an expired lease's lock-delay runs
+ *   <prefix>{<name>}:shared   the shared leases (a hash: token -> the
+ *                             lease); TTL = the latest expiry + its delay
+ *   <prefix>{<name>}:shared:expiry  each shared lease's token by its
+ *                             expiry in ms (a sorted set; same TTL)
  *   <prefix>{<name>}:acq:<id> the token request_id <id> got (lease + 60 s)
  *   <prefix>{<name>}:rel:<id> "<token> <count left>" of release request_id <id>
  *   <prefix>{<name>}:forced:<token>  a force-released lease's token, as
@@ -61,7 +65,9 @@ enum key_kind {
     KEY_SEM_EXPIRY,
     KEY_SEM_FENCE,
     KEY_SEM_QUEUE,
-    KEY_SEM_WAITERS
+    KEY_SEM_WAITERS,
+    KEY_SHARED,
+    KEY_SHARED_EXPIRY
 };
 
 void keys_init(const struct config *cfg);

@@ -256,7 +256,7 @@ async function lockFeatureTests(A) {
   // what the new fields accept
   for (const [body, desc] of [[{ lock_delay_ms: -1 }, 'lock_delay_ms -1'], [{ lock_delay_ms: 60001 }, 'lock_delay_ms over max'],
     [{ request_id: '' }, 'request_id empty'], [{ request_id: 'r'.repeat(65) }, 'request_id 65 chars'], [{ request_id: 'a b' }, 'request_id space'],
-    [{ mode: 'shared' }, 'mode shared (not built yet)'], [{ mode: 'read' }, 'mode unknown']]) {
+    [{ mode: 'Shared' }, 'mode Shared'], [{ mode: 'read' }, 'mode unknown']]) {
     await call(A, ACQ, L(lockName(), 'acquire'), { body, status: 400, code: 'invalid_field', desc });
   }
   await call(A, ACQ, L(lockName(), 'acquire'), { body: { ttl_ms: 1000, request_id: 'A-Za-z0-9._:'.padEnd(64, 'x'), lock_delay_ms: 60000 }, status: 200, desc: 'request_id of 64 characters, lock_delay_ms 60000' });
@@ -269,6 +269,35 @@ async function lockFeatureTests(A) {
     await call(A, DEL, L(name), { status: 400, code: 'invalid_name', desc });
   }
   await bodyErrors(A, CHK, L(lockName(), 'check'), { token: hex32() });
+}
+
+// Shared (read) leases: they coexist, a queued exclusive request waits for
+// them, status lists holders and queue with modes, re-entry in the other
+// mode is mode_conflict, force release ends every shared lease.
+async function sharedLockTests(A) {
+  const n = lockName('sh');
+  const s1 = await call(A, ACQ, L(n, 'acquire'), { body: { mode: 'shared', ttl_ms: 5000, owner: 'r1' }, status: 200, desc: 'shared',
+    check: (r) => want(r.json.mode === 'shared', `mode ${r.json.mode}`) });
+  const s2 = await call(A, ACQ, L(n, 'acquire'), { body: { mode: 'shared', ttl_ms: 5000, owner: 'r2' }, status: 200, desc: 'a second shared lease beside it',
+    check: (r) => want(r.json.mode === 'shared' && r.json.token !== (s1.json && s1.json.token) && r.json.fence > (s1.json ? s1.json.fence : 0), `lease ${r.raw}`) });
+  const t1 = s1.json && s1.json.token;
+  await call(A, ACQ, L(n, 'acquire'), { body: { mode: 'shared', token: t1 }, status: 200, desc: 're-enter a shared lease',
+    check: (r) => want(r.json.count === 2 && r.json.mode === 'shared', `lease ${r.raw}`) });
+  await call(A, ACQ, L(n, 'acquire'), { body: { token: t1 }, status: 409, code: 'mode_conflict', desc: 'shared lease re-entered as exclusive' });
+  await call(A, ACQ, L(n, 'acquire'), { body: {}, status: 409, code: 'lock_held', desc: 'exclusive while shared leases hold' });
+  const writer = call(A, ACQ, L(n, 'acquire'), { body: { wait_ms: 5000, owner: 'writer' }, status: 200, desc: 'exclusive waiter granted by a force release' });
+  await sleep(200);
+  await call(A, ACQ, L(n, 'acquire'), { body: { mode: 'shared' }, status: 409, code: 'lock_held', desc: 'shared behind a queued exclusive request' });
+  await call(A, GETL, L(n), { status: 200, desc: 'shared holders and an exclusive waiter',
+    check: (r) => [...want(r.json.mode === 'shared' && r.json.holder_count === 2 && r.json.holders.every((h) => h.mode === 'shared'), `holders ${r.raw}`),
+      ...want(r.json.queue.length === 1 && r.json.queue[0].mode === 'exclusive', `queue ${r.raw}`)] });
+  await call(A, REN, L(n, 'renew'), { body: { token: s2.json && s2.json.token }, status: 200, desc: 'renew a shared lease',
+    check: (r) => want(r.json.mode === 'shared', `mode ${r.json.mode}`) });
+  await call(A, DEL, L(n), { status: 200, desc: 'two shared leases', check: (r) => want(r.json.holders === 2, `holders ${r.json.holders}`) });
+  const w = await writer;
+  const wt = w.json && w.json.token;
+  await call(A, ACQ, L(n, 'acquire'), { body: { mode: 'shared', token: wt }, status: 409, code: 'mode_conflict', desc: 'exclusive lease re-entered as shared' });
+  await call(A, REL, L(n, 'release'), { body: { token: wt }, status: 200, desc: 'the woken writer' });
 }
 
 // With --api-keys-file: check needs a key (a POST: not a read key); force
@@ -757,13 +786,15 @@ function selfCheck() {
     [ACQ, mk('POST', 200, 'application/json', { ...lease, extra: 1 }), false, 'an undocumented member'],
     [ACQ, mk('POST', 200, 'application/json', { ...lease, replayed: true }), true, 'a replayed lease'],
     [ACQ, mk('POST', 200, 'application/json', { ...lease, replayed: false }), false, 'replayed false'],
-    [ACQ, mk('POST', 200, 'application/json', { ...lease, mode: 'shared' }), false, 'a mode not built'],
+    [ACQ, mk('POST', 200, 'application/json', { ...lease, mode: 'shared' }), true, 'a shared lease'],
+    [ACQ, mk('POST', 200, 'application/json', { ...lease, mode: 'read' }), false, 'a mode that is none'],
     [GETL, mk('GET', 200, 'application/json', { name: 'a', held: true, owner: '', mode: 'exclusive', fence: 5, ttl_ms: 9, count: 1, held_ms: 1,
       holders: [{ owner: '', mode: 'exclusive', fence: 5, ttl_ms: 9, count: 1, held_ms: 1 }], holder_count: 1, waiting: 0, queue: [] }), true, 'a held status'],
     [GETL, mk('GET', 200, 'application/json', { name: 'a', held: true, owner: '', mode: 'exclusive', fence: 5, ttl_ms: 9, count: 1, held_ms: 1,
       holders: [{ owner: '', mode: 'exclusive', fence: 5, ttl_ms: 9, count: 1, held_ms: 1, token: 'f'.repeat(32) }], holder_count: 1, waiting: 0, queue: [] }), false, 'a holder with its token'],
     [GETL, mk('GET', 200, 'application/json', { name: 'a', held: false, waiting: 1 }), false, 'a free status with waiting but no queue'],
-    [DEL, mk('DELETE', 200, 'application/json', { name: 'a', released: true, holders: 2 }), false, 'two holders of an exclusive lock'],
+    [DEL, mk('DELETE', 200, 'application/json', { name: 'a', released: true, holders: 2 }), true, 'two shared holders'],
+    [DEL, mk('DELETE', 200, 'application/json', { name: 'a', released: true, holders: -1 }), false, 'holders below 0'],
     [ACQ, mk('POST', 200, 'application/json', { ...lease, token: 'F'.repeat(32) }), false, 'an uppercase token'],
     [ACQ, mk('POST', 200, 'text/plain', lease), false, 'an undocumented Content-Type'],
     [ACQ, mk('POST', 204, 'application/json', ''), false, 'an undocumented status'],
@@ -801,7 +832,7 @@ async function main() {
     startService('no-demo', ['--redis', redisUrl, '--key-prefix', `contractp${process.pid}:`]),
   ]);
   await opsTests(A);
-  await Promise.all([lockTests(A).then(() => lockFeatureTests(A)).then(() => demoTests(A)), methodTests(A), semaphoreTests(A), listingTests(A),
+  await Promise.all([lockTests(A).then(() => lockFeatureTests(A)).then(() => sharedLockTests(A)).then(() => demoTests(A)), methodTests(A), semaphoreTests(A), listingTests(A),
     authTests(K).then(() => lockFeatureAuthTests(K)).then(() => semaphoreAuthTests(K)).then(() => listingAuthTests(K)).then(() => shutdownTests(K, BEARER)),
     deadRedisTests(D).then(() => lockFeatureDeadRedisTests(D)).then(() => semaphoreDeadRedisTests(D)).then(() => listingDeadRedisTests(D)),
     limitTests(W).then(() => semaphoreLimitTests(W)), noDemoTests(P), pageTests(A, K, P)]);

@@ -962,7 +962,7 @@ static void test_field_validation(void)
         "{\"request_id\":"
         "\"12345678901234567890123456789012345678901234567890123456789012345"
         "\"}",
-        "{\"mode\":\"shared\"}",
+        "{\"mode\":\"read\"}",
         "{\"mode\":\"Exclusive\"}",
         "{\"mode\":1}",
         NULL};
@@ -980,8 +980,8 @@ static void test_field_validation(void)
     }
     t_ok(refused == n,
          "fields: lock_delay_ms out of 0..60000, request_id empty, over 64 "
-         "characters or outside the name alphabet, mode other than "
-         "\"exclusive\": 400 invalid_field (%d of %d)",
+         "characters or outside the name alphabet, mode neither "
+         "\"exclusive\" nor \"shared\": 400 invalid_field (%d of %d)",
          refused, n);
     post(&r, svc.url, "fields", "release",
          "{\"token\":\"0123456789abcdef0123456789abcdef\",\"request_id\":"

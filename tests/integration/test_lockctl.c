@@ -814,6 +814,87 @@ static void test_run_semaphore(void)
     http_resp_free(&r);
 }
 
+/* `run --shared`: three runs of one name hold it at once (each CMD sees
+ * the others' files in a witness directory); `acquire --shared` twice is
+ * two shared leases, an exclusive acquire beside them is exit 65, and
+ * --shared with --semaphore is a usage error. */
+static void test_shared(void)
+{
+    enum { RUNS = 3 };
+    struct proc p[RUNS];
+    char script[1024];
+    const char *dir = in_workdir("shared.witness");
+    const char *log = in_workdir("shared.log");
+    if (!t_ok(mkdir(dir, 0700) == 0, "shared: a witness directory"))
+        return;
+    snprintf(script, sizeof script,
+             "touch %s/$$; sleep 1.5; n=$(ls %s | wc -l); echo $n >> %s; "
+             "rm %s/$$",
+             dir, dir, log, dir);
+    const char *extra[] = {"--wait", "30s", "--ttl", "5s", "--shared", NULL};
+    for (int i = 0; i < RUNS; i++)
+        run_start(&p[i], svc.url, "run-shared", extra, script);
+    int ok = 0;
+    for (int i = 0; i < RUNS; i++)
+        ok += proc_wait(&p[i], 30000) == 0;
+    char *text = slurp(log);
+    int most = 0;
+    for (char *line = text; line && *line;) {
+        int n = 0;
+        if (sscanf(line, "%d", &n) == 1 && n > most)
+            most = n;
+        char *nl = strchr(line, '\n');
+        line = nl ? nl + 1 : NULL;
+    }
+    t_ok(ok == RUNS && most == RUNS,
+         "%d concurrent runs with --shared all run CMD at once (%d exited 0, "
+         "at most %d seen at once)",
+         RUNS, ok, most);
+    free(text);
+
+    struct proc q;
+    const char *acq[] = {"acquire", "cli-shared", "--url",    svc.url,
+                         "--ttl",   "1m",         "--shared", NULL};
+    char *tok[2] = {NULL, NULL};
+    int granted = 0;
+    for (int i = 0; i < 2; i++) {
+        int st = lockctl(&q, acq, 10000);
+        char *out = slurp(q.out);
+        json_error_t jerr;
+        json_t *lease = out ? json_loads(out, 0, &jerr) : NULL;
+        const char *mode = json_string_value(json_object_get(lease, "mode"));
+        const char *t = json_string_value(json_object_get(lease, "token"));
+        if (st == 0 && mode && strcmp(mode, "shared") == 0 && t)
+            granted++;
+        tok[i] = t ? strdup(t) : NULL;
+        json_decref(lease);
+        free(out);
+    }
+    t_ok(granted == 2, "acquire --shared twice: two shared leases (%d)",
+         granted);
+    const char *excl[] = {"acquire", "cli-shared", "--url", svc.url, NULL};
+    int st = lockctl(&q, excl, 10000);
+    t_ok(st == 65, "an exclusive acquire beside them -> exit 65 (exit %d)", st);
+    for (int i = 0; i < 2; i++) {
+        const char *tokfile =
+            in_workdir(i ? "shared-token-1" : "shared-token-0");
+        FILE *f = fopen(tokfile, "w");
+        if (f) {
+            fprintf(f, "%s\n", tok[i] ? tok[i] : "");
+            fclose(f);
+        }
+        const char *rel[] = {"release",      "cli-shared", "--url", svc.url,
+                             "--token-file", tokfile,      NULL};
+        st = lockctl(&q, rel, 10000);
+        t_ok(st == 0, "release of shared lease %d (exit %d)", i, st);
+        free(tok[i]);
+    }
+    const char *bad[] = {"acquire",     "cli-shared", "--url",    svc.url,
+                         "--semaphore", "2",          "--shared", NULL};
+    st = lockctl(&q, bad, 10000);
+    t_ok(st == 64, "--shared with --semaphore -> exit 64 (exit %d)", st);
+}
+
 /* acquire / status / renew / release with --semaphore N [--permits K]. */
 static void test_semaphore_one_shot(void)
 {
@@ -1481,6 +1562,7 @@ int main(void)
     test_run_semaphore();
     test_semaphore_one_shot();
     test_list();
+    test_shared();
     test_force_release_and_check();
     test_run_wait_expires();
     test_run_forwards_signals();

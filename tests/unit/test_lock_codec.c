@@ -1,7 +1,8 @@
 /* test_lock_codec.c -- unit tests for the exclusive lock kind's codec
  * (service/lock/exclusive.c): encode's KEYS and ARGV for every operation,
- * as the scripts in service/lock/lua/ read them (prelude.lua: six keys, the
- * last the record of the call's request_id; each script's header: its own
+ * as the scripts in service/lock/lua/ read them (prelude.lua: eight keys,
+ * the sixth the record of the call's request_id, then the shared holders
+ * and their expiries; each script's header: its own
  * ARGV), and decode of every reply shape the scripts document, built by
  * hand as hiredis reply trees, plus the shapes they never answer. */
 #include <setjmp.h>
@@ -73,8 +74,9 @@ static void assert_argv(const struct lock_argv *av, int n, const char *s)
 }
 
 /* Encodes op and checks what every script gets: the five keys of name, the
- * request record KEYS[6] (record: the whole key expected), and
- * ARGV[1..5]; argv_own is how many ARGV the op adds. */
+ * request record KEYS[6] (record: the whole key expected), the shared
+ * holders' two keys, and ARGV[1..5]; argv_own is how many ARGV the op
+ * adds. */
 static void encode_common(enum lock_op op, const struct lock_args *a,
                           const struct lock_context *c, struct lock_argv *av,
                           const char *record, int argv_own)
@@ -85,8 +87,8 @@ static void encode_common(enum lock_op op, const struct lock_args *a,
 
     memset(av, 0x5a, sizeof *av); /* encode must not rely on a clean out */
     lock_kind_exclusive.encode(op, a, c, av);
-    assert_int_equal(av->nkeys, 6);
-    assert_int_equal(av->argc, 6 + 5 + argv_own);
+    assert_int_equal(av->nkeys, 8);
+    assert_int_equal(av->argc, 8 + 5 + argv_own);
     assert_true(av->argc <= LOCK_KEYS_MAX + LOCK_ARGV_MAX);
     for (int i = 0; i < 5; i++) {
         size_t n = key_for(key, kinds[i], a->name);
@@ -94,6 +96,10 @@ static void encode_common(enum lock_op op, const struct lock_args *a,
         assert_item(av, i, key);
     }
     assert_item(av, 5, record);
+    key_for(key, KEY_SHARED, a->name);
+    assert_item(av, 6, key);
+    key_for(key, KEY_SHARED_EXPIRY, a->name);
+    assert_item(av, 7, key);
     assert_argv(av, 1, c->prefix);
     snprintf(num, sizeof num, "%lld", (long long)c->handoff_ms);
     assert_argv(av, 2, num);
@@ -163,7 +169,7 @@ static void test_encode_acquire(void **state)
     struct lock_args a = args_default();
     struct lock_argv av;
 
-    encode_common(LOCK_OP_ACQUIRE, &a, &ctx, &av, "t:{orders}:acq:req-1", 9);
+    encode_common(LOCK_OP_ACQUIRE, &a, &ctx, &av, "t:{orders}:acq:req-1", 10);
     assert_argv(&av, 6, "0123456789abcdef0123456789abcdef");
     assert_argv(&av, 7, "0");
     assert_argv(&av, 8, "30000");
@@ -173,6 +179,11 @@ static void test_encode_acquire(void **state)
     assert_argv(&av, 12, "0a1b2c3d4e5f6a7b:2:41");
     assert_argv(&av, 13, "1500");
     assert_argv(&av, 14, "req-1");
+    assert_argv(&av, 15, "exclusive");
+    a.shared = true;
+    encode_common(LOCK_OP_ACQUIRE, &a, &ctx, &av, "t:{orders}:acq:req-1", 10);
+    assert_argv(&av, 15, "shared");
+    a.shared = false;
 
     /* Re-entering, no wait, no owner, no waiter, no lock-delay, no
      * request_id: "-" in ARGV and in the record's key. */
@@ -184,7 +195,7 @@ static void test_encode_acquire(void **state)
     a.ttl_ms = 1;
     a.delay_ms = 0;
     a.request_id = "";
-    encode_common(LOCK_OP_ACQUIRE, &a, &ctx, &av, "t:{orders}:acq:-", 9);
+    encode_common(LOCK_OP_ACQUIRE, &a, &ctx, &av, "t:{orders}:acq:-", 10);
     assert_argv(&av, 7, "1");
     assert_argv(&av, 8, "1");
     assert_argv(&av, 9, "");
@@ -196,7 +207,7 @@ static void test_encode_acquire(void **state)
 
     /* NULL request_id is none, too. */
     a.request_id = NULL;
-    encode_common(LOCK_OP_ACQUIRE, &a, &ctx, &av, "t:{orders}:acq:-", 9);
+    encode_common(LOCK_OP_ACQUIRE, &a, &ctx, &av, "t:{orders}:acq:-", 10);
     assert_argv(&av, 14, "-");
 
     /* The longest request_id, every character class. */
@@ -207,7 +218,7 @@ static void test_encode_acquire(void **state)
         LOCK_OP_ACQUIRE, &a, &ctx, &av,
         "t:{orders}:acq:"
         "AZaz09._:-0123456789012345678901234567890123456789012345678901",
-        9);
+        10);
     assert_argv(&av, 14, a.request_id);
 }
 
@@ -274,7 +285,7 @@ static void test_encode_claim(void **state)
     struct lock_argv av;
 
     a.wait_ms = 1234;
-    encode_common(LOCK_OP_CLAIM, &a, &ctx, &av, "t:{orders}:acq:-", 7);
+    encode_common(LOCK_OP_CLAIM, &a, &ctx, &av, "t:{orders}:acq:-", 8);
     assert_argv(&av, 6, "0a1b2c3d4e5f6a7b:2:41");
     assert_argv(&av, 7, "0123456789abcdef0123456789abcdef");
     assert_argv(&av, 8, "1234");
@@ -282,11 +293,16 @@ static void test_encode_claim(void **state)
     assert_argv(&av, 10, "worker-7");
     assert_argv(&av, 11, "1500");
     assert_argv(&av, 12, "req-1");
+    assert_argv(&av, 13, "exclusive");
+    a.shared = true;
+    encode_common(LOCK_OP_CLAIM, &a, &ctx, &av, "t:{orders}:acq:-", 8);
+    assert_argv(&av, 13, "shared");
+    a.shared = false;
     /* Nothing left of the wait; no lock-delay, no request_id. */
     a.wait_ms = 0;
     a.delay_ms = 0;
     a.request_id = "";
-    encode_common(LOCK_OP_CLAIM, &a, &ctx, &av, "t:{orders}:acq:-", 7);
+    encode_common(LOCK_OP_CLAIM, &a, &ctx, &av, "t:{orders}:acq:-", 8);
     assert_argv(&av, 8, "0");
     assert_argv(&av, 11, "0");
     assert_argv(&av, 12, "-");
@@ -316,10 +332,12 @@ static void test_encode_poke_force(void **state)
     struct lock_argv av;
 
     encode_common(LOCK_OP_POKE, &a, &ctx, &av, "t:{orders}:acq:-", 0);
-    encode_common(LOCK_OP_FORCE, &a, &ctx, &av, "t:{orders}:acq:-", 0);
-    /* Whatever else the arguments hold, force adds nothing. */
+    encode_common(LOCK_OP_FORCE, &a, &ctx, &av, "t:{orders}:acq:-", 1);
+    /* Whatever else the arguments hold, force adds only how many holders
+     * to name. */
     a = args_default();
-    encode_common(LOCK_OP_FORCE, &a, &ctx, &av, "t:{orders}:acq:-", 0);
+    encode_common(LOCK_OP_FORCE, &a, &ctx, &av, "t:{orders}:acq:-", 1);
+    assert_argv(&av, 6, "100");
 }
 
 /* An out reused for a shorter operation holds only that one. */
@@ -330,14 +348,14 @@ static void test_encode_reuse(void **state)
     struct lock_argv av;
 
     lock_kind_exclusive.encode(LOCK_OP_ACQUIRE, &a, &ctx, &av);
-    assert_int_equal(av.argc, 20);
+    assert_int_equal(av.argc, 23);
     lock_kind_exclusive.encode(LOCK_OP_RELEASE, &a, &ctx, &av);
-    assert_int_equal(av.argc, 13);
+    assert_int_equal(av.argc, 15);
     assert_argv(&av, 6, a.token);
     assert_item(&av, 5, "t:{orders}:rel:req-1");
     for (int i = 0; i < 100; i++)
         lock_kind_exclusive.encode(LOCK_OP_ACQUIRE, &a, &ctx, &av);
-    assert_int_equal(av.argc, 20);
+    assert_int_equal(av.argc, 23);
     assert_item(&av, 5, "t:{orders}:acq:req-1");
     assert_argv(&av, 11, "100");
     assert_argv(&av, 13, "1500");
@@ -375,7 +393,7 @@ static void test_encode_extremes(void **state)
     c.handoff_ms = 0;
     c.fence_floor = INT64_MAX;
     snprintf(key, sizeof key, "%s{%s}:acq:r", long_cfg.key_prefix, name);
-    encode_common(LOCK_OP_ACQUIRE, &a, &c, &av, key, 9);
+    encode_common(LOCK_OP_ACQUIRE, &a, &c, &av, key, 10);
     snprintf(key, sizeof key, "%s{%s}:waiters", long_cfg.key_prefix, name);
     assert_item(&av, 3, key);
     assert_argv(&av, 2, "0");
@@ -521,6 +539,7 @@ static void dirty(struct lock_reply *out)
     memset(out, 0xa5, sizeof *out);
     out->queue = NULL;
     out->holders = NULL;
+    out->directs = NULL;
 }
 
 /* Decodes r as op into a dirty out; asserts it succeeds. The caller frees
@@ -577,8 +596,8 @@ static void assert_lease(const struct lock_reply *out, int64_t fence,
     assert_string_equal(out->token, "");
     assert_null(out->queue);
     assert_int_equal(out->forced, 0);
-    assert_string_equal(out->direct_id, "");
-    assert_int_equal(out->direct_fence, 0);
+    assert_int_equal(out->ndirects, 0);
+    assert_null(out->directs);
 }
 
 static redisReply *lease_reply(long long fence, long long count, long long ttl,
@@ -712,8 +731,29 @@ static void test_decode_acquire(void **state)
 
     generic_shapes_bad(op);
     lease_shapes_bad(op);
+    out = decode_ok(op, array(1, integer(-5)));
+    assert_int_equal(out.outcome, LOCK_MODE_CONFLICT);
+    /* A shared lease: {1, fence, count, ttl, owner, replayed, token, 1}. */
+    out = decode_ok(op,
+                    array(8, integer(1), integer(41), integer(2), integer(5000),
+                          str("r"), integer(0), str(""), integer(1)));
+    assert_lease(&out, 41, 2, 5000, "r");
+    assert_true(out.lease.shared);
+    assert_false(out.replayed);
+    out = decode_ok(op,
+                    array(8, integer(1), integer(41), integer(1), integer(5000),
+                          str("r"), integer(1), str(TOKEN_A), integer(1)));
+    assert_true(out.lease.shared);
+    assert_true(out.replayed);
+    assert_string_equal(out.token, TOKEN_A);
+    out = decode_ok(op, lease_reply(7, 1, 10, "x"));
+    assert_false(out.lease.shared);
+    DECODE_BAD(op, array(8, integer(1), integer(41), integer(2), integer(5000),
+                         str("r"), integer(0), str(""), integer(2)));
+    DECODE_BAD(op, array(8, integer(1), integer(41), integer(2), integer(5000),
+                         str("r"), integer(0), str(""), str("1")));
     DECODE_BAD(op, array(1, integer(-3)));
-    DECODE_BAD(op, array(1, integer(-5)));
+    DECODE_BAD(op, array(1, integer(-6)));
     DECODE_BAD(op, array(1, integer(2)));
     DECODE_BAD(op, array(1, integer(0)));
     DECODE_BAD(op, array(2, integer(0), integer(100)));
@@ -793,15 +833,25 @@ static void test_decode_release(void **state)
 }
 
 /* status.lua's reply: {state, pttl, fence, count, owner, held_ms, owned,
- * waiting}, the queued pairs to be pushed after it. */
+ * waiting, mode, holder_count, listed}, with mode exclusive and no holder
+ * listed; the queued triples (owner, waited_ms, mode) to be pushed after
+ * it. */
 static redisReply *status_reply(long long st, long long pttl, long long fence,
                                 long long count, const char *owner,
                                 long long held_ms, long long owned,
                                 long long waiting)
 {
-    return array(8, integer(st), integer(pttl), integer(fence), integer(count),
-                 str(owner), integer(held_ms), integer(owned),
-                 integer(waiting));
+    return array(11, integer(st), integer(pttl), integer(fence), integer(count),
+                 str(owner), integer(held_ms), integer(owned), integer(waiting),
+                 integer(0), integer(st == 1 ? 1 : 0), integer(0));
+}
+
+/* Pushes one queued waiter (an exclusive one) onto a status reply. */
+static void push_queued(redisReply *r, redisReply *owner, long long waited)
+{
+    push(r, owner);
+    push(r, integer(waited));
+    push(r, integer(0));
 }
 
 static void assert_status(const struct lock_reply *out,
@@ -832,9 +882,10 @@ static void lease_owner_longest_status(void)
     expect[OWNER_BYTES_MAX] = '\0';
     struct lock_reply out = decode_ok(
         LOCK_OP_STATUS,
-        array(8, integer(1), integer(10), integer(7), integer(1),
+        array(11, integer(1), integer(10), integer(7), integer(1),
               text_len(REDIS_REPLY_STRING, long_text, OWNER_BYTES_MAX),
-              integer(0), integer(-1), integer(0)));
+              integer(0), integer(-1), integer(0), integer(0), integer(1),
+              integer(0)));
     assert_string_equal(out.lease.owner, expect);
 }
 
@@ -874,12 +925,9 @@ static void test_decode_status(void **state)
     /* Three queued, oldest first; waiting counts entries not listed (a
      * dead one the script skipped). */
     r = status_reply(1, 5000, 79, 1, "h", 10, -1, 4);
-    push(r, str("w1"));
-    push(r, integer(300));
-    push(r, str(""));
-    push(r, integer(200));
-    push(r, str("w3"));
-    push(r, integer(100));
+    push_queued(r, str("w1"), 300);
+    push_queued(r, str(""), 200);
+    push_queued(r, str("w3"), 100);
     out = decode_ok(op, r);
     assert_status(&out, LOCK_OK, 5000, 79, 1, "h", 10, -1, 4);
     assert_int_equal(out.queued, 3);
@@ -903,8 +951,7 @@ static void test_decode_status(void **state)
     /* LOCK_LIST_MAX queued fit, of 150 waiting. */
     r = status_reply(1, 5000, 79, 1, "h", 10, -1, 150);
     for (int i = 0; i < LOCK_LIST_MAX; i++) {
-        push(r, str(i % 2 ? "odd" : "even"));
-        push(r, integer(1000 - i));
+        push_queued(r, str(i % 2 ? "odd" : "even"), 1000 - i);
     }
     out = decode_ok(op, r);
     assert_int_equal(out.waiting, 150);
@@ -917,6 +964,42 @@ static void test_decode_status(void **state)
     assert_int_equal(out.queued, 0);
     lock_reply_free(&out); /* twice is fine */
 
+    /* Shared: two holders listed of three, a shared waiter queued. */
+    r = array(11, integer(1), integer(900), integer(31), integer(1), str("r1"),
+              integer(40), integer(1), integer(1), integer(1), integer(3),
+              integer(2));
+    push(r, str("r1"));
+    push(r, integer(31));
+    push(r, integer(900));
+    push(r, integer(1));
+    push(r, integer(40));
+    push(r, str("r2"));
+    push(r, integer(32));
+    push(r, integer(950));
+    push(r, integer(2));
+    push(r, integer(30));
+    push(r, str("w"));
+    push(r, integer(5));
+    push(r, integer(1));
+    out = decode_ok(op, r);
+    assert_true(out.lease.shared);
+    assert_int_equal(out.holder_count, 3);
+    assert_int_equal(out.nholders, 2);
+    assert_true(out.holders[1].shared);
+    assert_int_equal(out.holders[1].count, 2);
+    assert_int_equal(out.holders[1].ttl_ms, 950);
+    assert_int_equal(out.fence_seen, 32);
+    assert_int_equal(out.queued, 1);
+    assert_true(out.queue[0].shared);
+    lock_reply_free(&out);
+    /* More listed than held; a mode that is neither. */
+    DECODE_BAD(op, array(11, integer(1), integer(1), integer(1), integer(1),
+                         str("o"), integer(0), integer(1), integer(0),
+                         integer(1), integer(0), integer(1)));
+    DECODE_BAD(op, array(11, integer(1), integer(1), integer(1), integer(1),
+                         str("o"), integer(0), integer(1), integer(0),
+                         integer(2), integer(0), integer(0)));
+
     generic_shapes_bad(op);
     lease_shapes_bad(op);
     DECODE_BAD(op, array(1, integer(0)));
@@ -926,51 +1009,61 @@ static void test_decode_status(void **state)
     DECODE_BAD(op, status_reply(4, 0, 0, 0, "", 0, -1, 0));
     DECODE_BAD(op, status_reply(-1, 0, 0, 0, "", 0, -1, 0));
     /* Each member of the wrong type. */
-    DECODE_BAD(op, array(8, integer(1), str("1"), integer(1), integer(1),
-                         str("o"), integer(0), integer(1), integer(0)));
-    DECODE_BAD(op, array(8, integer(1), integer(1), str("1"), integer(1),
-                         str("o"), integer(0), integer(1), integer(0)));
-    DECODE_BAD(op, array(8, integer(1), integer(1), integer(1), nil(), str("o"),
+    DECODE_BAD(op, array(11, integer(1), str("1"), integer(1), integer(1),
+                         str("o"), integer(0), integer(1), integer(0),
                          integer(0), integer(1), integer(0)));
-    DECODE_BAD(op, array(8, integer(1), integer(1), integer(1), integer(1),
-                         integer(0), integer(0), integer(1), integer(0)));
-    DECODE_BAD(op, array(8, integer(1), integer(1), integer(1), integer(1),
-                         str("o"), str("0"), integer(1), integer(0)));
-    DECODE_BAD(op, array(8, integer(1), integer(1), integer(1), integer(1),
-                         str("o"), integer(0), str("1"), integer(0)));
-    DECODE_BAD(op, array(8, integer(1), integer(1), integer(1), integer(1),
-                         str("o"), integer(0), integer(1), nil()));
+    DECODE_BAD(op, array(11, integer(1), integer(1), str("1"), integer(1),
+                         str("o"), integer(0), integer(1), integer(0),
+                         integer(0), integer(1), integer(0)));
+    DECODE_BAD(op, array(11, integer(1), integer(1), integer(1), nil(),
+                         str("o"), integer(0), integer(1), integer(0),
+                         integer(0), integer(1), integer(0)));
+    DECODE_BAD(op, array(11, integer(1), integer(1), integer(1), integer(1),
+                         integer(0), integer(0), integer(1), integer(0),
+                         integer(0), integer(1), integer(0)));
+    DECODE_BAD(op, array(11, integer(1), integer(1), integer(1), integer(1),
+                         str("o"), str("0"), integer(1), integer(0), integer(0),
+                         integer(1), integer(0)));
+    DECODE_BAD(op, array(11, integer(1), integer(1), integer(1), integer(1),
+                         str("o"), integer(0), str("1"), integer(0), integer(0),
+                         integer(1), integer(0)));
+    DECODE_BAD(op, array(11, integer(1), integer(1), integer(1), integer(1),
+                         str("o"), integer(0), integer(1), nil(), integer(0),
+                         integer(1), integer(0)));
     /* A queued pair cut short, or of the wrong types. */
     r = status_reply(1, 1, 1, 1, "o", 0, 1, 1);
     push(r, str("w1"));
     DECODE_BAD(op, r);
     r = status_reply(1, 1, 1, 1, "o", 0, 1, 1);
-    push(r, integer(5));
-    push(r, integer(5));
+    push_queued(r, integer(5), 5);
     DECODE_BAD(op, r);
     r = status_reply(1, 1, 1, 1, "o", 0, 1, 1);
     push(r, str("w1"));
     push(r, str("5"));
+    push(r, integer(0));
     DECODE_BAD(op, r);
-    /* The second pair broken: nothing of the first is left either. */
-    r = status_reply(1, 1, 1, 1, "o", 0, 1, 2);
+    r = status_reply(1, 1, 1, 1, "o", 0, 1, 1);
     push(r, str("w1"));
     push(r, integer(5));
+    push(r, integer(2));
+    DECODE_BAD(op, r);
+    /* The second triple broken: nothing of the first is left either. */
+    r = status_reply(1, 1, 1, 1, "o", 0, 1, 2);
+    push_queued(r, str("w1"), 5);
     push(r, str("w2"));
     push(r, nil());
+    push(r, integer(0));
     DECODE_BAD(op, r);
     /* A queued owner one byte past OWNER_BYTES_MAX. */
     r = status_reply(1, 1, 1, 1, "o", 0, 1, 1);
     memset(long_text, 'o', sizeof long_text);
-    push(r, text_len(REDIS_REPLY_STRING, long_text, OWNER_BYTES_MAX + 1));
-    push(r, integer(5));
+    push_queued(r, text_len(REDIS_REPLY_STRING, long_text, OWNER_BYTES_MAX + 1),
+                5);
     DECODE_BAD(op, r);
-    /* More pairs than LOCK_LIST_MAX. */
+    /* More triples than LOCK_LIST_MAX. */
     r = status_reply(1, 1, 1, 1, "o", 0, 1, LOCK_LIST_MAX + 1);
-    for (int i = 0; i < LOCK_LIST_MAX + 1; i++) {
-        push(r, str("w"));
-        push(r, integer(i));
-    }
+    for (int i = 0; i < LOCK_LIST_MAX + 1; i++)
+        push_queued(r, str("w"), i);
     DECODE_BAD(op, r);
 }
 
@@ -1108,11 +1201,23 @@ static void test_decode_force(void **state)
                   text_len(REDIS_REPLY_STRING, long_text, OWNER_BYTES_MAX),
                   integer(9)));
     assert_string_equal(out.lease.owner, expect);
+    /* Three shared leases ended, two of them named. */
+    out = decode_ok(op, array(5, integer(3), str("r1"), integer(11), str("r2"),
+                              integer(12)));
+    assert_int_equal(out.forced, 3);
+    assert_int_equal(out.nholders, 2);
+    assert_string_equal(out.holders[0].owner, "r1");
+    assert_int_equal(out.holders[1].fence, 12);
+    assert_string_equal(out.lease.owner, "r1");
+    assert_int_equal(out.fence_seen, 12);
+    lock_reply_free(&out);
 
     generic_shapes_bad(op);
     DECODE_BAD(op, array(1, integer(1)));
     DECODE_BAD(op, array(2, integer(1), str("o")));
-    DECODE_BAD(op, array(3, integer(2), str("o"), integer(9)));
+    DECODE_BAD(
+        op, array(5, integer(1), str("o"), integer(9), str("p"), integer(10)));
+    DECODE_BAD(op, array(4, integer(2), str("o"), integer(9), str("p")));
     DECODE_BAD(op, array(3, integer(-1), str("o"), integer(9)));
     DECODE_BAD(op, array(3, integer(1), integer(5), integer(9)));
     DECODE_BAD(op, array(3, integer(1), nil(), integer(9)));
@@ -1132,8 +1237,13 @@ static void test_decode_force(void **state)
 static void assert_direct(const struct lock_reply *out, const char *id,
                           int64_t fence, int64_t fence_seen)
 {
-    assert_string_equal(out->direct_id, id);
-    assert_int_equal(out->direct_fence, fence);
+    if (id[0] == '\0') {
+        assert_int_equal(out->ndirects, 0);
+    } else {
+        assert_int_equal(out->ndirects, 1);
+        assert_string_equal(out->directs[0].id, id);
+        assert_int_equal(out->directs[0].fence, fence);
+    }
     assert_int_equal(out->fence_seen, fence_seen);
 }
 
@@ -1199,7 +1309,19 @@ static void test_decode_direct(void **state)
         array(2, integer(2),
               array(2, text_len(REDIS_REPLY_STRING, id, WAITER_ID_MAX - 1),
                     integer(8))));
-    assert_int_equal(strlen(out.direct_id), WAITER_ID_MAX - 1);
+    assert_int_equal(strlen(out.directs[0].id), WAITER_ID_MAX - 1);
+
+    /* Several shared waiters granted at once: each with its fence. */
+    out = decode_ok(LOCK_OP_RELEASE,
+                    array(4, integer(1), integer(0), integer(20),
+                          array(6, str(WAITER_B), integer(20), str("b:0:2"),
+                                integer(21), str("b:0:3"), integer(22))));
+    assert_int_equal(out.ndirects, 3);
+    assert_string_equal(out.directs[1].id, "b:0:2");
+    assert_int_equal(out.directs[2].fence, 22);
+    assert_int_equal(out.fence_seen, 22);
+    lock_reply_free(&out);
+    assert_null(out.directs);
 
     /* Broken markers. */
     DECODE_BAD(LOCK_OP_LEAVE,
@@ -1213,6 +1335,9 @@ static void test_decode_direct(void **state)
     DECODE_BAD(
         LOCK_OP_LEAVE,
         array(2, integer(2), array(3, str(WAITER_B), integer(8), integer(9))));
+    DECODE_BAD(LOCK_OP_LEAVE, array(2, integer(2),
+                                    array(4, str(WAITER_B), integer(8),
+                                          str("b:0:2"), integer(0))));
     DECODE_BAD(LOCK_OP_LEAVE, array(2, integer(2), direct(WAITER_B, 0)));
     DECODE_BAD(LOCK_OP_LEAVE, array(2, integer(2), direct(WAITER_B, -8)));
     DECODE_BAD(LOCK_OP_LEAVE,
@@ -1248,7 +1373,7 @@ static void test_decode_owner_d(void **state)
     assert_true(out.replayed);
     assert_string_equal(out.lease.owner, "D");
     assert_string_equal(out.token, TOKEN_A);
-    assert_string_equal(out.direct_id, "");
+    assert_int_equal(out.ndirects, 0);
 }
 
 /* A status code one op answers is no answer of another. */

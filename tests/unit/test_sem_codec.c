@@ -386,6 +386,7 @@ static void dirty(struct lock_reply *out)
     memset(out, 0xa5, sizeof *out);
     out->queue = NULL;
     out->holders = NULL;
+    out->directs = NULL;
 }
 
 /* Decodes r as op into a dirty out; asserts it succeeds. The caller frees
@@ -455,7 +456,7 @@ static void assert_lease(const struct lock_reply *out, int64_t fence,
     assert_false(out->replayed);
     assert_string_equal(out->token, "");
     assert_string_equal(out->handed_to, "");
-    assert_string_equal(out->direct_id, "");
+    assert_int_equal(out->ndirects, 0);
     assert_null(out->queue);
     assert_null(out->holders);
 }

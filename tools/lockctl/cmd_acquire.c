@@ -24,6 +24,8 @@ json_t *acquire_body(const struct lockctl *ctl, long ttl_ms, bool with_pid)
         json_pack("{s:I, s:I, s:s}", "ttl_ms", (json_int_t)ttl_ms, "wait_ms",
                   (json_int_t)(ctl->args.wait_ms < 0 ? 0 : ctl->args.wait_ms),
                   "owner", owner);
+    if (body && ctl->args.shared)
+        json_object_set_new(body, "mode", json_string("shared"));
     if (body && ctl->args.semaphore > 0) {
         json_object_set_new(body, "limit", json_integer(ctl->args.semaphore));
         json_object_set_new(
@@ -170,11 +172,11 @@ static int acquire_exec(struct lockctl *ctl)
 const struct lockctl_cmd cmd_acquire_entry = {
     .name = "acquire",
     .synopsis = "NAME [--ttl D] [--wait D] [--owner LABEL] [--env] "
-                "[--reenter | --semaphore N [--permits K]]",
+                "[--shared] [--reenter | --semaphore N [--permits K]]",
     .summary = "take the lock and print the lease (JSON, or --env lines "
                "to eval)",
     .options = OPT_TTL | OPT_WAIT | OPT_OWNER | OPT_ENV | OPT_REENTER |
-               OPT_TOKEN_FILE | OPT_SEMAPHORE | OPT_PERMITS,
+               OPT_TOKEN_FILE | OPT_SEMAPHORE | OPT_PERMITS | OPT_SHARED,
     .takes_command = false,
     .exec = acquire_exec,
 };

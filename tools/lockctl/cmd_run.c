@@ -591,12 +591,12 @@ static int run_exec(struct lockctl *ctl)
 const struct lockctl_cmd cmd_run_entry = {
     .name = "run",
     .synopsis = "NAME [--ttl D] [--wait D] [--owner LABEL] [--kill-after D] "
-                "[--semaphore N [--permits K]] [--] CMD [ARGS...]",
+                "[--shared | --semaphore N [--permits K]] [--] CMD [ARGS...]",
     .summary = "wait for the lock, run CMD while holding it (renewed every "
                "ttl/3), stop CMD if the lease is lost, release it when CMD "
                "exits",
     .options = OPT_TTL | OPT_WAIT | OPT_OWNER | OPT_KILL_AFTER | OPT_SEMAPHORE |
-               OPT_PERMITS,
+               OPT_PERMITS | OPT_SHARED,
     .takes_command = true,
     .exec = run_exec,
 };

@@ -44,6 +44,7 @@ enum {
     OPT_PREFIX = 1u << 12,
     OPT_LIMIT = 1u << 13,
     OPT_SEMAPHORES = 1u << 14,
+    OPT_SHARED = 1u << 15,
 };
 #define OPT_GLOBAL (OPT_URL | OPT_API_KEY_FILE)
 
@@ -60,6 +61,7 @@ struct lockctl_args {
     bool env;
     bool reenter;
     bool force;         /* release --force */
+    bool shared;        /* --shared: a shared (read) lease of the lock */
     long semaphore;     /* --semaphore N: a semaphore of limit N, 0: a lock */
     long permits;       /* --permits K, 0 when not given */
     const char *prefix; /* list --prefix P, NULL when not given */

@@ -76,6 +76,10 @@ static const struct option_row options[] = {
      "service's 100); every page is listed"},
     {OPT_SEMAPHORES, "--semaphores", NULL, KIND_FLAG, ARG(semaphores), NULL,
      "list: the semaphores instead of the locks"},
+    {OPT_SHARED, "--shared", NULL, KIND_FLAG, ARG(shared), NULL,
+     "a shared (read) lease: shared leases of NAME are held at once, an "
+     "exclusive one (the default) waits for them all (with --reenter: the "
+     "lease in LOCK_TOKEN is a shared one)"},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
@@ -436,6 +440,8 @@ static int parse(int argc, char **argv, struct lockctl *ctl,
                            a->permits, a->semaphore);
     if (a->force && a->token_file)
         return usage_error("%s", "--force takes no token (--token-file)");
+    if (a->shared && a->semaphore > 0)
+        return usage_error("%s", "--shared does not apply to a semaphore");
     if (a->reenter && a->semaphore > 0)
         return usage_error("%s", "--reenter does not apply to a semaphore "
                                  "(a token is one lease)");

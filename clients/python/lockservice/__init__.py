@@ -293,13 +293,16 @@ class Client:
 
     def lock(self, name: str, *, ttl: float = 30.0, wait: float = 0.0,
              owner: Optional[str] = None,
-             on_lost: Optional[Callable[["Lease"], None]] = None) -> "Lease":
+             on_lost: Optional[Callable[["Lease"], None]] = None,
+             shared: bool = False) -> "Lease":
         """A lease on ``name``, acquired when the ``with`` block starts
         (or by :meth:`Lease.acquire`). ``ttl`` and ``wait`` are seconds;
         ``wait`` > 0 waits on the server (no polling) while the lock is
         held, up to the service's ``--max-wait-ms`` (default 60 s).
         ``owner`` is the label status shows (default "python@HOST pid
-        N")."""
+        N"). ``shared=True`` asks for a shared (read) lease: shared leases
+        of a name are held at once, an exclusive one (the default) waits
+        for them all."""
         self._check_name(name)
         if owner is None:
             owner = f"python@{socket.gethostname()} pid {os.getpid()}"[:128]
@@ -308,18 +311,18 @@ class Client:
                              "every ttl/3)")
         if wait < 0:
             raise ValueError("wait must not be negative")
-        return Lease(self, name, ttl, wait, owner, on_lost)
+        return Lease(self, name, ttl, wait, owner, on_lost, shared=shared)
 
     def acquire(self, name: str, *, ttl: float = 30.0, wait: float = 0.0,
                 owner: Optional[str] = None,
-                on_lost: Optional[Callable[["Lease"], None]] = None
-                ) -> "Lease":
+                on_lost: Optional[Callable[["Lease"], None]] = None,
+                shared: bool = False) -> "Lease":
         """Like :meth:`lock`, acquired now: raises :class:`NotAcquired`
         when the lock was still held after ``wait``, :class:`Unavailable`
         when the service could not answer. Release it with
         :meth:`Lease.release`."""
         return self.lock(name, ttl=ttl, wait=wait, owner=owner,
-                         on_lost=on_lost).acquire()
+                         on_lost=on_lost, shared=shared).acquire()
 
     def semaphore(self, name: str, limit: int, *, permits: int = 1,
                   ttl: float = 30.0, wait: float = 0.0,
@@ -403,8 +406,10 @@ class Lease:
     the :class:`Released` of the release."""
 
     def __init__(self, client: Client, name: str, ttl: float, wait: float,
-                 owner: str, on_lost: Optional[Callable[["Lease"], None]]):
+                 owner: str, on_lost: Optional[Callable[["Lease"], None]],
+                 shared: bool = False):
         self.client = client
+        self.shared = shared
         self.name = name
         self.ttl = ttl
         self.wait = wait
@@ -423,8 +428,12 @@ class Lease:
     _kind = "locks"
 
     def _acquire_body(self) -> Dict[str, Any]:
-        return {"ttl_ms": int(self.ttl * 1000),
-                "wait_ms": int(self.wait * 1000), "owner": self.owner}
+        body: Dict[str, Any] = {"ttl_ms": int(self.ttl * 1000),
+                                "wait_ms": int(self.wait * 1000),
+                                "owner": self.owner}
+        if self.shared:
+            body["mode"] = "shared"
+        return body
 
     # -- acquire
 

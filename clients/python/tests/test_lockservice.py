@@ -62,6 +62,26 @@ class LockTest(unittest.TestCase):
                 fences.append(lease.fence)
         self.assertEqual(fences, sorted(set(fences)))
 
+    def test_shared_leases_coexist(self):
+        readers = [self.client.acquire("py-shared", ttl=10, shared=True)
+                   for _ in range(2)]
+        try:
+            status = self.client.status("py-shared")
+            self.assertEqual(status["mode"], "shared")
+            self.assertEqual(status["holder_count"], 2)
+            self.assertEqual([h["mode"] for h in status["holders"]],
+                             ["shared", "shared"])
+            self.assertNotEqual(readers[0].token, readers[1].token)
+            with self.assertRaises(lockservice.NotAcquired) as caught:
+                with self.client.lock("py-shared"):
+                    self.fail("an exclusive lease beside shared ones")
+            self.assertEqual(caught.exception.code, "lock_held")
+        finally:
+            for r in readers:
+                self.assertTrue(r.release().released)
+        with self.client.lock("py-shared", wait=1) as writer:
+            self.assertGreater(writer.fence, readers[1].fence)
+
     def test_wait_runs_out(self):
         holder = self.client.acquire("py-held", ttl=10)
         try:

@@ -57,6 +57,7 @@ export type ProblemCode =
   | "not_owner"
   | "not_held"
   | "hold_limit"
+  | "mode_conflict"
   | "sold_out"
   | "stale_fence"
   | "body_too_large"
@@ -89,10 +90,16 @@ export interface Lease {
   /** Holds of the lease (reentrancy). */
   count: number;
   owner: string;
+  /** "exclusive" (the default) or "shared". */
+  mode?: LockMode;
   /** true when a retried acquire (same `request_id`) was answered with
    * the lease the first try got. */
   replayed?: boolean;
 }
+
+/** A lock lease's mode: an exclusive lease excludes every other, shared
+ * leases coexist. */
+export type LockMode = "exclusive" | "shared";
 
 /** POST /v1/semaphores/{name}/acquire and /renew. */
 export interface SemaphoreLease {
@@ -132,6 +139,8 @@ export type LockStatus =
       name: string;
       held: true;
       owner: string;
+      /** The holder's (the first shared holder's, for a shared lock). */
+      mode?: LockMode;
       fence: number;
       /** Remaining TTL. */
       ttl_ms: number;
@@ -159,6 +168,7 @@ export interface AcquireRequest {
   wait_ms?: number;
   owner?: string;
   token?: string;
+  mode?: LockMode;
   /** 1-64 characters of A-Z a-z 0-9 . _ : -, one per attempt to take the
    * lock: a retry with the same one answers the same lease. */
   request_id?: string;
@@ -320,6 +330,9 @@ export interface AcquireOptions {
   waitMs?: number;
   /** The label status shows (default "node@HOST pid N" where known). */
   owner?: string;
+  /** true: a shared (read) lease; shared leases of a name are held at
+   * once, an exclusive one (the default) waits for them all. Locks only. */
+  shared?: boolean;
   /** Called once when the lease is lost, after `signal` aborted. */
   onLost?: (lock: Lock, error: LeaseLostError) => void;
   /** Gives up the acquire (not the lease once granted). */
@@ -474,7 +487,9 @@ export class LockClient {
     if (!Number.isInteger(waitMs) || waitMs < 0) throw new TypeError("waitMs must be an integer >= 0");
     const proc = (globalThis as { process?: { pid?: number } }).process;
     const owner = options.owner ?? (proc?.pid !== undefined ? `node pid ${proc.pid}` : "node");
+    if (options.shared && kind !== "locks") throw new TypeError("shared is for a lock, not a semaphore");
     const request: AcquireRequest = { ttl_ms: ttlMs, wait_ms: waitMs, owner, ...extra };
+    if (options.shared) request.mode = "shared";
     const sent = now();
     const a = await this.acquireCall(`/v1/${kind}/${name}/acquire`, request, waitMs, options.signal);
     const lease = a.body as Partial<Lease> | undefined;
@@ -576,6 +591,8 @@ export class Lock {
   readonly token: string;
   readonly fence: number;
   readonly owner: string;
+  /** The lease's mode ("exclusive" for a semaphore's lease too). */
+  readonly mode: LockMode;
   /** Aborts when the lease is lost; its reason is the LeaseLostError. */
   readonly signal: AbortSignal;
   /** Why the lease was lost, once it is. */
@@ -609,6 +626,7 @@ export class Lock {
     this.token = lease.token;
     this.fence = lease.fence;
     this.owner = lease.owner;
+    this.mode = lease.mode ?? "exclusive";
     this.ttl = lease.ttl_ms;
     this.onLost = onLost;
     this.signal = this.lostController.signal;

@@ -58,6 +58,27 @@ test("fences grow; withLock releases", async () => {
   assert.equal((await client.status("ts-fence")).held, false);
 });
 
+test("shared leases coexist; an exclusive one waits for them", async () => {
+  const client = new LockClient({ url: service.url, log: quiet });
+  const readers = [];
+  for (let i = 0; i < 2; i++) readers.push(await client.acquire("ts-shared", { ttlMs: 10_000, shared: true }));
+  try {
+    assert.ok(readers.every((r) => r.mode === "shared"));
+    assert.notEqual(readers[0].token, readers[1].token);
+    const st = await client.status("ts-shared");
+    assert.equal(st.mode, "shared");
+    assert.equal(st.holder_count, 2);
+    await assert.rejects(client.acquire("ts-shared", {}), (e) => e instanceof NotAcquiredError && e.code === "lock_held");
+  } finally {
+    for (const r of readers) assert.equal((await r.release()).released, true);
+  }
+  const writer = await client.acquire("ts-shared", { waitMs: 1000 });
+  assert.equal(writer.mode, "exclusive");
+  assert.ok(writer.fence > readers[1].fence);
+  await writer.release();
+  await assert.rejects(client.acquireSemaphore("ts-shared-sem", { limit: 2, shared: true }), TypeError);
+});
+
 test("the wait runs out: NotAcquiredError with retryAfterMs", async () => {
   const client = new LockClient({ url: service.url, log: quiet });
   const holder = await client.acquire("ts-held", { ttlMs: 10000 });

@@ -1,17 +1,17 @@
 #!lua flags=allow-oom
--- release.lua: drop one hold; at zero free the lock (and any lock-delay),
--- handing it to the first live waiter. Runs at maxmemory (allow-oom):
--- releasing frees memory.
+-- release.lua: drop one hold of a lease, exclusive or shared; at zero the
+-- lease ends (an exclusive one's lock-delay with it) and the queue is
+-- served. Runs at maxmemory (allow-oom): releasing frees memory.
 -- KEYS and ARGV[1..5]: see prelude.lua.
 -- ARGV[6] token      ARGV[7] request_id, or "-"
 --
 -- Returns {1, count, fence}  released; count holds remain; fence is the
---                            fence of the hand-off it made, or 0
+--                            fence of the first hand-off it made, or 0
 --         {0}                nobody holds the lock (not_held), or a force
 --                            release ended the token's lease
 --         {-1}               another token holds it (not_owner)
 --
--- Invariant: only the holder's token changes the lock; a release with
+-- Invariant: only the holder's token changes its lease; a release with
 -- nobody queued publishes nothing; a request_id drops at most one hold.
 local token, rid = ARGV[6], ARGV[7]
 if rid ~= "-" then
@@ -23,20 +23,34 @@ if rid ~= "-" then
     end
 end
 local h = lease_of()
-if not h or h.token ~= token or h.waiter then
-    return not_holder(h, token)
-end
-local count = tonumber(h.count) - 1
-local fence = 0
-if count > 0 then
-    redis.call("HSET", KEYS[1], "count", count)
+local count, fence, ttl = 0, 0, 0
+if h and h.token == token and not h.waiter then
+    count = tonumber(h.count) - 1
+    ttl = tonumber(h.ttl)
+    if count > 0 then
+        redis.call("HSET", KEYS[1], "count", count)
+    else
+        redis.call("DEL", KEYS[1], KEYS[5])
+        local _, f = grant_head()
+        fence = f or 0
+    end
 else
-    redis.call("DEL", KEYS[1], KEYS[5])
-    local _, f = grant_head()
-    fence = f or 0
+    local s = not h and live_shared(token)
+    if not s or s.waiter then
+        return not_holder(h, token)
+    end
+    count = s.count - 1
+    ttl = s.ttl
+    if count > 0 then
+        s.count = count
+        put_shared(s)
+    else
+        drop_shared(s)
+        local _, f = grant_head()
+        fence = f or 0
+    end
 end
 if rid ~= "-" then
-    redis.call("SET", KEYS[6], token .. " " .. count, "PX",
-        tonumber(h.ttl) + 60000)
+    redis.call("SET", KEYS[6], token .. " " .. count, "PX", ttl + 60000)
 end
 return with_direct({1, count, fence})
