@@ -10,6 +10,7 @@
  *    name released meanwhile;
  *  - prefix keeps to the names under it;
  *  - a held name with a parked waiter shows waiting 1 (and no queue);
+ *  - a name held by shared leases only is listed;
  *  - semaphores list with limit and used, apart from the locks;
  *  - a namespaced key lists only its namespace's names, shown without the
  *    namespace; an unscoped key lists no namespaced name; a read key may
@@ -323,6 +324,34 @@ static void test_pages(void)
     list_all(&s, open_svc.url, NULL, "semaphores", "prefix=bulk-");
     t_ok(s.ok && s.n == 0, "locks are not listed as semaphores (%d)", s.n);
     seen_free(&s);
+}
+
+/* A name held only by shared leases is listed, with its holders. */
+static void test_shared_only(void)
+{
+    struct http_resp r;
+    struct seen s;
+    int granted = 0;
+
+    for (int i = 0; i < 2; i++) {
+        http(&r, open_svc.url, "POST", "/v1/locks/sh-only/acquire",
+             "{\"mode\":\"shared\",\"ttl_ms\":600000}", NULL);
+        granted += r.status == 200;
+        http_resp_free(&r);
+    }
+    list_all(&s, open_svc.url, NULL, "locks", "prefix=sh-");
+    json_t *e = seen_entry(&s, "sh-only");
+    t_ok(granted == 2 && s.ok && s.n == 1 && e != NULL &&
+             json_integer_value(json_object_get(e, "holder_count")) == 2 &&
+             json_is_string(json_object_get(e, "mode")) &&
+             strcmp(json_string_value(json_object_get(e, "mode")), "shared") ==
+                 0,
+         "a name held by two shared leases only is listed, mode shared, "
+         "holder_count 2 (%d names)",
+         s.n);
+    json_decref(s.last);
+    http(&r, open_svc.url, "DELETE", "/v1/locks/sh-only", NULL, NULL);
+    http_resp_free(&r);
 }
 
 static void test_queued(void)
@@ -693,6 +722,7 @@ int main(void)
     test_empty();
     test_pages();
     test_queued();
+    test_shared_only();
     test_semaphores();
     test_namespaces();
     test_bad_input();
