@@ -55,6 +55,8 @@ static const char *const kind_labels[] = {"lock", "semaphore"};
 static const char *const wait_outcomes[] = {"granted", "timeout", "failed"};
 static atomic_ulong wait_buckets[METRICS_KINDS][WAIT_OUTCOMES][BUCKETS + 1];
 static atomic_ulong wait_sum_us[METRICS_KINDS][WAIT_OUTCOMES];
+static atomic_ulong hold_buckets[METRICS_KINDS][BUCKETS + 1];
+static atomic_ulong hold_sum_us[METRICS_KINDS];
 static const char *const lease_causes[] = {"released", "expired", "lost",
                                            "forced"};
 static atomic_ulong lease_ends[METRICS_KINDS][LEASE_ENDS];
@@ -124,6 +126,14 @@ void metrics_wait(enum metrics_kind kind, enum wait_outcome outcome,
         &wait_buckets[kind][outcome][bucket_of(duration_ns)], 1,
         memory_order_relaxed);
     atomic_fetch_add_explicit(&wait_sum_us[kind][outcome], duration_ns / 1000,
+                              memory_order_relaxed);
+}
+
+void metrics_hold(enum metrics_kind kind, uint64_t duration_ns)
+{
+    atomic_fetch_add_explicit(&hold_buckets[kind][bucket_of(duration_ns)], 1,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&hold_sum_us[kind], duration_ns / 1000,
                               memory_order_relaxed);
 }
 
@@ -273,6 +283,15 @@ static void render_leases(FILE *f)
                              wait_buckets[k][o],
                              atomic_load(&wait_sum_us[k][o]));
         }
+    fputs("# HELP lockservice_hold_seconds Time from grant to release of "
+          "leases their holder released.\n"
+          "# TYPE lockservice_hold_seconds histogram\n",
+          f);
+    for (size_t k = 0; k < METRICS_KINDS; k++) {
+        snprintf(labels, sizeof labels, "kind=\"%s\"", kind_labels[k]);
+        render_histogram(f, "lockservice_hold_seconds", labels, hold_buckets[k],
+                         atomic_load(&hold_sum_us[k]));
+    }
     fputs("# HELP lockservice_lease_endings_total Leases ended, as this "
           "instance saw it: released by the holder; expired (the holder "
           "came to release it after it ran out); lost (a renew found it "

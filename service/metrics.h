@@ -39,6 +39,9 @@ enum metrics_kind { METRICS_LOCK, METRICS_SEMAPHORE, METRICS_KINDS };
 enum wait_outcome { WAIT_GRANTED, WAIT_TIMEOUT, WAIT_FAILED, WAIT_OUTCOMES };
 void metrics_wait(enum metrics_kind kind, enum wait_outcome outcome,
                   uint64_t duration_ns);
+/* A lease released by its holder after duration_ns
+ * (lockservice_hold_seconds{kind}). */
+void metrics_hold(enum metrics_kind kind, uint64_t duration_ns);
 /* How leases ended, as far as this instance saw
  * (lockservice_lease_endings_total{kind,cause}): released by their holder,
  * expired (their holder came to release them after they ran out), lost (a

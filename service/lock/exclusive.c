@@ -261,7 +261,8 @@ static bool decode_status(enum lock_op op, int64_t st, const redisReply *r,
         if (st == 1) {
             out->outcome = LOCK_OK;
             return codec_get_int(r, 1, &out->lease.count) &&
-                   codec_get_int(r, 2, &out->fence_seen);
+                   codec_get_int(r, 2, &out->fence_seen) &&
+                   codec_get_int(r, 3, &out->held_ms);
         }
         out->outcome = st == 0 ? LOCK_NOT_HELD : LOCK_NOT_OWNER;
         return st == 0 || st == -1;

@@ -141,8 +141,10 @@ struct lock_reply {
     size_t ndirects;
     bool replayed; /* acquire: the lease an earlier try got ... */
     char token[TOKEN_HEX_LEN + 1]; /* ... and its token */
-    /* status */
+    /* status: how long the holder has held it; release: how long the
+     * lease was held (-1: unknown, a repeated request_id) */
     int64_t held_ms;
+    /* status */
     int owned; /* 1: the given token holds it; 0: another does; -1: none */
     int64_t waiting;
     struct lock_queued *queue; /* malloc'd; lock_reply_free frees it */

@@ -324,9 +324,10 @@ static bool decode_op(enum lock_op op, int64_t st, const redisReply *r,
     case LOCK_OP_RELEASE:
         if (st == 1) {
             out->outcome = LOCK_OK;
-            return r->elements == 3 &&
+            return r->elements == 4 &&
                    codec_get_int(r, 1, &out->lease.permits) &&
-                   codec_get_int(r, 2, &out->fence_seen);
+                   codec_get_int(r, 2, &out->fence_seen) &&
+                   codec_get_int(r, 3, &out->held_ms);
         }
         out->outcome = LOCK_NOT_HELD;
         return st == 0 && r->elements == 1;

@@ -67,9 +67,11 @@ void stats_call_done(const struct lock_call *c)
         if (o == CALL_OK && c->reply.lease.count > 0)
             o = CALL_HELD;
         metrics_release(kind, o);
-        if (o == CALL_OK)
+        if (o == CALL_OK) {
             metrics_lease_end(kind, LEASE_RELEASED, 1);
-        else if (o == CALL_NOT_HELD || o == CALL_NOT_OWNER)
+            if (c->reply.held_ms >= 0)
+                metrics_hold(kind, MS_TO_NS(c->reply.held_ms));
+        } else if (o == CALL_NOT_HELD || o == CALL_NOT_OWNER)
             metrics_lease_end(kind, LEASE_EXPIRED, 1);
         break;
     case LOCK_OP_FORCE:

@@ -216,6 +216,8 @@ static void test_metrics(void)
     double rel_ok0 = m("lockservice_release_total", lock, "outcome=\"ok\"");
     double rel_held0 = m("lockservice_release_total", lock, "outcome=\"held\"");
     double renew_ok0 = m("lockservice_renew_total", lock, "outcome=\"ok\"");
+    double hold0 = m("lockservice_hold_seconds_count", lock, NULL);
+    double hold_sum0 = m("lockservice_hold_seconds_sum", lock, NULL);
 
     /* A wait that times out, one granted. */
     acquire("locks", "m-a", "{\"ttl_ms\":300}", admin, t1);
@@ -244,6 +246,9 @@ static void test_metrics(void)
                  released0 + 1,
          "a re-entered lease's two releases: one held, one ok, one lease "
          "ending released");
+    t_ok(m("lockservice_hold_seconds_count", lock, NULL) == hold0 + 1 &&
+             m("lockservice_hold_seconds_sum", lock, NULL) >= hold_sum0,
+         "hold_seconds observes the lease its last release ended, once");
     /* The first holder comes back after its lease ran out. */
     t_ok(call("locks", "m-a", "release", t1, admin) == 409 &&
              m("lockservice_lease_endings_total", lock, "cause=\"expired\"") ==
@@ -265,10 +270,14 @@ static void test_metrics(void)
          "lockservice_waiters_max is --max-waiters (77)");
     const char *sem = "kind=\"semaphore\"";
     double sem_rel0 = m("lockservice_release_total", sem, "outcome=\"ok\"");
+    double sem_hold0 = m("lockservice_hold_seconds_count", sem, NULL);
     acquire("semaphores", "m-s", "{\"limit\":2}", admin, t1);
     call("semaphores", "m-s", "release", t1, admin);
-    t_ok(m("lockservice_release_total", sem, "outcome=\"ok\"") == sem_rel0 + 1,
-         "a semaphore release counts under kind semaphore");
+    t_ok(m("lockservice_release_total", sem, "outcome=\"ok\"") ==
+                 sem_rel0 + 1 &&
+             m("lockservice_hold_seconds_count", sem, NULL) == sem_hold0 + 1,
+         "a semaphore release counts under kind semaphore, and its hold "
+         "time");
 }
 
 int main(void)

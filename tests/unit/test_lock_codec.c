@@ -805,14 +805,16 @@ static void test_decode_release(void **state)
     struct lock_reply out;
 
     /* Holds remain. */
-    out = decode_ok(op, array(3, integer(1), integer(2), integer(0)));
+    out = decode_ok(op,
+                    array(4, integer(1), integer(2), integer(0), integer(40)));
     assert_int_equal(out.outcome, LOCK_OK);
     assert_int_equal(out.lease.count, 2);
+    assert_int_equal(out.held_ms, 40);
     assert_int_equal(out.fence_seen, 0);
     assert_int_equal(out.lease.fence, 0);
     /* Freed and handed on with a new fence. */
-    out =
-        decode_ok(op, array(3, integer(1), integer(0), integer(1700000000009)));
+    out = decode_ok(op, array(4, integer(1), integer(0), integer(1700000000009),
+                              integer(1500)));
     assert_int_equal(out.outcome, LOCK_OK);
     assert_int_equal(out.lease.count, 0);
     assert_int_equal(out.fence_seen, 1700000000009);
@@ -824,9 +826,11 @@ static void test_decode_release(void **state)
     generic_shapes_bad(op);
     DECODE_BAD(op, array(1, integer(1)));
     DECODE_BAD(op, array(2, integer(1), integer(0)));
-    DECODE_BAD(op, array(3, integer(1), str("0"), integer(0)));
-    DECODE_BAD(op, array(3, integer(1), integer(0), str("5")));
-    DECODE_BAD(op, array(3, integer(1), integer(0), nil()));
+    DECODE_BAD(op, array(3, integer(1), integer(0), integer(0)));
+    DECODE_BAD(op, array(4, integer(1), str("0"), integer(0), integer(1)));
+    DECODE_BAD(op, array(4, integer(1), integer(0), str("5"), integer(1)));
+    DECODE_BAD(op, array(4, integer(1), integer(0), nil(), integer(1)));
+    DECODE_BAD(op, array(4, integer(1), integer(0), integer(0), str("1")));
     DECODE_BAD(op, array(1, integer(2)));
     DECODE_BAD(op, array(1, integer(-2)));
     DECODE_BAD(op, array(1, integer(-4)));
@@ -1260,7 +1264,7 @@ static void test_decode_direct(void **state)
 
     /* Without one: nothing set. */
     out = decode_ok(LOCK_OP_RELEASE,
-                    array(3, integer(1), integer(0), integer(0)));
+                    array(4, integer(1), integer(0), integer(0), integer(5)));
     assert_direct(&out, "", 0, 0);
     /* An acquire refused because the free lock went to the head waiter. */
     out = decode_ok(LOCK_OP_ACQUIRE,
@@ -1274,13 +1278,15 @@ static void test_decode_direct(void **state)
     assert_int_equal(out.outcome, LOCK_HELD);
     assert_direct(&out, WAITER_B, 5, 5);
     /* A release that handed on: fence_seen the larger of the two. */
-    out = decode_ok(LOCK_OP_RELEASE, array(4, integer(1), integer(0),
-                                           integer(88), direct(WAITER_B, 88)));
+    out =
+        decode_ok(LOCK_OP_RELEASE, array(5, integer(1), integer(0), integer(88),
+                                         integer(5), direct(WAITER_B, 88)));
     assert_int_equal(out.outcome, LOCK_OK);
     assert_int_equal(out.lease.count, 0);
     assert_direct(&out, WAITER_B, 88, 88);
-    out = decode_ok(LOCK_OP_RELEASE, array(4, integer(1), integer(0),
-                                           integer(99), direct(WAITER_B, 88)));
+    out =
+        decode_ok(LOCK_OP_RELEASE, array(5, integer(1), integer(0), integer(99),
+                                         integer(5), direct(WAITER_B, 88)));
     assert_direct(&out, WAITER_B, 88, 99);
     /* Claim lapsed, leave handed on, poke, force. */
     out = decode_ok(LOCK_OP_CLAIM, array(4, integer(0), integer(250),
@@ -1313,7 +1319,7 @@ static void test_decode_direct(void **state)
 
     /* Several shared waiters granted at once: each with its fence. */
     out = decode_ok(LOCK_OP_RELEASE,
-                    array(4, integer(1), integer(0), integer(20),
+                    array(5, integer(1), integer(0), integer(20), integer(5),
                           array(6, str(WAITER_B), integer(20), str("b:0:2"),
                                 integer(21), str("b:0:3"), integer(22))));
     assert_int_equal(out.ndirects, 3);

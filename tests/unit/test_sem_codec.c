@@ -565,20 +565,26 @@ static void test_decode_renew_release(void **state)
     DECODE_BAD(LOCK_OP_RENEW, array(1, integer(-1)));
     DECODE_BAD(LOCK_OP_RENEW, array(2, integer(0), integer(0)));
 
-    out = DECODE_OK(LOCK_OP_RELEASE, array(3, integer(1), integer(3),
-                                           integer(1700000000000009)));
+    out = DECODE_OK(LOCK_OP_RELEASE,
+                    array(4, integer(1), integer(3), integer(1700000000000009),
+                          integer(250)));
     assert_int_equal(out.outcome, LOCK_OK);
     assert_int_equal(out.lease.permits, 3);
     assert_int_equal(out.fence_seen, 1700000000000009);
+    assert_int_equal(out.held_ms, 250);
     out = DECODE_OK(LOCK_OP_RELEASE,
-                    array(3, integer(1), integer(1), integer(0)));
+                    array(4, integer(1), integer(1), integer(0), integer(-1)));
     assert_int_equal(out.fence_seen, 0);
     out = DECODE_OK(LOCK_OP_RELEASE, array(1, integer(0)));
     assert_int_equal(out.outcome, LOCK_NOT_HELD);
     DECODE_BAD(LOCK_OP_RELEASE, array(2, integer(1), integer(3)));
-    DECODE_BAD(LOCK_OP_RELEASE, array(3, integer(1), str("3"), integer(0)));
+    DECODE_BAD(LOCK_OP_RELEASE, array(3, integer(1), integer(3), integer(0)));
     DECODE_BAD(LOCK_OP_RELEASE,
-               array(4, integer(1), integer(3), integer(0), integer(0)));
+               array(4, integer(1), str("3"), integer(0), integer(0)));
+    DECODE_BAD(LOCK_OP_RELEASE,
+               array(4, integer(1), integer(3), integer(0), str("0")));
+    DECODE_BAD(LOCK_OP_RELEASE, array(5, integer(1), integer(3), integer(0),
+                                      integer(0), integer(0)));
     DECODE_BAD(LOCK_OP_RELEASE, array(1, integer(-1)));
     DECODE_BAD(LOCK_OP_RELEASE, lease_reply(9, 2, 60000, "w", 4));
 }

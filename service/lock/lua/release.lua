@@ -5,8 +5,11 @@
 -- KEYS and ARGV[1..5]: see prelude.lua.
 -- ARGV[6] token      ARGV[7] request_id, or "-"
 --
--- Returns {1, count, fence}  released; count holds remain; fence is the
---                            fence of the first hand-off it made, or 0
+-- Returns {1, count, fence, held_ms}
+--                            released; count holds remain; fence is the
+--                            fence of the first hand-off it made, or 0;
+--                            held_ms: since the lease was granted (-1 for
+--                            a repeated request_id)
 --         {0}                nobody holds the lock (not_held), or a force
 --                            release ended the token's lease
 --         {-1}               another token holds it (not_owner)
@@ -19,14 +22,15 @@ if rid ~= "-" then
     local done = redis.call("GET", KEYS[6])
     local tok, left = string.match(done or "", "^(%x+) (%d+)$")
     if tok == token then
-        return {1, tonumber(left), 0}
+        return {1, tonumber(left), 0, -1}
     end
 end
 local h = lease_of()
-local count, fence, ttl = 0, 0, 0
+local count, fence, ttl, granted = 0, 0, 0, now_ms
 if h and h.token == token and not h.waiter then
     count = tonumber(h.count) - 1
     ttl = tonumber(h.ttl)
+    granted = tonumber(h.granted)
     if count > 0 then
         redis.call("HSET", KEYS[1], "count", count)
     else
@@ -41,6 +45,7 @@ else
     end
     count = s.count - 1
     ttl = s.ttl
+    granted = s.granted
     if count > 0 then
         s.count = count
         put_shared(s)
@@ -53,4 +58,4 @@ end
 if rid ~= "-" then
     redis.call("SET", KEYS[6], token .. " " .. count, "PX", ttl + 60000)
 end
-return with_direct({1, count, fence})
+return with_direct({1, count, fence, now_ms - granted})

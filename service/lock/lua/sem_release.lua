@@ -5,8 +5,11 @@
 -- KEYS and ARGV[1..4]: see sem_prelude.lua.
 -- ARGV[5] token      ARGV[6] request_id, or "-"
 --
--- Returns {1, permits, fence}   released: the permits it gave back; fence
---                               of the first hand-off it made, or 0
+-- Returns {1, permits, fence, held_ms}
+--                               released: the permits it gave back; fence
+--                               of the first hand-off it made, or 0;
+--                               held_ms since the grant (-1 for a repeated
+--                               request_id)
 --         {0}                   the token holds no permits (not_held)
 --
 -- Invariant: only the holder's token ends its lease; a release with nobody
@@ -15,7 +18,7 @@ local token, rid = ARGV[5], ARGV[6]
 if rid ~= "-" then
     local done = redis.call("GET", KEYS[6])
     if done then
-        return {1, tonumber(done), 0}
+        return {1, tonumber(done), 0, -1}
     end
 end
 local h = live_holder(token)
@@ -36,4 +39,4 @@ end
 if rid ~= "-" then
     redis.call("SET", KEYS[6], h.permits, "PX", h.ttl + 60000)
 end
-return {1, h.permits, fence or 0}
+return {1, h.permits, fence or 0, now_ms - h.granted}
