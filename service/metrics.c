@@ -267,6 +267,20 @@ static void render_histogram(FILE *f, const char *name, const char *labels,
             (double)sum_us / 1e6, name, labels, below);
 }
 
+/* Counters of name by kind and by label (n values, a row of n counters
+ * per kind in counts), leaving out the value at index skip (n: none). */
+static void render_by_kind(FILE *f, const char *name, const char *label,
+                           const char *const *values, size_t n,
+                           const atomic_ulong *counts, size_t skip)
+{
+    for (size_t k = 0; k < METRICS_KINDS; k++)
+        for (size_t v = 0; v < n; v++)
+            if (v != skip)
+                fprintf(f, "%s{kind=\"%s\",%s=\"%s\"} %lu\n", name,
+                        kind_labels[k], label, values[v],
+                        atomic_load(&counts[k * n + v]));
+}
+
 static void render_leases(FILE *f)
 {
     char labels[64];
@@ -298,35 +312,19 @@ static void render_leases(FILE *f)
           "gone); forced (DELETE).\n"
           "# TYPE lockservice_lease_endings_total counter\n",
           f);
-    for (size_t k = 0; k < METRICS_KINDS; k++)
-        for (size_t c = 0; c < LEASE_ENDS; c++)
-            fprintf(f,
-                    "lockservice_lease_endings_total{kind=\"%s\",cause="
-                    "\"%s\"} %lu\n",
-                    kind_labels[k], lease_causes[c],
-                    atomic_load(&lease_ends[k][c]));
+    render_by_kind(f, "lockservice_lease_endings_total", "cause", lease_causes,
+                   LEASE_ENDS, &lease_ends[0][0], LEASE_ENDS);
     fputs("# HELP lockservice_renew_total Renew answers by outcome.\n"
           "# TYPE lockservice_renew_total counter\n",
           f);
-    for (size_t k = 0; k < METRICS_KINDS; k++)
-        for (size_t o = 0; o < CALL_OUTCOMES; o++)
-            if (o != CALL_HELD)
-                fprintf(f,
-                        "lockservice_renew_total{kind=\"%s\",outcome=\"%s\"} "
-                        "%lu\n",
-                        kind_labels[k], call_outcomes[o],
-                        atomic_load(&renews[k][o]));
+    render_by_kind(f, "lockservice_renew_total", "outcome", call_outcomes,
+                   CALL_OUTCOMES, &renews[0][0], CALL_HELD);
     fputs("# HELP lockservice_release_total Release answers by outcome "
           "(held: a re-entered lease keeps holds).\n"
           "# TYPE lockservice_release_total counter\n",
           f);
-    for (size_t k = 0; k < METRICS_KINDS; k++)
-        for (size_t o = 0; o < CALL_OUTCOMES; o++)
-            fprintf(f,
-                    "lockservice_release_total{kind=\"%s\",outcome=\"%s\"} "
-                    "%lu\n",
-                    kind_labels[k], call_outcomes[o],
-                    atomic_load(&releases[k][o]));
+    render_by_kind(f, "lockservice_release_total", "outcome", call_outcomes,
+                   CALL_OUTCOMES, &releases[0][0], CALL_OUTCOMES);
 }
 
 static void render_redis(FILE *f)
