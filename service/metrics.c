@@ -51,6 +51,8 @@ static atomic_ulong redis_errors[REDIS_REASONS];
 static atomic_int redis_up;
 static atomic_int eviction_unsafe;
 static atomic_ulong force_releases;
+static atomic_ulong master_changes;
+static atomic_ulong wait_shorts;
 
 static size_t method_index(const char *m)
 {
@@ -107,6 +109,16 @@ void metrics_set_eviction_unsafe(bool unsafe)
 void metrics_force_release(void)
 {
     atomic_fetch_add_explicit(&force_releases, 1, memory_order_relaxed);
+}
+
+void metrics_redis_master_change(void)
+{
+    atomic_fetch_add_explicit(&master_changes, 1, memory_order_relaxed);
+}
+
+void metrics_redis_wait_short(void)
+{
+    atomic_fetch_add_explicit(&wait_shorts, 1, memory_order_relaxed);
 }
 
 void metrics_redis_error(enum redis_error_reason reason)
@@ -223,6 +235,20 @@ static void render_redis(FILE *f)
             "lockservice_redis_command_duration_seconds_sum %.9f\n"
             "lockservice_redis_command_duration_seconds_count %lu\n",
             below, (double)atomic_load(&redis_latency_sum_ns) / 1e9, below);
+}
+
+static void render_redis_ha(FILE *f)
+{
+    fprintf(f,
+            "# HELP lockservice_redis_master_changes_total Times the Redis "
+            "master moved (Sentinel) and every connection followed.\n"
+            "# TYPE lockservice_redis_master_changes_total counter\n"
+            "lockservice_redis_master_changes_total %lu\n"
+            "# HELP lockservice_redis_wait_short_total Writes that fewer "
+            "replicas than --redis-wait-replicas acknowledged in time.\n"
+            "# TYPE lockservice_redis_wait_short_total counter\n"
+            "lockservice_redis_wait_short_total %lu\n",
+            atomic_load(&master_changes), atomic_load(&wait_shorts));
 }
 
 /* Field n (1-based, as proc(5) numbers them) of /proc/self/stat, or -1. */
@@ -405,6 +431,7 @@ char *metrics_render(size_t *len)
             atomic_load(&force_releases));
     render_request_durations(f);
     render_redis(f);
+    render_redis_ha(f);
     fprintf(f,
             "# HELP lockservice_build_info The running release; always 1.\n"
             "# TYPE lockservice_build_info gauge\n"
