@@ -729,7 +729,7 @@ static int load_redis_password(struct config *cfg, const char *what, char *err,
                               sizeof cfg->redis.password, what, err, errlen);
 }
 
-/* --sentinel-password-file: into cfg->sentinel_password. */
+/* --sentinel-auth-file: into cfg->sentinel_password. */
 static int load_sentinel_password(struct config *cfg, const char *what,
                                   char *err, size_t errlen)
 {
@@ -830,9 +830,10 @@ const struct config_row config_rows[] = {
                "redis://127.0.0.1:6379",
                "redis://[[user]:password@]host[:port][/db], "
                "unix:///path[?db=N&password=P] or "
-               "redis-sentinel://[[user]:password@]host[:port][,host[:port]"
-               "...]/MASTER[?db=N] (the sentinels to ask for the master, "
-               "port 26379 by default; the credentials are the master's); in "
+               "redis-sentinel://[[user]:password@]HOSTS/MASTER (HOSTS: "
+               "host[:port][,host[:port]...], the sentinels to ask for the "
+               "master, port 26379 by default; the credentials are the "
+               "master's; ?db=N may follow); in "
                "the user, the password "
                "and query values write '/' '@' ':' '%' as %2F %40 %3A %25"),
     FILE_ROW("--redis-password-file", "LOCKSERVICE_REDIS_PASSWORD_FILE",
@@ -840,7 +841,7 @@ const struct config_row config_rows[] = {
              "read the Redis password from this file (one trailing newline "
              "dropped), which keeps it out of ps; it overrides a password "
              "in --redis"),
-    FILE_ROW("--sentinel-password-file", "LOCKSERVICE_SENTINEL_PASSWORD_FILE",
+    FILE_ROW("--sentinel-auth-file", "LOCKSERVICE_SENTINEL_AUTH_FILE",
              sentinel_password_file, load_sentinel_password,
              "read the password of the sentinels themselves (their "
              "requirepass) from this file; without it the sentinels get no "
