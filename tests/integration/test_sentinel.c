@@ -121,7 +121,7 @@ static int master_port_of(const struct redis_proc *s)
 {
     char *out = redis_cli(s, "SENTINEL get-master-addr-by-name " MASTER);
     const char *nl = out ? strchr(out, '\n') : NULL;
-    int port = nl ? atoi(nl + 1) : -1;
+    int port = nl ? (int)strtol(nl + 1, NULL, 10) : -1;
 
     free(out);
     return port > 0 ? port : -1;
