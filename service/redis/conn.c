@@ -548,12 +548,16 @@ void redis_conn_script(struct redis_conn *c, struct redis_script *s, int nkeys,
 /* ---- replica acknowledgement (WAIT) ------------------------------------*/
 
 /* A script's answer, kept until its WAIT's: hiredis frees a reply when its
- * callback returns. */
+ * callback returns. The WAIT normally answers second; after a NOSCRIPT the
+ * script goes again (as EVAL) behind it, and then the WAIT covered none of
+ * its write. */
 struct acked {
     redis_done_fn *fn;
     void *ctx;
     redisReply *reply; /* a copy (freeReplyObject frees it); NULL: failed */
     struct redis_error err; /* why the script failed */
+    bool script_done, wait_done;
+    long long replicas; /* what WAIT counted; -1: unknown */
 };
 
 /* A deep copy of r in hiredis's own layout, or NULL when out of memory. */
@@ -588,44 +592,27 @@ fail:
     return NULL;
 }
 
-static void on_acked_script(void *ctx, const redisReply *r,
-                            const struct redis_error *err)
+/* Both have answered: the caller is told, and a is freed. */
+static void acked_finish(struct acked *a)
 {
-    struct acked *a = ctx;
-
-    if (err != NULL) {
-        a->err = *err;
-        return;
-    }
-    a->reply = reply_copy(r);
-    if (a->reply == NULL)
-        a->err = (struct redis_error){REDIS_FAIL_DOWN, "out of memory"};
-}
-
-static void on_acked_wait(void *ctx, const redisReply *r,
-                          const struct redis_error *err)
-{
-    struct acked *a = ctx;
-    long long got =
-        err == NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
     struct redis_error short_err = {REDIS_FAIL_UNACKED, ""};
 
     if (a->reply == NULL) {
         a->fn(a->ctx, NULL, &a->err);
-    } else if (got >= (long long)conf->redis_wait_replicas) {
+    } else if (a->replicas >= (long long)conf->redis_wait_replicas) {
         a->fn(a->ctx, a->reply, NULL);
     } else {
         metrics_redis_wait_short();
-        if (got < 0)
+        if (a->replicas < 0)
             snprintf(short_err.detail, sizeof short_err.detail,
                      "the write was made, but whether %u replicas "
-                     "acknowledged it is unknown (WAIT failed)",
+                     "acknowledged it is unknown",
                      conf->redis_wait_replicas);
         else
             snprintf(short_err.detail, sizeof short_err.detail,
                      "only %lld of %u replicas acknowledged the write "
                      "within %lld ms",
-                     got, conf->redis_wait_replicas,
+                     a->replicas, conf->redis_wait_replicas,
                      (long long)conf->redis_wait_timeout_ms);
         log_warn("redis: %s", short_err.detail);
         a->fn(a->ctx, a->reply,
@@ -633,6 +620,37 @@ static void on_acked_wait(void *ctx, const redisReply *r,
     }
     freeReplyObject(a->reply);
     free(a);
+}
+
+static void on_acked_script(void *ctx, const redisReply *r,
+                            const struct redis_error *err)
+{
+    struct acked *a = ctx;
+
+    if (err != NULL) {
+        a->err = *err;
+    } else {
+        a->reply = reply_copy(r);
+        if (a->reply == NULL)
+            a->err = (struct redis_error){REDIS_FAIL_DOWN, "out of memory"};
+    }
+    a->script_done = true;
+    if (a->wait_done)
+        acked_finish(a);
+}
+
+static void on_acked_wait(void *ctx, const redisReply *r,
+                          const struct redis_error *err)
+{
+    struct acked *a = ctx;
+
+    a->replicas =
+        err == NULL && r->type == REDIS_REPLY_INTEGER && a->script_done
+            ? r->integer
+            : -1;
+    a->wait_done = true;
+    if (a->script_done)
+        acked_finish(a);
 }
 
 void redis_conn_script_acked(struct redis_conn *c, struct redis_script *s,

@@ -3,6 +3,8 @@
  * One master and one real replica (redis-server --replicaof).
  *
  *  - N=1 with the replica live: acquire, renew and release are served;
+ *    after SCRIPT FLUSH the re-sent script runs behind its WAIT: 503
+ *    (acknowledgement unknown) and the grant released again;
  *  - the replica paused (SIGSTOP): with policy fail an acquire is 503
  *    backend_unavailable saying the replicas did not acknowledge, and the
  *    lock is not held afterwards (the grant was released again); a renew
@@ -74,6 +76,21 @@ static void acknowledged(void)
     t_ok(metric_get(fail_svc.url, "lockservice_redis_wait_short_total", NULL) ==
              0,
          "no WAIT came up short");
+
+    /* Redis forgot the scripts: the acquire goes again as EVAL behind its
+     * WAIT, which then covered none of it. */
+    char *out = redis_cli(&master, "SCRIPT FLUSH");
+    free(out);
+    acquire(&fail_svc, "flushed", &r);
+    t_ok(problem_is(&r, 503, "backend_unavailable") &&
+             strstr(r.body, "unknown") != NULL,
+         "after SCRIPT FLUSH: acquire -> 503, acknowledgement unknown (%s)",
+         r.body);
+    http_resp_free(&r);
+    t_ok(!held(&fail_svc, "flushed"), "and the lock is not held");
+    acquire(&fail_svc, "flushed", &r);
+    t_ok(r.status == 200, "the next acquire is granted (%ld)", r.status);
+    http_resp_free(&r);
 }
 
 static void paused(void)
