@@ -323,16 +323,19 @@ static void count_error(const struct redis_error *err)
     }
 }
 
-static void complete(struct redis_cmd *cmd, const redisReply *reply,
-                     const struct redis_error *err)
+/* Runs cmd's callback and frees it. The metrics are the served Redis's:
+ * a connection to a fixed address (a sentinel) is left out. */
+static void complete(const struct redis_conn *c, struct redis_cmd *cmd,
+                     const redisReply *reply, const struct redis_error *err)
 {
     /* Answered (a reply, an error reply): its latency. submit set the
      * deadline one timeout after sending. */
-    if (reply != NULL || (err != NULL && err->failure == REDIS_FAIL_REPLY))
+    if (!c->fixed &&
+        (reply != NULL || (err != NULL && err->failure == REDIS_FAIL_REPLY)))
         metrics_redis_command(clock_now_ns() +
                               MS_TO_NS(conf->redis_timeout_ms) -
                               cmd->deadline_ns);
-    if (err != NULL)
+    if (err != NULL && !c->fixed)
         count_error(err);
     if (cmd->fn != NULL)
         cmd->fn(cmd->ctx, reply, err);
@@ -398,7 +401,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
                  : err.failure == REDIS_FAIL_STOPPING
                      ? "the service is stopping"
                      : "the connection to Redis was lost");
-        complete(cmd, NULL, &err);
+        complete(c, cmd, NULL, &err);
         return;
     }
     arm_deadline(c);
@@ -415,10 +418,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (!c->fixed && redis_endpoint_discovered() && r->len >= 8 &&
             memcmp(r->str, "READONLY", 8) == 0)
             redis_endpoint_suspect();
-        complete(cmd, NULL, &err);
+        complete(c, cmd, NULL, &err);
         return;
     }
-    complete(cmd, r, NULL);
+    complete(c, cmd, r, NULL);
 }
 
 /* Drops the connection: every command in flight fails with why. */
@@ -689,7 +692,7 @@ void redis_conn_flush(struct redis_conn *c)
             c->failed_tail = NULL;
         snprintf(err.detail, sizeof err.detail, "%s",
                  c->error[0] ? c->error : "Redis is not connected");
-        complete(cmd, NULL, &err);
+        complete(c, cmd, NULL, &err);
     }
     if (c->ac != NULL && c->want_write && (c->ac->c.flags & REDIS_CONNECTED)) {
         c->in_flush = true;

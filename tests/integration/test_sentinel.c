@@ -12,6 +12,8 @@
  *    new master, lockservice_redis_master_changes_total counts each move;
  *  - a waiter parked across the failover is answered (granted by the new
  *    master, or 503), never left hanging;
+ *  - a sentinel with requirepass: found with --sentinel-auth-file, 503
+ *    without (the log names the sentinel, never the password);
  *  - bad sentinel URLs exit 2. */
 #include "harness.h"
 
@@ -135,8 +137,8 @@ static struct redis_proc *node_at(int port)
     return NULL;
 }
 
-/* Polls /readyz until it names 127.0.0.1:port. */
-static bool readyz_names(int port, double ms)
+/* Polls /readyz of s until it names 127.0.0.1:port. */
+static bool readyz_at(const struct svc_proc *s, int port, double ms)
 {
     char want[32];
     double end = now_ms() + ms * time_scale();
@@ -144,7 +146,7 @@ static bool readyz_names(int port, double ms)
 
     snprintf(want, sizeof want, "127.0.0.1:%d", port);
     do {
-        http_timeout(&r, scaled(5000), svc.url, "GET", "/readyz", NULL, NULL);
+        http_timeout(&r, scaled(5000), s->url, "GET", "/readyz", NULL, NULL);
         bool named = r.status == 200 && jstr(&r, "redis") != NULL &&
                      strcmp(jstr(&r, "redis"), want) == 0;
         if (named) {
@@ -156,6 +158,11 @@ static bool readyz_names(int port, double ms)
     } while (now_ms() < end);
     t_diag("/readyz never named %s", want);
     return false;
+}
+
+static bool readyz_names(int port, double ms)
+{
+    return readyz_at(&svc, port, ms);
 }
 
 /* Waits until every sentinel knows both replicas and the other two
@@ -360,6 +367,65 @@ static void failover_killed(void)
          "lockservice_redis_master_changes_total counts both moves");
 }
 
+/* A sentinel with a password of its own (requirepass): found with
+ * --sentinel-auth-file, refused without. */
+static void sentinel_password(void)
+{
+    struct redis_proc locked;
+    struct svc_proc with, without;
+    char url[128], path[320], log_text[4096] = "";
+    int master = master_port_of(&sentinels[1]);
+    struct redis_proc *m = node_at(master);
+    FILE *f;
+
+    if (m == NULL || sentinel_start_conf(&locked, m, MASTER, 1,
+                                         "requirepass s3ntinel-pw") != 0) {
+        t_ok(false, "a sentinel with requirepass starts");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/auth", locked.dir);
+    f = fopen(path, "w");
+    if (f != NULL) {
+        fputs("s3ntinel-pw\n", f);
+        fclose(f);
+    }
+    snprintf(url, sizeof url, "redis-sentinel://127.0.0.1:%d/" MASTER,
+             locked.port);
+    const char *with_args[] = {"--redis", url, "--sentinel-auth-file", path,
+                               NULL};
+    const char *without_args[] = {"--redis", url, NULL};
+    if (svc_start(&with, NULL, with_args) == 0) {
+        t_ok(readyz_at(&with, master, 10000),
+             "--sentinel-auth-file: the master is found through a sentinel "
+             "with requirepass");
+        svc_stop(&with);
+    } else {
+        t_ok(false, "a service with --sentinel-auth-file starts");
+    }
+    if (svc_start(&without, NULL, without_args) == 0) {
+        struct http_resp r;
+        sleep_ms(scaled(1000));
+        http(&r, without.url, "GET", "/readyz", NULL, NULL);
+        t_ok(r.status == 503, "without it: /readyz 503 (%ld %s)", r.status,
+             r.body);
+        http_resp_free(&r);
+        svc_stop(&without);
+        f = fopen(without.log, "r");
+        if (f != NULL) {
+            size_t n = fread(log_text, 1, sizeof log_text - 1, f);
+            log_text[n] = '\0';
+            fclose(f);
+        }
+        t_ok(strstr(log_text, "sentinel 127.0.0.1") != NULL &&
+                 strstr(log_text, "s3ntinel-pw") == NULL,
+             "and the log names the sentinel that refused, never the "
+             "password");
+    } else {
+        t_ok(false, "a service without --sentinel-auth-file starts");
+    }
+    redis_stop(&locked);
+}
+
 static void bad_urls(void)
 {
     const char *urls[] = {"redis-sentinel://127.0.0.1:26379",
@@ -416,6 +482,7 @@ int main(void)
     sleep_ms(500);
     failover_forced();
     failover_killed();
+    sentinel_password();
     atomic_store(&loop_stop, true);
     pthread_join(loop_thread, NULL);
     t_diag("the whole run: %ld served, %ld 503, %ld other (last: %s)", seen.ok,

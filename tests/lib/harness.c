@@ -1730,6 +1730,12 @@ long raw_status(int fd, int timeout_ms)
 int sentinel_start(struct redis_proc *s, const struct redis_proc *master,
                    const char *name, int quorum)
 {
+    return sentinel_start_conf(s, master, name, quorum, NULL);
+}
+
+int sentinel_start_conf(struct redis_proc *s, const struct redis_proc *master,
+                        const char *name, int quorum, const char *extra_conf)
+{
     char conf[320], logfile[320];
     FILE *f;
 
@@ -1763,9 +1769,9 @@ int sentinel_start(struct redis_proc *s, const struct redis_proc *master,
                 "sentinel monitor %s 127.0.0.1 %d %d\n"
                 "sentinel down-after-milliseconds %s 1000\n"
                 "sentinel failover-timeout %s 4000\n"
-                "sentinel parallel-syncs %s 2\n",
+                "sentinel parallel-syncs %s 2\n%s\n",
                 s->port, s->dir, logfile, name, master->port, quorum, name,
-                name, name);
+                name, name, extra_conf ? extra_conf : "");
         fclose(f);
         char *argv[] = {(char *)redis_server_bin(), conf, "--sentinel", NULL};
         pid_t pid = spawn(argv, NULL, -1, -1);

@@ -222,6 +222,10 @@ long raw_status(int fd, int timeout_ms);
  * redis_kill). Returns 0 or -1. */
 int sentinel_start(struct redis_proc *s, const struct redis_proc *master,
                    const char *name, int quorum);
+/* The same, with extra_conf (lines, e.g. "requirepass P", or NULL) added
+ * to the config file. */
+int sentinel_start_conf(struct redis_proc *s, const struct redis_proc *master,
+                        const char *name, int quorum, const char *extra_conf);
 /* Polls WAIT n 100 on master until n replicas acknowledged, for up to
  * ms * time_scale(). True when they did. */
 bool replicas_synced(const struct redis_proc *master, int n, double ms);
