@@ -250,10 +250,14 @@ static void on_acked(void *ctx, const redisReply *r,
     bool changed;
 
     free(ctx);
-    /* An orphan's release or leave has nobody to answer. */
-    if (err == NULL || err->failure != REDIS_FAIL_UNACKED ||
-        k.fn == on_orphan_left) {
+    if (err == NULL || err->failure != REDIS_FAIL_UNACKED) {
         k.fn(c, r, err);
+        return;
+    }
+    /* An orphan's release or leave has nobody to answer: what it did is
+     * acted on as usual. */
+    if (k.fn == on_orphan_left) {
+        k.fn(c, r, NULL);
         return;
     }
     changed = c->kind->decode(c->op, r, &peek) == 0 && peek.outcome == LOCK_OK;
