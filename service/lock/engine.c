@@ -233,9 +233,23 @@ struct acked_call {
     redis_done_fn *fn;
 };
 
-static void release_for_good(struct lock_call *c);
 static void on_orphan_left(void *ctx, const redisReply *r,
                            const struct redis_error *err);
+static void args_of(const struct lock_call *c, struct lock_args *a);
+
+/* The grant fewer replicas acknowledged has been released again (c->err
+ * says why it was): now the caller hears 503. */
+static void on_unacked_released(void *ctx, const redisReply *r,
+                                const struct redis_error *err)
+{
+    struct lock_call *c = ctx;
+
+    (void)decode_into(c, r, err);
+    lock_reply_free(&c->reply);
+    memset(&c->reply, 0, sizeof c->reply);
+    c->reply.outcome = LOCK_UNAVAILABLE;
+    c->done(c);
+}
 
 /* Fewer replicas than asked acknowledged what the script did, and the
  * policy is fail. A script that changed nothing goes on as usual; a grant
@@ -269,10 +283,17 @@ static void on_acked(void *ctx, const redisReply *r,
     why = *err;
     if (decode_into(c, r, NULL) &&
         (c->op == LOCK_OP_ACQUIRE || c->op == LOCK_OP_CLAIM)) {
+        struct lock_args a;
+
+        /* The caller is answered once the lease is gone again, so that
+         * a retry does not find it held. */
         if (c->reply.replayed)
             memcpy(c->token, c->reply.token, sizeof c->token);
-        release_for_good(c);
-        c->refusal = LOCK_REFUSAL_NONE;
+        c->err = why;
+        args_of(c, &a);
+        a.request_id = "";
+        run(c, LOCK_OP_RELEASE, on_unacked_released, &a);
+        return;
     }
     lock_reply_free(&c->reply);
     memset(&c->reply, 0, sizeof c->reply);

@@ -200,11 +200,11 @@ int main(void)
 {
     char replicaof[64];
     const char *fail_args[] = {"--redis-wait-replicas", "1",
-                               "--redis-wait-timeout-ms", "100", NULL};
+                               "--redis-wait-timeout-ms", "500", NULL};
     const char *warn_args[] = {"--redis-wait-replicas",
                                "1",
                                "--redis-wait-timeout-ms",
-                               "100",
+                               "500",
                                "--redis-wait-policy",
                                "warn",
                                NULL};

@@ -1798,12 +1798,40 @@ int sentinel_start_conf(struct redis_proc *s, const struct redis_proc *master,
     return -1;
 }
 
+/* How many replicas INFO replication shows online at the master's own
+ * offset (the whole stream acknowledged). */
+static int replicas_caught_up(const struct redis_proc *master)
+{
+    char *info = redis_cli(master, "INFO replication");
+    const char *p = info ? strstr(info, "master_repl_offset:") : NULL;
+    char want[48];
+    int n = 0;
+
+    if (p != NULL) {
+        snprintf(want, sizeof want, ",offset=%lld,",
+                 strtoll(p + strlen("master_repl_offset:"), NULL, 10));
+        for (const char *l = info; (l = strstr(l, "\nslave")) != NULL; l++) {
+            const char *end = strchr(l + 1, '\n');
+            size_t len = end ? (size_t)(end - l) : strlen(l);
+            char line[512];
+            if (len >= sizeof line)
+                continue;
+            memcpy(line, l, len);
+            line[len] = '\0';
+            if (strstr(line, "state=online") && strstr(line, want))
+                n++;
+        }
+    }
+    free(info);
+    return n;
+}
+
 bool replicas_synced(const struct redis_proc *master, int n, double ms)
 {
     double end = now_ms() + ms * time_scale();
 
     do {
-        if (redis_cli_int(master, "WAIT %d 100", n) >= n)
+        if (replicas_caught_up(master) >= n)
             return true;
         sleep_ms(50);
     } while (now_ms() < end);

@@ -226,8 +226,9 @@ int sentinel_start(struct redis_proc *s, const struct redis_proc *master,
  * to the config file. */
 int sentinel_start_conf(struct redis_proc *s, const struct redis_proc *master,
                         const char *name, int quorum, const char *extra_conf);
-/* Polls WAIT n 100 on master until n replicas acknowledged, for up to
- * ms * time_scale(). True when they did. */
+/* Polls INFO replication on master until n replicas are online and have
+ * acknowledged the master's whole stream, for up to ms * time_scale().
+ * True when they did. */
 bool replicas_synced(const struct redis_proc *master, int n, double ms);
 
 #endif
