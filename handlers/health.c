@@ -1,5 +1,7 @@
-/* health.c -- /healthz (the process serves) and /readyz (Redis answers). */
+/* health.c -- /healthz (the process serves) and /readyz (Redis answers,
+ * and which Redis: the master in use). */
 #include "handlers.h"
+#include "redis/endpoint.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,14 +33,15 @@ static void pinged(void *ctx, const redisReply *r,
 static void ready_answer(struct request *req)
 {
     struct readiness *rd = req->state;
-    char policy[32];
+    char policy[32], at[REDIS_HOST_MAX + 16];
     json_t *body, *warnings;
 
     if (!rd->up) {
         reply_backend_error(req, &rd->err);
         return;
     }
-    body = json_pack("{s:s}", "status", "ready");
+    redis_endpoint_describe(at, sizeof at);
+    body = json_pack("{s:s, s:s}", "status", "ready", "redis", at);
     if (redis_eviction_unsafe(policy, sizeof policy)) {
         char w[160];
         snprintf(w, sizeof w,

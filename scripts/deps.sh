@@ -8,7 +8,9 @@ set -eu
 what=${1:-run}
 pkgs="build-essential pkg-config libmicrohttpd-dev libjansson-dev \
 libhiredis-dev libcurl4-openssl-dev redis-server redis-tools curl"
-test_pkgs="libcmocka-dev python3"
+# redis-sentinel: test_sentinel's sentinels (the tests start them as
+# redis-server CONF --sentinel, the same program, on free ports).
+test_pkgs="libcmocka-dev python3 redis-sentinel"
 # make test's deployment checks (tests/deploy/): groff for the man page;
 # promtool for the alert rules, see need_promtool below.
 deploy_pkgs="groff-base"

@@ -187,6 +187,113 @@ static int parse_unix_query(const char *q, struct redis_url *out, char *err,
     return 0;
 }
 
+/* Parses one "host[:port]" or "[v6addr][:port]" of n bytes at s into a
+ * (port default_port when none is written). Returns 0 or -1. */
+static int parse_host_port(const char *s, size_t n, int default_port,
+                           struct redis_sentinel_addr *a, char *err,
+                           size_t errlen)
+{
+    const char *end = s + n, *colon;
+    char num[16];
+    int64_t v;
+
+    a->port = default_port;
+    if (n > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        if (close == NULL || close == s + 1 ||
+            copy_str(a->host, sizeof a->host, s + 1, (size_t)(close - s - 1)) <
+                0 ||
+            (close + 1 != end && close[1] != ':')) {
+            errf(err, errlen, "bad IPv6 sentinel host");
+            return -1;
+        }
+        colon = close + 1 != end ? close + 1 : NULL;
+    } else {
+        colon = memchr(s, ':', n);
+        if (colon == s || n == 0 ||
+            copy_str(a->host, sizeof a->host, s,
+                     (size_t)((colon ? colon : end) - s)) < 0) {
+            errf(err, errlen, "missing or too long sentinel host");
+            return -1;
+        }
+    }
+    if (colon != NULL) {
+        if (copy_str(num, sizeof num, colon + 1, (size_t)(end - colon - 1)) <
+                0 ||
+            parse_int(num, 1, 65535, &v) < 0) {
+            errf(err, errlen, "sentinel port must be 1..65535");
+            return -1;
+        }
+        a->port = (int)v;
+    }
+    return 0;
+}
+
+/* redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER
+ * [?db=N], p just past the scheme. The credentials are the master's. */
+static int parse_sentinel_url(const char *p, struct redis_url *out, char *err,
+                              size_t errlen)
+{
+    const char *at = strrchr(p, '@'), *slash, *q, *list;
+    size_t mlen;
+
+    out->is_sentinel = true;
+    out->port = 0;
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon == NULL) {
+            errf(err, errlen, "credentials must be [user]:password@");
+            return -1;
+        }
+        if (percent_decode(p, (size_t)(colon - p), out->user, sizeof out->user,
+                           "user", err, errlen) < 0 ||
+            percent_decode(colon + 1, (size_t)(at - colon - 1), out->password,
+                           sizeof out->password, "password", err, errlen) < 0)
+            return -1;
+        p = at + 1;
+    }
+    slash = strchr(p, '/');
+    if (slash == NULL || slash == p) {
+        errf(err, errlen,
+             "expected redis-sentinel://host[:port][,host[:port]...]/MASTER");
+        return -1;
+    }
+    for (list = p; list < slash;) {
+        const char *comma = memchr(list, ',', (size_t)(slash - list));
+        const char *end = comma ? comma : slash;
+
+        if (out->sentinel_count == SENTINELS_MAX) {
+            errf(err, errlen, "more than %d sentinels", SENTINELS_MAX);
+            return -1;
+        }
+        if (parse_host_port(list, (size_t)(end - list), 26379,
+                            &out->sentinels[out->sentinel_count], err,
+                            errlen) < 0)
+            return -1;
+        out->sentinel_count++;
+        list = comma ? comma + 1 : slash;
+    }
+    q = strchr(slash, '?');
+    mlen = q ? (size_t)(q - slash - 1) : strlen(slash + 1);
+    if (mlen == 0 ||
+        percent_decode(slash + 1, mlen, out->master, sizeof out->master,
+                       "master name", err, errlen) < 0) {
+        if (mlen == 0)
+            errf(err, errlen, "missing master name after the sentinels");
+        return -1;
+    }
+    if (q != NULL) {
+        int64_t db;
+        if (strncmp(q + 1, "db=", 3) != 0 ||
+            parse_int(q + 4, 0, 100000, &db) < 0) {
+            errf(err, errlen, "the only query parameter is db=0..100000");
+            return -1;
+        }
+        out->db = (int)db;
+    }
+    return 0;
+}
+
 /* The credentials end at the last '@' of the URL (host, port and db never
  * hold one), the user at the first ':' before it; both are then
  * percent-decoded, so any byte but NUL can be written. */
@@ -219,8 +326,12 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err,
         }
         return q ? parse_unix_query(q + 1, out, err, errlen) : 0;
     }
+    if (strncmp(url, "redis-sentinel://", 17) == 0)
+        return parse_sentinel_url(url + 17, out, err, errlen);
     if (strncmp(url, "redis://", 8) != 0) {
-        errf(err, errlen, "expected redis://host[:port][/db] or unix:///path");
+        errf(err, errlen,
+             "expected redis://host[:port][/db], unix:///path or "
+             "redis-sentinel://host:port[,...]/MASTER");
         return -1;
     }
     p = url + 8;
@@ -556,27 +667,26 @@ static int load_api_keys(struct config *cfg, const char *what, char *err,
     return 0;
 }
 
-/* Reads the Redis password from the file cfg->redis_password_file names
- * into cfg->redis.password, over any password the URL gave. One trailing
- * newline (LF or CRLF) is dropped; the rest must be the password alone.
- * Errors name the file, never its content. */
-static int load_redis_password(struct config *cfg, const char *what, char *err,
-                               size_t errlen)
+/* Reads a password from the file at path into out (outlen bytes, at most
+ * REDIS_SECRET_MAX). One trailing newline (LF or CRLF) is dropped; the rest
+ * must be the password alone. Errors name the file, never its content. */
+static int read_password_file(const char *path, char *out, size_t outlen,
+                              const char *what, char *err, size_t errlen)
 {
     char buf[REDIS_SECRET_MAX + 2]; /* the longest password and a CRLF */
-    FILE *f = fopen(cfg->redis_password_file, "r");
+    FILE *f = fopen(path, "r");
     size_t n;
     int rc = -1;
 
     if (f == NULL) {
-        errf(err, errlen, "%s: cannot open %s: %s", what,
-             cfg->redis_password_file, strerror(errno));
+        errf(err, errlen, "%s: cannot open %s: %s", what, path,
+             strerror(errno));
         return -1;
     }
     n = fread(buf, 1, sizeof buf, f);
     if (ferror(f)) {
-        errf(err, errlen, "%s: cannot read %s: %s", what,
-             cfg->redis_password_file, strerror(errno));
+        errf(err, errlen, "%s: cannot read %s: %s", what, path,
+             strerror(errno));
         goto out;
     }
     if (n > 0 && buf[n - 1] == '\n') {
@@ -585,12 +695,12 @@ static int load_redis_password(struct config *cfg, const char *what, char *err,
             n--;
     }
     if (n == 0) {
-        errf(err, errlen, "%s: %s is empty", what, cfg->redis_password_file);
+        errf(err, errlen, "%s: %s is empty", what, path);
         goto out;
     }
-    if (n > REDIS_SECRET_MAX - 1) {
+    if (n > outlen - 1 || n > REDIS_SECRET_MAX - 1) {
         errf(err, errlen, "%s: the password in %s is longer than %d bytes",
-             what, cfg->redis_password_file, REDIS_SECRET_MAX - 1);
+             what, path, REDIS_SECRET_MAX - 1);
         goto out;
     }
     if (memchr(buf, '\0', n) != NULL || memchr(buf, '\n', n) != NULL ||
@@ -598,16 +708,34 @@ static int load_redis_password(struct config *cfg, const char *what, char *err,
         errf(err, errlen,
              "%s: %s must hold the password alone on one line (no NUL, no "
              "second line)",
-             what, cfg->redis_password_file);
+             what, path);
         goto out;
     }
-    memset(cfg->redis.password, 0, sizeof cfg->redis.password);
-    memcpy(cfg->redis.password, buf, n);
+    memset(out, 0, outlen);
+    memcpy(out, buf, n);
     rc = 0;
 out:
     fclose(f);
     explicit_bzero(buf, sizeof buf);
     return rc;
+}
+
+/* --redis-password-file: into cfg->redis.password, over any password the
+ * URL gave. */
+static int load_redis_password(struct config *cfg, const char *what, char *err,
+                               size_t errlen)
+{
+    return read_password_file(cfg->redis_password_file, cfg->redis.password,
+                              sizeof cfg->redis.password, what, err, errlen);
+}
+
+/* --sentinel-auth-file: into cfg->sentinel_password. */
+static int load_sentinel_password(struct config *cfg, const char *what,
+                                  char *err, size_t errlen)
+{
+    return read_password_file(cfg->sentinel_password_file,
+                              cfg->sentinel_password,
+                              sizeof cfg->sentinel_password, what, err, errlen);
 }
 
 /* ---- CONFIG_CUSTOM parsers ---- */
@@ -692,6 +820,7 @@ static void print_version(FILE *out)
 static const char *const log_level_names[] = {"error", "warn", "info", "debug",
                                               NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
+static const char *const redis_wait_policy_names[] = {"fail", "warn", NULL};
 
 const struct config_row config_rows[] = {
     CUSTOM_ROW("--listen", "LOCKSERVICE_LISTEN", "HOST:PORT", parse_listen,
@@ -699,14 +828,24 @@ const struct config_row config_rows[] = {
                "address to serve HTTP on; [::1]:8080 for IPv6"),
     CUSTOM_ROW("--redis", "LOCKSERVICE_REDIS_URL", "URL", parse_redis,
                "redis://127.0.0.1:6379",
-               "redis://[[user]:password@]host[:port][/db] or "
-               "unix:///path[?db=N&password=P]; in the user, the password "
+               "redis://[[user]:password@]host[:port][/db], "
+               "unix:///path[?db=N&password=P] or "
+               "redis-sentinel://[[user]:password@]HOSTS/MASTER (HOSTS: "
+               "host[:port][,host[:port]...], the sentinels to ask for the "
+               "master, port 26379 by default; the credentials are the "
+               "master's; ?db=N may follow); in "
+               "the user, the password "
                "and query values write '/' '@' ':' '%' as %2F %40 %3A %25"),
     FILE_ROW("--redis-password-file", "LOCKSERVICE_REDIS_PASSWORD_FILE",
              redis_password_file, load_redis_password,
              "read the Redis password from this file (one trailing newline "
              "dropped), which keeps it out of ps; it overrides a password "
              "in --redis"),
+    FILE_ROW("--sentinel-auth-file", "LOCKSERVICE_SENTINEL_AUTH_FILE",
+             sentinel_password_file, load_sentinel_password,
+             "read the password of the sentinels themselves (their "
+             "requirepass) from this file; without it the sentinels get no "
+             "AUTH"),
     {.flag = "--threads",
      .env = "LOCKSERVICE_THREADS",
      .arg = "N",
@@ -735,6 +874,24 @@ const struct config_row config_rows[] = {
     INT_ROW("--redis-timeout-ms", "LOCKSERVICE_REDIS_TIMEOUT_MS", "MS",
             redis_timeout_ms, 10, 60000, "1000",
             "Redis connect and command timeout; past it: 503"),
+    INT_ROW("--redis-wait-replicas", "LOCKSERVICE_REDIS_WAIT_REPLICAS", "N",
+            redis_wait_replicas, 0, 16, "0",
+            "after each grant, renew and release, wait for N replicas to "
+            "acknowledge it (WAIT, pipelined behind the script); 0: no WAIT"),
+    INT_ROW("--redis-wait-timeout-ms", "LOCKSERVICE_REDIS_WAIT_TIMEOUT_MS",
+            "MS", redis_wait_timeout_ms, 1, 59999, "100",
+            "how long WAIT waits for the replicas; less than "
+            "--redis-timeout-ms"),
+    {.flag = "--redis-wait-policy",
+     .env = "LOCKSERVICE_REDIS_WAIT_POLICY",
+     .arg = "POLICY",
+     .type = CONFIG_ENUM,
+     MEMBER(redis_wait_policy),
+     .names = redis_wait_policy_names,
+     .def = "fail",
+     .help = "when fewer replicas acknowledged: fail (a grant is released "
+             "again; the request gets 503) or warn (served, and counted in "
+             "lockservice_redis_wait_short_total)"},
     INT_ROW("--max-body-bytes", "LOCKSERVICE_MAX_BODY_BYTES", "N",
             max_body_bytes, 64, 1048576, "16384",
             "largest request body; past it: 413"),
@@ -1183,5 +1340,14 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv,
         if (config_rows[i].load != NULL && given_by[i] != NULL &&
             config_rows[i].load(cfg, given_by[i], err, errlen) < 0)
             return CONFIG_ERROR;
+    if (cfg->redis_wait_replicas > 0 &&
+        cfg->redis_wait_timeout_ms >= cfg->redis_timeout_ms) {
+        errf(err, errlen,
+             "--redis-wait-timeout-ms (%lld) must be less than "
+             "--redis-timeout-ms (%lld)",
+             (long long)cfg->redis_wait_timeout_ms,
+             (long long)cfg->redis_timeout_ms);
+        return CONFIG_ERROR;
+    }
     return CONFIG_OK;
 }

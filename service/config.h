@@ -39,9 +39,22 @@ enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 /* --log-format: key=value text lines, or one JSON object per line. */
 enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
 
-/* A parsed Redis URL: redis://[[user]:password@]host[:port][/db] or
- * unix:///path[?db=N&password=P]. user, password and the query values are
- * percent-decoded (%2F is '/', %40 '@', %3A ':', %25 '%'). */
+#define SENTINELS_MAX 8
+#define SENTINEL_MASTER_MAX 128
+
+/* One sentinel of a redis-sentinel:// URL. */
+struct redis_sentinel_addr {
+    char host[REDIS_HOST_MAX];
+    int port;
+};
+
+/* A parsed Redis URL: redis://[[user]:password@]host[:port][/db],
+ * unix:///path[?db=N&password=P] or
+ * redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[?db=N].
+ * user, password and the query values are percent-decoded (%2F is '/', %40
+ * '@', %3A ':', %25 '%'). For Sentinel, host and port stay empty (the
+ * master is found at run time, service/redis/endpoint.h); user and password
+ * are the master's. */
 struct redis_url {
     bool is_unix;
     char host[REDIS_HOST_MAX]; /* host name, or the socket path when is_unix */
@@ -49,7 +62,14 @@ struct redis_url {
     int db;
     char user[REDIS_SECRET_MAX];     /* empty: no ACL user */
     char password[REDIS_SECRET_MAX]; /* empty: no AUTH */
+    bool is_sentinel;
+    char master[SENTINEL_MASTER_MAX + 1]; /* the name the sentinels know */
+    struct redis_sentinel_addr sentinels[SENTINELS_MAX];
+    unsigned sentinel_count;
 };
+
+/* --redis-wait-policy: what a write fewer replicas acknowledged gets. */
+enum redis_wait_policy { REDIS_WAIT_FAIL = 0, REDIS_WAIT_WARN };
 
 /* What an API key may do. client is the default, and the role of every
  * key in the version 1 format. */
@@ -79,6 +99,14 @@ struct config {
      * set, else the one in the URL. */
     struct redis_url redis;
     char redis_password_file[CONFIG_PATH_MAX]; /* "": none */
+    /* AUTH for the sentinels themselves (their requirepass); "": none. */
+    char sentinel_password[REDIS_SECRET_MAX];
+    char sentinel_password_file[CONFIG_PATH_MAX]; /* "": none */
+    /* Replica acknowledgement: WAIT wait_replicas wait_timeout_ms behind
+     * every grant, renew and release; 0 replicas: no WAIT. */
+    unsigned redis_wait_replicas;
+    int64_t redis_wait_timeout_ms;
+    enum redis_wait_policy redis_wait_policy;
     unsigned threads;
     char key_prefix[KEY_PREFIX_MAX + 1];
     int64_t max_ttl_ms;

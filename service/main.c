@@ -9,6 +9,7 @@
 #include "lock/engine.h"
 #include "log.h"
 #include "notify.h"
+#include "redis/sentinel.h"
 #include "version.h"
 
 #include <arpa/inet.h>
@@ -159,6 +160,7 @@ static void shutdown_gracefully(int sig)
         log_warn("shutdown timeout: %u requests still in flight",
                  http_inflight());
     http_stop();
+    redis_sentinel_stop();
     log_info("stopped");
 }
 
@@ -198,10 +200,15 @@ int main(int argc, char **argv)
         log_error("cannot start the lock engine");
         return 1;
     }
+    if (redis_sentinel_start(&cfg) < 0)
+        return 1;
     if (http_start(&cfg) < 0)
         return 1;
     char redis_at[sizeof cfg.redis.host + 16];
-    if (cfg.redis.is_unix)
+    if (cfg.redis.is_sentinel)
+        snprintf(redis_at, sizeof redis_at, "master '%s' of %u sentinels",
+                 cfg.redis.master, cfg.redis.sentinel_count);
+    else if (cfg.redis.is_unix)
         snprintf(redis_at, sizeof redis_at, "unix:%s", cfg.redis.host);
     else
         snprintf(redis_at, sizeof redis_at, "%s:%d", cfg.redis.host,

@@ -65,6 +65,8 @@ static const char *const call_outcomes[] = {"ok", "held", "not_held",
 static atomic_ulong renews[METRICS_KINDS][CALL_OUTCOMES];
 static atomic_ulong releases[METRICS_KINDS][CALL_OUTCOMES];
 static atomic_uint waiters_max;
+static atomic_ulong master_changes;
+static atomic_ulong wait_shorts;
 
 static size_t method_index(const char *m)
 {
@@ -167,6 +169,16 @@ void metrics_set_eviction_unsafe(bool unsafe)
 void metrics_force_release(void)
 {
     atomic_fetch_add_explicit(&force_releases, 1, memory_order_relaxed);
+}
+
+void metrics_redis_master_change(void)
+{
+    atomic_fetch_add_explicit(&master_changes, 1, memory_order_relaxed);
+}
+
+void metrics_redis_wait_short(void)
+{
+    atomic_fetch_add_explicit(&wait_shorts, 1, memory_order_relaxed);
 }
 
 void metrics_redis_error(enum redis_error_reason reason)
@@ -364,6 +376,20 @@ static void render_redis(FILE *f)
             below, (double)atomic_load(&redis_latency_sum_ns) / 1e9, below);
 }
 
+static void render_redis_ha(FILE *f)
+{
+    fprintf(f,
+            "# HELP lockservice_redis_master_changes_total Times the Redis "
+            "master moved (Sentinel) and every connection followed.\n"
+            "# TYPE lockservice_redis_master_changes_total counter\n"
+            "lockservice_redis_master_changes_total %lu\n"
+            "# HELP lockservice_redis_wait_short_total Writes that fewer "
+            "replicas than --redis-wait-replicas acknowledged in time.\n"
+            "# TYPE lockservice_redis_wait_short_total counter\n"
+            "lockservice_redis_wait_short_total %lu\n",
+            atomic_load(&master_changes), atomic_load(&wait_shorts));
+}
+
 /* Field n (1-based, as proc(5) numbers them) of /proc/self/stat, or -1. */
 static double proc_stat_field(const char *stat, int n)
 {
@@ -549,6 +575,7 @@ char *metrics_render(size_t *len)
     render_request_durations(f);
     render_leases(f);
     render_redis(f);
+    render_redis_ha(f);
     fprintf(f,
             "# HELP lockservice_build_info The running release; always 1.\n"
             "# TYPE lockservice_build_info gauge\n"

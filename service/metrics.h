@@ -31,6 +31,11 @@ void metrics_set_redis_up(bool up);
 void metrics_force_release(void);
 /* Whether Redis's maxmemory-policy can evict lock keys (1) or not (0). */
 void metrics_set_eviction_unsafe(bool unsafe);
+/* The Redis master moved (Sentinel): lockservice_redis_master_changes_total. */
+void metrics_redis_master_change(void);
+/* A WAIT found fewer replicas than --redis-wait-replicas:
+ * lockservice_redis_wait_short_total. */
+void metrics_redis_wait_short(void);
 
 /* What a lock call ended in, by the kind of lock (label kind). */
 enum metrics_kind { METRICS_LOCK, METRICS_SEMAPHORE, METRICS_KINDS };

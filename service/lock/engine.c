@@ -100,6 +100,9 @@ static void qualified(const struct lock_call *c, char *buf, size_t len)
     snprintf(buf, len, "%s:%s", c->kind->name, c->name);
 }
 
+static void run_acked(struct lock_call *c, redis_done_fn *fn,
+                      struct lock_argv *av);
+
 static void run(struct lock_call *c, enum lock_op op, redis_done_fn *fn,
                 const struct lock_args *a)
 {
@@ -111,6 +114,12 @@ static void run(struct lock_call *c, enum lock_op op, redis_done_fn *fn,
     qualified(c, qname, sizeof qname);
     c->op = op;
     c->kind->encode(op, a, &ctx, &av);
+    if (conf->redis_wait_replicas > 0 &&
+        (op == LOCK_OP_ACQUIRE || op == LOCK_OP_CLAIM || op == LOCK_OP_RENEW ||
+         op == LOCK_OP_RELEASE)) {
+        run_acked(c, fn, &av);
+        return;
+    }
     redis_conn_script(self->conn, c->kind->scripts[op], av.nkeys, av.argc,
                       av.argv, av.lens, fn, c);
 }
@@ -219,6 +228,98 @@ static void fail_later(struct lock_call *c, const char *why)
     }
     e->later_calls[e->later_len++] = c;
     loop_timer_arm(e->loop, &e->later, 0);
+}
+
+/* ---- replica acknowledgement (--redis-wait-replicas) -------------------*/
+
+/* A call whose script runs with WAIT behind it: its continuation. */
+struct acked_call {
+    struct lock_call *c;
+    redis_done_fn *fn;
+};
+
+static void on_orphan_left(void *ctx, const redisReply *r,
+                           const struct redis_error *err);
+static void args_of(const struct lock_call *c, struct lock_args *a);
+
+/* The grant fewer replicas acknowledged has been released again (c->err
+ * says why it was): now the caller hears 503. */
+static void on_unacked_released(void *ctx, const redisReply *r,
+                                const struct redis_error *err)
+{
+    struct lock_call *c = ctx;
+
+    (void)decode_into(c, r, err);
+    lock_reply_free(&c->reply);
+    memset(&c->reply, 0, sizeof c->reply);
+    c->reply.outcome = LOCK_UNAVAILABLE;
+    c->done(c);
+}
+
+/* Fewer replicas than asked acknowledged what the script did, and the
+ * policy is fail. A script that changed nothing goes on as usual; a grant
+ * is released again; the call ends 503 with why. */
+static void on_acked(void *ctx, const redisReply *r,
+                     const struct redis_error *err)
+{
+    struct acked_call k = *(struct acked_call *)ctx;
+    struct lock_call *c = k.c;
+    struct redis_error why;
+    struct lock_reply peek = {0};
+    bool changed;
+
+    free(ctx);
+    if (err == NULL || err->failure != REDIS_FAIL_UNACKED) {
+        k.fn(c, r, err);
+        return;
+    }
+    /* An orphan's release or leave has nobody to answer: what it did is
+     * acted on as usual. */
+    if (k.fn == on_orphan_left) {
+        k.fn(c, r, NULL);
+        return;
+    }
+    changed = c->kind->decode(c->op, r, &peek) == 0 && peek.outcome == LOCK_OK;
+    lock_reply_free(&peek);
+    if (!changed) {
+        k.fn(c, r, NULL);
+        return;
+    }
+    why = *err;
+    if (decode_into(c, r, NULL) &&
+        (c->op == LOCK_OP_ACQUIRE || c->op == LOCK_OP_CLAIM)) {
+        struct lock_args a;
+
+        /* The caller is answered once the lease is gone again, so that
+         * a retry does not find it held. */
+        if (c->reply.replayed)
+            memcpy(c->token, c->reply.token, sizeof c->token);
+        c->err = why;
+        args_of(c, &a);
+        a.request_id = "";
+        run(c, LOCK_OP_RELEASE, on_unacked_released, &a);
+        return;
+    }
+    lock_reply_free(&c->reply);
+    memset(&c->reply, 0, sizeof c->reply);
+    c->reply.outcome = LOCK_UNAVAILABLE;
+    c->err = why;
+    c->done(c);
+}
+
+static void run_acked(struct lock_call *c, redis_done_fn *fn,
+                      struct lock_argv *av)
+{
+    struct acked_call *k = malloc(sizeof *k);
+
+    if (k == NULL) {
+        fail_later(c, "out of memory");
+        return;
+    }
+    k->c = c;
+    k->fn = fn;
+    redis_conn_script_acked(self->conn, c->kind->scripts[c->op], av->nkeys,
+                            av->argc, av->argv, av->lens, on_acked, k);
 }
 
 /* ---- waiting -----------------------------------------------------------*/

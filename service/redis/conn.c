@@ -10,6 +10,7 @@
 #include "conn.h"
 
 #include "clock.h"
+#include "endpoint.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -21,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #define BACKOFF_FIRST_MS 100
 /* Short: the service must serve again soon after Redis is back. */
@@ -64,6 +67,16 @@ struct redis_conn {
     void *sub_ctx;
     void (*on_down)(void *ctx);
     void *down_ctx;
+    /* Fixed address (a sentinel, a candidate master), else the
+     * endpoint's. */
+    bool fixed;
+    char fixed_host[REDIS_HOST_MAX];
+    int fixed_port;
+    const char *fixed_user, *fixed_password; /* borrowed */
+    /* Following a discovered endpoint: the generation connected to, and
+     * the eventfd the endpoint writes when it moves (-1: none). */
+    uint64_t generation;
+    struct loop_watch moved;
 };
 
 #define SCRIPTS_MAX 32
@@ -79,6 +92,7 @@ static char eviction_policy[32];
 void redis_conns_init(const struct config *cfg)
 {
     conf = cfg;
+    redis_endpoint_init(cfg);
 }
 
 int redis_script_register(struct redis_script *s)
@@ -103,10 +117,14 @@ static void set_detail(char *dst, size_t len, const char *src, size_t n)
 
 /* ---- outage and configuration state, shared by all connections --------*/
 
-static void outage_begins(const char *error)
+/* A connection to a fixed address (a sentinel) is not the Redis the
+ * service serves from: its ups and downs are no outage. */
+static void outage_begins(const struct redis_conn *c, const char *error)
 {
     bool first;
 
+    if (c->fixed)
+        return;
     pthread_mutex_lock(&state_mu);
     first = !outage;
     if (first) {
@@ -118,10 +136,12 @@ static void outage_begins(const char *error)
         log_warn("redis: %s; answering 503 until it is back", error);
 }
 
-static void outage_ends(void)
+static void outage_ends(const struct redis_conn *c)
 {
     bool was;
 
+    if (c->fixed)
+        return;
     pthread_mutex_lock(&state_mu);
     was = outage;
     outage = false;
@@ -230,7 +250,7 @@ static void ev_cleanup(void *p)
         if (c->error[0] == '\0')
             snprintf(c->error, sizeof c->error, "connection to Redis lost: %s",
                      c->ac->errstr[0] ? c->ac->errstr : "closed");
-        outage_begins(c->error);
+        outage_begins(c, c->error);
     }
     if (c->reports_up)
         metrics_set_redis_up(false);
@@ -298,20 +318,24 @@ static void count_error(const struct redis_error *err)
     case REDIS_FAIL_NONE:
     case REDIS_FAIL_SHAPE:
     case REDIS_FAIL_STOPPING:
+    case REDIS_FAIL_UNACKED:
         break;
     }
 }
 
-static void complete(struct redis_cmd *cmd, const redisReply *reply,
-                     const struct redis_error *err)
+/* Runs cmd's callback and frees it. The metrics are the served Redis's:
+ * a connection to a fixed address (a sentinel) is left out. */
+static void complete(const struct redis_conn *c, struct redis_cmd *cmd,
+                     const redisReply *reply, const struct redis_error *err)
 {
     /* Answered (a reply, an error reply): its latency. submit set the
      * deadline one timeout after sending. */
-    if (reply != NULL || (err != NULL && err->failure == REDIS_FAIL_REPLY))
+    if (!c->fixed &&
+        (reply != NULL || (err != NULL && err->failure == REDIS_FAIL_REPLY)))
         metrics_redis_command(clock_now_ns() +
                               MS_TO_NS(conf->redis_timeout_ms) -
                               cmd->deadline_ns);
-    if (err != NULL)
+    if (err != NULL && !c->fixed)
         count_error(err);
     if (cmd->fn != NULL)
         cmd->fn(cmd->ctx, reply, err);
@@ -377,7 +401,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
                  : err.failure == REDIS_FAIL_STOPPING
                      ? "the service is stopping"
                      : "the connection to Redis was lost");
-        complete(cmd, NULL, &err);
+        complete(c, cmd, NULL, &err);
         return;
     }
     arm_deadline(c);
@@ -389,10 +413,15 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         err.failure = REDIS_FAIL_REPLY;
         set_detail(err.detail, sizeof err.detail, r->str, r->len);
         log_warn("redis: error reply: %s", err.detail);
-        complete(cmd, NULL, &err);
+        /* A master turned replica under us: the sentinels know which one
+         * took over. */
+        if (!c->fixed && redis_endpoint_discovered() && r->len >= 8 &&
+            memcmp(r->str, "READONLY", 8) == 0)
+            redis_endpoint_suspect();
+        complete(c, cmd, NULL, &err);
         return;
     }
-    complete(cmd, r, NULL);
+    complete(c, cmd, r, NULL);
 }
 
 /* Drops the connection: every command in flight fails with why. */
@@ -403,7 +432,7 @@ static void drop(struct redis_conn *c, enum redis_failure why,
         return;
     snprintf(c->error, sizeof c->error, "%s", detail);
     if (!c->closing)
-        outage_begins(detail);
+        outage_begins(c, detail);
     c->teardown = why;
     redisAsyncFree(c->ac); /* runs the callbacks, then ev_cleanup */
     c->teardown = REDIS_FAIL_NONE;
@@ -519,6 +548,139 @@ void redis_conn_script(struct redis_conn *c, struct redis_script *s, int nkeys,
     submit(c, cmd, n, cmd->argv, cmd->lens);
 }
 
+/* ---- replica acknowledgement (WAIT) ------------------------------------*/
+
+/* A script's answer, kept until its WAIT's: hiredis frees a reply when its
+ * callback returns. The WAIT normally answers second; after a NOSCRIPT the
+ * script goes again (as EVAL) behind it, and then the WAIT covered none of
+ * its write. */
+struct acked {
+    redis_done_fn *fn;
+    void *ctx;
+    redisReply *reply; /* a copy (freeReplyObject frees it); NULL: failed */
+    struct redis_error err; /* why the script failed */
+    bool script_done, wait_done;
+    long long replicas; /* what WAIT counted; -1: unknown */
+};
+
+/* A deep copy of r in hiredis's own layout, or NULL when out of memory. */
+static redisReply *reply_copy(const redisReply *r)
+{
+    redisReply *k = calloc(1, sizeof *k);
+
+    if (k == NULL)
+        return NULL;
+    k->type = r->type;
+    k->integer = r->integer;
+    if (r->str != NULL) {
+        k->str = malloc(r->len + 1);
+        if (k->str == NULL)
+            goto fail;
+        memcpy(k->str, r->str, r->len);
+        k->str[r->len] = '\0';
+        k->len = r->len;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+        k->element = calloc(r->elements, sizeof *k->element);
+        if (k->element == NULL)
+            goto fail;
+        k->elements = r->elements;
+        for (size_t i = 0; i < r->elements; i++)
+            if ((k->element[i] = reply_copy(r->element[i])) == NULL)
+                goto fail;
+    }
+    return k;
+fail:
+    freeReplyObject(k);
+    return NULL;
+}
+
+/* Both have answered: the caller is told, and a is freed. */
+static void acked_finish(struct acked *a)
+{
+    struct redis_error short_err = {REDIS_FAIL_UNACKED, ""};
+
+    if (a->reply == NULL) {
+        a->fn(a->ctx, NULL, &a->err);
+    } else if (a->replicas >= (long long)conf->redis_wait_replicas) {
+        a->fn(a->ctx, a->reply, NULL);
+    } else {
+        metrics_redis_wait_short();
+        if (a->replicas < 0)
+            snprintf(short_err.detail, sizeof short_err.detail,
+                     "the write was made, but whether %u replicas "
+                     "acknowledged it is unknown",
+                     conf->redis_wait_replicas);
+        else
+            snprintf(short_err.detail, sizeof short_err.detail,
+                     "only %lld of %u replicas acknowledged the write "
+                     "within %lld ms",
+                     a->replicas, conf->redis_wait_replicas,
+                     (long long)conf->redis_wait_timeout_ms);
+        log_warn("redis: %s", short_err.detail);
+        a->fn(a->ctx, a->reply,
+              conf->redis_wait_policy == REDIS_WAIT_WARN ? NULL : &short_err);
+    }
+    freeReplyObject(a->reply);
+    free(a);
+}
+
+static void on_acked_script(void *ctx, const redisReply *r,
+                            const struct redis_error *err)
+{
+    struct acked *a = ctx;
+
+    if (err != NULL) {
+        a->err = *err;
+    } else {
+        a->reply = reply_copy(r);
+        if (a->reply == NULL)
+            a->err = (struct redis_error){REDIS_FAIL_DOWN, "out of memory"};
+    }
+    a->script_done = true;
+    if (a->wait_done)
+        acked_finish(a);
+}
+
+static void on_acked_wait(void *ctx, const redisReply *r,
+                          const struct redis_error *err)
+{
+    struct acked *a = ctx;
+
+    a->replicas =
+        err == NULL && r->type == REDIS_REPLY_INTEGER && a->script_done
+            ? r->integer
+            : -1;
+    a->wait_done = true;
+    if (a->script_done)
+        acked_finish(a);
+}
+
+void redis_conn_script_acked(struct redis_conn *c, struct redis_script *s,
+                             int nkeys, int argc, const char **argv,
+                             const size_t *lens, redis_done_fn *fn, void *ctx)
+{
+    struct acked *a = calloc(1, sizeof *a);
+    char n[12], ms[24];
+    const char *wait[] = {"WAIT", n, ms};
+    size_t wait_lens[3];
+
+    if (a == NULL) {
+        struct redis_error err = {REDIS_FAIL_DOWN, "out of memory"};
+        fn(ctx, NULL, &err);
+        return;
+    }
+    a->fn = fn;
+    a->ctx = ctx;
+    snprintf(n, sizeof n, "%u", conf->redis_wait_replicas);
+    snprintf(ms, sizeof ms, "%lld", (long long)conf->redis_wait_timeout_ms);
+    wait_lens[0] = 4;
+    wait_lens[1] = strlen(n);
+    wait_lens[2] = strlen(ms);
+    redis_conn_script(c, s, nkeys, argc, argv, lens, on_acked_script, a);
+    redis_conn_command(c, 3, wait, wait_lens, on_acked_wait, a);
+}
+
 void redis_conn_flush(struct redis_conn *c)
 {
     while (c->failed_head != NULL) {
@@ -530,7 +692,7 @@ void redis_conn_flush(struct redis_conn *c)
             c->failed_tail = NULL;
         snprintf(err.detail, sizeof err.detail, "%s",
                  c->error[0] ? c->error : "Redis is not connected");
-        complete(cmd, NULL, &err);
+        complete(c, cmd, NULL, &err);
     }
     if (c->ac != NULL && c->want_write && (c->ac->c.flags & REDIS_CONNECTED)) {
         c->in_flush = true;
@@ -562,7 +724,7 @@ static void on_handshake(void *ctx, const redisReply *r,
     c->backoff_ms = 0;
     if (c->reports_up)
         metrics_set_redis_up(true);
-    outage_ends();
+    outage_ends(c);
 }
 
 static void on_script_loaded(void *ctx, const redisReply *r,
@@ -634,11 +796,72 @@ static void cmd_internal(struct redis_conn *c, redis_done_fn *fn, void *ctx,
     redis_conn_command(c, argc, argv, lens, fn, ctx);
 }
 
+/* ROLE on a connection that follows a discovered endpoint: anything but a
+ * master (a replica the sentinels have not demoted in their answer yet)
+ * is dropped, and the watcher asked to look again. */
+static void on_role(void *ctx, const redisReply *r,
+                    const struct redis_error *err)
+{
+    struct redis_conn *c = ctx;
+    char role[16] = "unknown";
+
+    if (err != NULL && err->failure != REDIS_FAIL_REPLY)
+        return; /* the connection is gone already */
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+        r->element[0]->type == REDIS_REPLY_STRING) {
+        set_detail(role, sizeof role, r->element[0]->str, r->element[0]->len);
+        if (strcmp(role, "master") == 0)
+            return;
+    }
+    char why[96];
+    snprintf(why, sizeof why, "the Redis named as master is a %s", role);
+    drop(c, REDIS_FAIL_LOST, why);
+    redis_endpoint_suspect();
+}
+
+/* The handshake of a connection to a fixed address: AUTH, then a
+ * subscriber's SUBSCRIBE or a command connection's PING. */
+static void handshake_fixed(struct redis_conn *c)
+{
+    if (c->fixed_password != NULL && c->fixed_password[0] != '\0') {
+        if (c->fixed_user != NULL && c->fixed_user[0] != '\0') {
+            const char *a[] = {"AUTH", c->fixed_user, c->fixed_password};
+            cmd_internal(c, on_handshake, c, 3, a);
+        } else {
+            const char *a[] = {"AUTH", c->fixed_password};
+            cmd_internal(c, on_handshake, c, 2, a);
+        }
+    }
+}
+
+static void subscribe_now(struct redis_conn *c)
+{
+    const char *a[] = {"PING"};
+
+    cmd_internal(c, on_handshake, c, 1, a);
+    if (redisAsyncCommand(c->ac, on_subscribe_message, NULL, "SUBSCRIBE %s",
+                          c->channel) != REDIS_OK)
+        drop(c, REDIS_FAIL_LOST, "cannot subscribe");
+    else
+        loop_timer_arm(c->loop, &c->subscribe,
+                       clock_now_ns() + MS_TO_NS(conf->redis_timeout_ms));
+}
+
 static void handshake(struct redis_conn *c)
 {
     const struct redis_url *u = &conf->redis;
     char db[12];
 
+    if (c->fixed) {
+        handshake_fixed(c);
+        if (c->subscriber) {
+            subscribe_now(c);
+        } else {
+            const char *a[] = {"PING"};
+            cmd_internal(c, on_handshake, c, 1, a);
+        }
+        return;
+    }
     if (u->password[0] != '\0') {
         if (u->user[0] != '\0') {
             const char *a[] = {"AUTH", u->user, u->password};
@@ -653,15 +876,12 @@ static void handshake(struct redis_conn *c)
         const char *a[] = {"SELECT", db};
         cmd_internal(c, on_handshake, c, 2, a);
     }
+    if (redis_endpoint_discovered()) {
+        const char *a[] = {"ROLE"};
+        cmd_internal(c, on_role, c, 1, a);
+    }
     if (c->subscriber) {
-        const char *a[] = {"PING"};
-        cmd_internal(c, on_handshake, c, 1, a);
-        if (redisAsyncCommand(c->ac, on_subscribe_message, NULL, "SUBSCRIBE %s",
-                              c->channel) != REDIS_OK)
-            drop(c, REDIS_FAIL_LOST, "cannot subscribe");
-        else
-            loop_timer_arm(c->loop, &c->subscribe,
-                           clock_now_ns() + MS_TO_NS(conf->redis_timeout_ms));
+        subscribe_now(c);
         return;
     }
     {
@@ -682,14 +902,26 @@ static void handshake(struct redis_conn *c)
 
 static void connect_now(struct redis_conn *c)
 {
-    const struct redis_url *u = &conf->redis;
-    redisAsyncContext *ac = u->is_unix ? redisAsyncConnectUnix(u->host)
-                                       : redisAsyncConnect(u->host, u->port);
+    struct redis_endpoint e = {0};
+    redisAsyncContext *ac;
 
+    if (c->fixed) {
+        snprintf(e.host, sizeof e.host, "%s", c->fixed_host);
+        e.port = c->fixed_port;
+    } else if (!redis_endpoint_get(&e)) {
+        snprintf(c->error, sizeof c->error,
+                 "no Redis master known yet: asking the sentinels");
+        outage_begins(c, c->error);
+        schedule_reconnect(c);
+        return;
+    }
+    c->generation = e.generation;
+    ac = e.is_unix ? redisAsyncConnectUnix(e.host)
+                   : redisAsyncConnect(e.host, e.port);
     if (ac == NULL || ac->err) {
         snprintf(c->error, sizeof c->error, "cannot connect to Redis: %s",
                  ac ? ac->errstr : "out of memory");
-        outage_begins(c->error);
+        outage_begins(c, c->error);
         if (ac != NULL)
             redisAsyncFree(ac);
         schedule_reconnect(c);
@@ -706,7 +938,7 @@ static void connect_now(struct redis_conn *c)
     ac->ev.delWrite = ev_del_write;
     ac->ev.cleanup = ev_cleanup;
     redisAsyncSetConnectCallback(ac, on_connect);
-    if (!u->is_unix)
+    if (!e.is_unix)
         redisEnableKeepAlive(&ac->c);
     /* Writable once connected (or failed). */
     watch_events(c, EPOLLOUT, 0);
@@ -730,6 +962,26 @@ static void schedule_reconnect(struct redis_conn *c)
                    clock_now_ns() + MS_TO_NS(c->backoff_ms));
 }
 
+/* The endpoint moved: off to the new address at once. */
+static void on_moved(struct loop_watch *w, uint32_t events)
+{
+    struct redis_conn *c =
+        (struct redis_conn *)((char *)w - offsetof(struct redis_conn, moved));
+    uint64_t v;
+    char why[160], at[128]; /* a longer host name is cut short */
+
+    (void)events;
+    if (read(c->moved.fd, &v, sizeof v) < 0 && errno != EAGAIN)
+        log_debug("redis: eventfd read: %s", strerror(errno));
+    if (c->closing || c->generation == redis_endpoint_generation())
+        return;
+    redis_endpoint_describe(at, sizeof at);
+    snprintf(why, sizeof why, "the Redis master moved to %s", at);
+    drop(c, REDIS_FAIL_LOST, why);
+    c->backoff_ms = 0;
+    loop_timer_arm(c->loop, &c->reconnect, clock_now_ns());
+}
+
 static struct redis_conn *conn_alloc(struct loop *l)
 {
     struct redis_conn *c = calloc(1, sizeof *c);
@@ -739,10 +991,30 @@ static struct redis_conn *conn_alloc(struct loop *l)
     c->loop = l;
     c->watch.fd = -1;
     c->watch.fn = on_events;
+    c->moved.fd = -1;
+    c->moved.fn = on_moved;
     timer_init(&c->deadline, on_deadline);
     timer_init(&c->subscribe, on_subscribe_deadline);
     timer_init(&c->reconnect, on_reconnect);
     return c;
+}
+
+/* A connection to the endpoint follows it when it is discovered. Returns
+ * 0 or -1. */
+static int follow_endpoint(struct redis_conn *c)
+{
+    if (!redis_endpoint_discovered())
+        return 0;
+    c->moved.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->moved.fd < 0 || loop_watch_set(c->loop, &c->moved, EPOLLIN) < 0 ||
+        redis_endpoint_watch(c->moved.fd) < 0) {
+        log_error("redis: cannot follow the master: %s", strerror(errno));
+        if (c->moved.fd >= 0)
+            close(c->moved.fd);
+        free(c);
+        return -1;
+    }
+    return 0;
 }
 
 struct redis_conn *redis_conn_new(struct loop *l)
@@ -753,6 +1025,8 @@ struct redis_conn *redis_conn_new(struct loop *l)
     struct redis_conn *c = conn_alloc(l);
 
     if (c == NULL)
+        return NULL;
+    if (follow_endpoint(c) < 0)
         return NULL;
     c->reports_up = !atomic_exchange(&up_reporter_taken, true);
     connect_now(c);
@@ -769,11 +1043,39 @@ struct redis_conn *redis_conn_new_subscriber(struct loop *l,
 
     if (c == NULL)
         return NULL;
+    if (follow_endpoint(c) < 0)
+        return NULL;
     c->subscriber = true;
     snprintf(c->channel, sizeof c->channel, "%s", channel);
     c->on_message = on_message;
     c->on_subscribed = on_subscribed;
     c->sub_ctx = ctx;
+    connect_now(c);
+    return c;
+}
+
+struct redis_conn *
+redis_conn_new_fixed(struct loop *l, const char *host, int port,
+                     const char *user, const char *password,
+                     const char *channel, redis_message_fn *on_message,
+                     redis_subscribed_fn *on_subscribed, void *ctx)
+{
+    struct redis_conn *c = conn_alloc(l);
+
+    if (c == NULL)
+        return NULL;
+    c->fixed = true;
+    snprintf(c->fixed_host, sizeof c->fixed_host, "%s", host);
+    c->fixed_port = port;
+    c->fixed_user = user;
+    c->fixed_password = password;
+    if (channel != NULL) {
+        c->subscriber = true;
+        snprintf(c->channel, sizeof c->channel, "%s", channel);
+        c->on_message = on_message;
+        c->on_subscribed = on_subscribed;
+        c->sub_ctx = ctx;
+    }
     connect_now(c);
     return c;
 }
@@ -802,5 +1104,10 @@ void redis_conn_free(struct redis_conn *c)
     loop_timer_disarm(c->loop, &c->deadline);
     loop_timer_disarm(c->loop, &c->subscribe);
     redis_conn_flush(c); /* runs the callbacks of failed commands */
+    if (c->moved.fd >= 0) {
+        redis_endpoint_unwatch(c->moved.fd);
+        loop_watch_set(c->loop, &c->moved, 0);
+        close(c->moved.fd);
+    }
     free(c);
 }

@@ -12,6 +12,13 @@
  * A connection can instead be a subscriber: it holds one SUBSCRIBE and
  * passes each message on, re-subscribing after every reconnect.
  *
+ * A connection goes where the endpoint (endpoint.h) says each time it
+ * connects. When the endpoint is discovered (Sentinel), it also checks that
+ * ROLE says master, reports a READONLY reply or a replica to the sentinel
+ * watcher (redis_endpoint_suspect), and drops and reconnects as soon as
+ * the endpoint moves; a connection to a fixed address (a sentinel) does
+ * none of that.
+ *
  * Used by its worker's thread only. */
 #ifndef LOCKSERVICE_REDIS_CONN_H
 #define LOCKSERVICE_REDIS_CONN_H
@@ -33,6 +40,9 @@ enum redis_failure {
     REDIS_FAIL_REPLY,    /* Redis answered an error (detail holds it) */
     REDIS_FAIL_SHAPE,    /* the answer was not what the caller expects */
     REDIS_FAIL_STOPPING, /* the connection was closed for good: shutdown */
+    REDIS_FAIL_UNACKED,  /* the script ran, but fewer replicas than
+                            --redis-wait-replicas acknowledged it (policy
+                            fail); the script's reply comes with it */
 };
 
 /* The cause of a failure, as hiredis keeps c->err and c->errstr. */
@@ -43,7 +53,8 @@ struct redis_error {
 
 /* Called once per command: with the reply (borrowed; freed after the
  * callback returns) and err NULL, or with reply NULL and err set. An error
- * reply from Redis comes as REDIS_FAIL_REPLY. */
+ * reply from Redis comes as REDIS_FAIL_REPLY. The one exception,
+ * REDIS_FAIL_UNACKED (redis_conn_script_acked), comes with both. */
 typedef void redis_done_fn(void *ctx, const redisReply *reply,
                            const struct redis_error *err);
 
@@ -86,6 +97,16 @@ struct redis_conn *redis_conn_new_subscriber(struct loop *l,
                                              redis_message_fn *on_message,
                                              redis_subscribed_fn *on_subscribed,
                                              void *ctx);
+/* A command connection (channel NULL) or a subscriber to channel, to the
+ * fixed address host:port instead of the endpoint: a sentinel, or a
+ * candidate master to ask ROLE. Its handshake is AUTH (with user and
+ * password, borrowed: they must outlive c; NULL or "": none) and PING;
+ * no SELECT, no scripts. Returns NULL when out of memory. */
+struct redis_conn *
+redis_conn_new_fixed(struct loop *l, const char *host, int port,
+                     const char *user, const char *password,
+                     const char *channel, redis_message_fn *on_message,
+                     redis_subscribed_fn *on_subscribed, void *ctx);
 /* fn(ctx) runs each time c goes down (after the callbacks of what was in
  * flight): whoever waits on something c would have told them may want to
  * know. */
@@ -106,6 +127,15 @@ void redis_conn_command(struct redis_conn *c, int argc, const char **argv,
 void redis_conn_script(struct redis_conn *c, struct redis_script *s, int nkeys,
                        int argc, const char **argv, const size_t *lens,
                        redis_done_fn *fn, void *ctx);
+/* As redis_conn_script, with WAIT --redis-wait-replicas
+ * --redis-wait-timeout-ms queued right behind it (the same write). fn runs
+ * once WAIT has answered: with the script's reply when enough replicas
+ * acknowledged it; when fewer did, as --redis-wait-policy says: warn, with
+ * the reply (and the shortfall counted); fail, with the reply and
+ * REDIS_FAIL_UNACKED. */
+void redis_conn_script_acked(struct redis_conn *c, struct redis_script *s,
+                             int nkeys, int argc, const char **argv,
+                             const size_t *lens, redis_done_fn *fn, void *ctx);
 /* Ends the worker's turn: writes what is buffered (one write) and runs the
  * callbacks of commands that failed at once. */
 void redis_conn_flush(struct redis_conn *c);

@@ -136,11 +136,12 @@ static char *run_shell(const char *cmd, const char *token, int *status)
 }
 
 /* Members whose values the server chooses: compared by type only. In a
- * status (and the holders it lists) the times count. */
+ * status (and the holders it lists) the times count. /readyz's "redis" is
+ * the deployment's Redis address. */
 static bool server_chosen(const char *key, bool status)
 {
     static const char *const keys[] = {"token", "fence", "retry_after_ms",
-                                       NULL};
+                                       "redis", NULL};
     for (int i = 0; keys[i]; i++)
         if (strcmp(key, keys[i]) == 0)
             return true;

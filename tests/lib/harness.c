@@ -1724,3 +1724,118 @@ long raw_status(int fd, int timeout_ms)
         return 0;
     return strtol(buf + 9, NULL, 10);
 }
+
+/* ---- Additions for Sentinel and replicas (issue 13) ---- */
+
+int sentinel_start(struct redis_proc *s, const struct redis_proc *master,
+                   const char *name, int quorum)
+{
+    return sentinel_start_conf(s, master, name, quorum, NULL);
+}
+
+int sentinel_start_conf(struct redis_proc *s, const struct redis_proc *master,
+                        const char *name, int quorum, const char *extra_conf)
+{
+    char conf[320], logfile[320];
+    FILE *f;
+
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "%s/lockservice-sentinel-XXXXXX",
+             tmp_root());
+    if (!mkdtemp(s->dir)) {
+        t_diag("sentinel_start: mkdtemp %s: %s", s->dir, strerror(errno));
+        s->dir[0] = '\0';
+        return -1;
+    }
+    pthread_mutex_lock(&procs_lock);
+    for (int i = 0; i < MAX_PROCS; i++) {
+        if (procs[i].pid == 0 && procs[i].dir[0] == '\0') {
+            snprintf(procs[i].dir, sizeof procs[i].dir, "%s", s->dir);
+            procs[i].pid = -1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&procs_lock);
+    snprintf(conf, sizeof conf, "%s/sentinel.conf", s->dir);
+    snprintf(logfile, sizeof logfile, "%s/sentinel.log", s->dir);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        s->port = free_port();
+        f = fopen(conf, "w");
+        if (f == NULL)
+            return -1;
+        fprintf(f,
+                "port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"
+                "daemonize no\nsentinel resolve-hostnames no\n"
+                "sentinel monitor %s 127.0.0.1 %d %d\n"
+                "sentinel down-after-milliseconds %s 1000\n"
+                "sentinel failover-timeout %s 4000\n"
+                "sentinel parallel-syncs %s 2\n%s\n",
+                s->port, s->dir, logfile, name, master->port, quorum, name,
+                name, name, extra_conf ? extra_conf : "");
+        fclose(f);
+        char *argv[] = {(char *)redis_server_bin(), conf, "--sentinel", NULL};
+        pid_t pid = spawn(argv, NULL, -1, -1);
+        if (pid < 0)
+            return -1;
+        s->pid = pid;
+        track(pid, NULL);
+        double end = now_ms() + 10000.0;
+        while (now_ms() < end) {
+            int st;
+            if (redis_answers(s->port))
+                return 0;
+            if (waitpid(pid, &st, WNOHANG) == pid)
+                break;
+            sleep_ms(10);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        untrack(pid);
+        s->pid = 0;
+    }
+    t_diag("sentinel_start: %s --sentinel did not start", redis_server_bin());
+    print_log_tail(logfile, 20);
+    return -1;
+}
+
+/* How many replicas INFO replication shows online at the master's own
+ * offset (the whole stream acknowledged). */
+static int replicas_caught_up(const struct redis_proc *master)
+{
+    char *info = redis_cli(master, "INFO replication");
+    const char *p = info ? strstr(info, "master_repl_offset:") : NULL;
+    char want[48];
+    int n = 0;
+
+    if (p != NULL) {
+        snprintf(want, sizeof want, ",offset=%lld,",
+                 strtoll(p + strlen("master_repl_offset:"), NULL, 10));
+        for (const char *l = info; (l = strstr(l, "\nslave")) != NULL; l++) {
+            const char *end = strchr(l + 1, '\n');
+            size_t len = end ? (size_t)(end - l) : strlen(l);
+            char line[512];
+            if (len >= sizeof line)
+                continue;
+            memcpy(line, l, len);
+            line[len] = '\0';
+            if (strstr(line, "state=online") && strstr(line, want))
+                n++;
+        }
+    }
+    free(info);
+    return n;
+}
+
+bool replicas_synced(const struct redis_proc *master, int n, double ms)
+{
+    double end = now_ms() + ms * time_scale();
+
+    do {
+        if (replicas_caught_up(master) >= n)
+            return true;
+        sleep_ms(50);
+    } while (now_ms() < end);
+    t_diag("replicas_synced: fewer than %d replicas of port %d in sync", n,
+           master->port);
+    return false;
+}

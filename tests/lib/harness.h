@@ -213,4 +213,22 @@ int raw_request(int port, const char *method, const char *path,
  * else was read is discarded. */
 long raw_status(int fd, int timeout_ms);
 
+/* ---- Additions for Sentinel and replicas (issue 13) ---- */
+
+/* Starts a redis-sentinel (redis-server CONF --sentinel) on a free port,
+ * its config file in a private dir: monitoring master as name with quorum,
+ * resolve-hostnames no, down-after-milliseconds 1000, failover-timeout
+ * 4000. Waits until it answers PING. Stop it with redis_stop (or
+ * redis_kill). Returns 0 or -1. */
+int sentinel_start(struct redis_proc *s, const struct redis_proc *master,
+                   const char *name, int quorum);
+/* The same, with extra_conf (lines, e.g. "requirepass P", or NULL) added
+ * to the config file. */
+int sentinel_start_conf(struct redis_proc *s, const struct redis_proc *master,
+                        const char *name, int quorum, const char *extra_conf);
+/* Polls INFO replication on master until n replicas are online and have
+ * acknowledged the master's whole stream, for up to ms * time_scale().
+ * True when they did. */
+bool replicas_synced(const struct redis_proc *master, int n, double ms);
+
 #endif

@@ -236,6 +236,43 @@ static void test_redis_url_tcp(void **state)
     assert_int_equal(u.db, 0);
 }
 
+static void test_redis_url_sentinel(void **state)
+{
+    (void)state;
+    struct redis_url u =
+        url_ok("redis-sentinel://:pw@s1:26380,[::1],10.0.0.3:5000/my%2Fmaster"
+               "?db=4");
+    assert_true(u.is_sentinel);
+    assert_false(u.is_unix);
+    assert_int_equal(u.sentinel_count, 3);
+    assert_string_equal(u.sentinels[0].host, "s1");
+    assert_int_equal(u.sentinels[0].port, 26380);
+    assert_string_equal(u.sentinels[1].host, "::1");
+    assert_int_equal(u.sentinels[1].port, 26379);
+    assert_string_equal(u.sentinels[2].host, "10.0.0.3");
+    assert_int_equal(u.sentinels[2].port, 5000);
+    assert_string_equal(u.master, "my/master");
+    assert_string_equal(u.password, "pw");
+    assert_int_equal(u.db, 4);
+    assert_string_equal(u.host, "");
+
+    u = url_ok("redis-sentinel://h/m");
+    assert_int_equal(u.sentinel_count, 1);
+    assert_int_equal(u.sentinels[0].port, 26379);
+    assert_int_equal(u.db, 0);
+
+    url_bad("redis-sentinel://h");
+    url_bad("redis-sentinel://h/");
+    url_bad("redis-sentinel:///m");
+    url_bad("redis-sentinel://h,,h2/m");
+    url_bad("redis-sentinel://h:0/m");
+    url_bad("redis-sentinel://h:x/m");
+    url_bad("redis-sentinel://h/m?db=-1");
+    url_bad("redis-sentinel://h/m?password=x");
+    url_bad("redis-sentinel://a,b,c,d,e,f,g,h,i/m");
+    url_bad("redis-sentinel://pw@h/m");
+}
+
 static void test_redis_url_credentials(void **state)
 {
     (void)state;
@@ -1874,6 +1911,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_url_tcp),
+        cmocka_unit_test(test_redis_url_sentinel),
         cmocka_unit_test(test_redis_url_credentials),
         cmocka_unit_test(test_redis_url_ipv6),
         cmocka_unit_test(test_redis_url_unix),
