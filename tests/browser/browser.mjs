@@ -468,6 +468,54 @@ async function checkUiKeys(svc) {
   await page.close();
 }
 
+// The overcount bound: more contended names than the top-k tracks per slot
+// (64; 140 names, so one 10 s slot sees at least 70 of them) make it evict,
+// and a name that took an evicted place counts with an error. The table
+// shows "≤ +n" as the API gives it. A read key on the keyed instance.
+async function checkUiHotBound(svc) {
+  const prefix = `hotk-${process.pid}-`;
+  const names = Array.from({ length: 140 }, (_, i) => `${prefix}${String(i).padStart(3, '0')}`);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const call = (n, op, body) => new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port: svc.port, method: 'POST', path: `/v1/locks/${n}/${op}`, agent,
+      headers: { 'Content-Type': 'application/json', ...bearer(CLIENT_KEY) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => {
+        let json;
+        try { json = JSON.parse(text); } catch { json = undefined; }
+        resolve({ status: res.statusCode, json });
+      });
+    });
+    req.on('error', () => resolve({ status: 0 }));
+    req.end(JSON.stringify(body));
+  });
+  const page = await newPage(1280, 900);
+  await page.goto(`${svc.url}/ui/`, { waitUntil: 'load' });
+  await until(() => page.$eval('#key-form', (f) => !f.hidden), 5000);
+  await page.type('#key-input', READ_KEY);
+  await page.click('#key-form button[type=submit]');
+  const held = await Promise.all(names.map((n) => call(n, 'acquire', { ttl_ms: 30000, owner: 'hot-bulk' })));
+  const refused = await Promise.all(names.map((n) => call(n, 'acquire', { ttl_ms: 30000, wait_ms: 0, owner: 'hot-bulk-2' })));
+  ok(held.every((r) => r.status === 200) && refused.every((r) => r.status === 409),
+    '140 names held, each refused once (wait_ms 0, 409)', [`${held.filter((r) => r.status !== 200).length} not held, ${refused.filter((r) => r.status !== 409).length} not refused`]);
+  const bounded = await until(async () => {
+    const api = (await request(svc, 'GET', '/v1/stats/hot', undefined, bearer(READ_KEY))).json;
+    const rows = await page.$$eval('#hot-body tr', (trs) => trs.map((tr) => ({
+      name: tr.dataset.name, waits: tr.querySelector('td[data-label="waits"]').textContent,
+    })));
+    const e = api.names.find((h) => h.waits_error > 0 && rows.some((r) => r.name === h.name && r.waits === `${h.waits} ≤ +${h.waits_error}`));
+    return e ? { e, rows } : null;
+  }, 8000);
+  ok(bounded, '/ui/ hot locks: a count that may be over shows "≤ +waits_error", as the API gives it',
+    [bounded ? JSON.stringify(bounded.e) : JSON.stringify((await request(svc, 'GET', '/v1/stats/hot', undefined, bearer(READ_KEY))).json),
+      JSON.stringify(await page.$$eval('#hot-body tr', (trs) => trs.map((tr) => tr.textContent)))]);
+  await page.close();
+  await Promise.all(held.map((r, i) => (r.json && r.json.token ? call(names[i], 'release', { token: r.json.token }) : null)));
+  agent.destroy();
+}
+
 async function checkThousand(svc) {
   const prefix = `bulk-${process.pid}-`;
   const names = Array.from({ length: 1000 }, (_, i) => `${prefix}${String(i).padStart(4, '0')}`);
@@ -548,7 +596,7 @@ async function main() {
   // ui hot first: it expects an instance nobody contended yet.
   const steps = [['headers', () => checkHeaders(open)], ['ui hot', () => checkUiHot(open)], ['demo', () => checkDemo(open)],
     ['ui live', () => checkUiLive(open)],
-    ['ui keys', () => checkUiKeys(keyed)], ['ui 1,000 names', () => checkThousand(open)]];
+    ['ui keys', () => checkUiKeys(keyed)], ['ui hot bound', () => checkUiHotBound(keyed)], ['ui 1,000 names', () => checkThousand(open)]];
   for (const [what, fn] of steps) {
     try {
       await fn();
