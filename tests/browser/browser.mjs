@@ -249,6 +249,73 @@ function park(svc, name, owner, key) {
 const waiting = (svc, name, n, key) =>
   until(async () => (await request(svc, 'GET', `/v1/locks/${name}`, undefined, bearer(key))).json.waiting === n, 5000);
 
+// A row of the hot-locks table, by kind and name: its waits (the count
+// before any "≤ +n"), grants, mean wait and the whole text; null if absent.
+const hotRow = (page, kind, name) => page.evaluate((k, n) => {
+  const tr = [...document.querySelectorAll('#hot-body tr')].find((r) => r.dataset.kind === k && r.dataset.name === n);
+  if (!tr) return null;
+  const cell = (label) => tr.querySelector(`td[data-label="${label}"]`).textContent;
+  return { waits: parseInt(cell('waits'), 10), grants: Number(cell('grants')), mean: cell('mean wait'), text: tr.textContent };
+}, kind, name);
+
+// The hot-locks table, on an instance nobody contended yet: empty, then a
+// lock made contended through the API (a 409 with wait_ms 0, then an
+// acquire that waits and is granted) shows without reload, and opens its
+// detail.
+async function checkUiHot(svc) {
+  const page = await newPage(1280, 900);
+  await page.goto(`${svc.url}/ui/`, { waitUntil: 'load' });
+  const table = await page.evaluate(() => ({
+    caption: (document.querySelector('#hot caption') || {}).textContent || '',
+    headers: [...document.querySelectorAll('#hot thead th[scope=col]')].map((th) => th.textContent),
+    heading: document.getElementById('hot-h').textContent,
+  }));
+  ok(/Hot locks \(this instance, last minute\)/.test(table.heading) && table.caption.includes('/v1/stats/hot') &&
+    JSON.stringify(table.headers) === JSON.stringify(['name', 'kind', 'waits', 'mean wait', 'grants']),
+  '/ui/ hot locks: a table with a caption and column headers', [JSON.stringify(table)]);
+  const empty = await until(() => page.$eval('#hot-empty', (e) => !e.hidden && document.querySelectorAll('#hot-body tr').length === 0), 5000);
+  ok(empty, '/ui/ hot locks: nobody contended yet, the empty-state text shows');
+
+  const name = `ui-hot-${process.pid}`;
+  const holder = await request(svc, 'POST', `/v1/locks/${name}/acquire`, { ttl_ms: 30000, owner: 'hot-holder' });
+  const refused = await request(svc, 'POST', `/v1/locks/${name}/acquire`, { ttl_ms: 30000, wait_ms: 0, owner: 'hot-impatient' });
+  const waiter = park(svc, name, 'hot-patient');
+  await waiting(svc, name, 1);
+  await sleep(100);
+  await request(svc, 'POST', `/v1/locks/${name}/release`, { token: holder.json && holder.json.token });
+  const granted = await Promise.race([waiter, sleep(5000 * scale).then(() => null)]);
+  ok(holder.status === 200 && refused.status === 409 && granted && granted.status === 200 && granted.json.owner === 'hot-patient',
+    '/ui/ hot locks: the name was contended (held, a 409 with wait_ms 0, a wait then a grant)',
+    [`${holder.status} ${refused.status} ${granted ? granted.text : 'not granted'}`]);
+  const t0 = Date.now();
+  const row = await until(async () => {
+    const r = await hotRow(page, 'lock', name);
+    return r && r.waits >= 2 ? r : null;
+  }, 8000);
+  const api = (await request(svc, 'GET', '/v1/stats/hot')).json;
+  ok(row && row.grants >= 1 && /^\d+(\.\d)? (ms|s)$/.test(row.mean) && row.text.includes('lock'),
+    '/ui/ hot locks: the contended lock shows within seconds, no reload: waits >= 2, its grant, a mean wait',
+    [JSON.stringify(row), JSON.stringify(api)]);
+  if (row) note(`/ui/ hot locks: the row showed ${((Date.now() - t0) / 1000).toFixed(1)} s after the grant`);
+  const empty2 = await page.$eval('#hot-empty', (e) => e.hidden);
+  ok(row && empty2, '/ui/ hot locks: the empty-state text goes when a name is listed');
+
+  // The name opens its detail; Escape gives the focus back to it.
+  const button = `#hot-body tr[data-kind="lock"][data-name="${name}"] button`;
+  await page.focus(button).catch(() => {});
+  await page.keyboard.press('Enter');
+  const opened = await until(() => page.evaluate((n) => {
+    const d = document.getElementById('detail');
+    return !d.hidden && document.getElementById('detail-h').textContent === n &&
+      document.getElementById('detail-summary').textContent.includes('lock');
+  }, name), 5000);
+  await page.keyboard.press('Escape');
+  const back = await until(() => page.$eval('#detail', (d, sel) => d.hidden && document.activeElement === document.querySelector(sel), button), 3000);
+  ok(opened && back, '/ui/ hot locks: the name opens its detail, Escape returns the focus to it');
+  await request(svc, 'POST', `/v1/locks/${name}/release`, { token: granted && granted.json && granted.json.token });
+  await page.close();
+}
+
 async function checkUiLive(svc) {
   const page = await newPage(1280, 900);
   const res = await page.goto(`${svc.url}/ui/`, { waitUntil: 'load' });
@@ -350,6 +417,7 @@ async function checkUiKeys(svc) {
   const acq = await request(svc, 'POST', `/v1/locks/${name}/acquire`, { ttl_ms: 30000, owner: 'keyed-holder' }, bearer(CLIENT_KEY));
   const waiter = park(svc, name, 'keyed-waiter', CLIENT_KEY);
   await waiting(svc, name, 1, CLIENT_KEY);
+  const busy = await request(svc, 'POST', `/v1/locks/${name}/acquire`, { ttl_ms: 30000, wait_ms: 0, owner: 'keyed-impatient' }, bearer(CLIENT_KEY));
 
   // A read key: the list shows, force release is refused.
   let page = await newPage(1280, 900);
@@ -360,6 +428,12 @@ async function checkUiKeys(svc) {
   await page.click('#key-form button[type=submit]');
   const shown = await until(async () => (await lockRows(page)).some((r) => r.name === name && r.owners.includes('keyed-holder')), 5000);
   ok(shown, '/ui/ with a read key: the held lock is listed');
+  const hot = await until(async () => {
+    const r = await hotRow(page, 'lock', name);
+    return r && r.waits >= 1 ? r : null;
+  }, 8000);
+  ok(busy.status === 409 && hot, '/ui/ with a read key: the hot-locks table loads and shows the refused acquire',
+    [`${busy.status}`, JSON.stringify(hot), await page.$eval('#status', (e) => e.textContent)]);
   await page.click(`#locks-body tr[data-name="${name}"] button`);
   await page.click('#force-release');
   await page.waitForSelector('#confirm[open]');
@@ -392,6 +466,54 @@ async function checkUiKeys(svc) {
   ok(audit && audit.includes('keyed-holder') && audit.includes(String(acq.json.fence)), '/ui/ with an admin key: the audit content names the holder and its fence', [audit || '']);
   await request(svc, 'POST', `/v1/locks/${name}/release`, { token: granted && granted.json.token }, bearer(CLIENT_KEY));
   await page.close();
+}
+
+// The overcount bound: more contended names than the top-k tracks per slot
+// (64; 140 names, so one 10 s slot sees at least 70 of them) make it evict,
+// and a name that took an evicted place counts with an error. The table
+// shows "≤ +n" as the API gives it. A read key on the keyed instance.
+async function checkUiHotBound(svc) {
+  const prefix = `hotk-${process.pid}-`;
+  const names = Array.from({ length: 140 }, (_, i) => `${prefix}${String(i).padStart(3, '0')}`);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const call = (n, op, body) => new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port: svc.port, method: 'POST', path: `/v1/locks/${n}/${op}`, agent,
+      headers: { 'Content-Type': 'application/json', ...bearer(CLIENT_KEY) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => {
+        let json;
+        try { json = JSON.parse(text); } catch { json = undefined; }
+        resolve({ status: res.statusCode, json });
+      });
+    });
+    req.on('error', () => resolve({ status: 0 }));
+    req.end(JSON.stringify(body));
+  });
+  const page = await newPage(1280, 900);
+  await page.goto(`${svc.url}/ui/`, { waitUntil: 'load' });
+  await until(() => page.$eval('#key-form', (f) => !f.hidden), 5000);
+  await page.type('#key-input', READ_KEY);
+  await page.click('#key-form button[type=submit]');
+  const held = await Promise.all(names.map((n) => call(n, 'acquire', { ttl_ms: 30000, owner: 'hot-bulk' })));
+  const refused = await Promise.all(names.map((n) => call(n, 'acquire', { ttl_ms: 30000, wait_ms: 0, owner: 'hot-bulk-2' })));
+  ok(held.every((r) => r.status === 200) && refused.every((r) => r.status === 409),
+    '140 names held, each refused once (wait_ms 0, 409)', [`${held.filter((r) => r.status !== 200).length} not held, ${refused.filter((r) => r.status !== 409).length} not refused`]);
+  const bounded = await until(async () => {
+    const api = (await request(svc, 'GET', '/v1/stats/hot', undefined, bearer(READ_KEY))).json;
+    const rows = await page.$$eval('#hot-body tr', (trs) => trs.map((tr) => ({
+      name: tr.dataset.name, waits: tr.querySelector('td[data-label="waits"]').textContent,
+    })));
+    const e = api.names.find((h) => h.waits_error > 0 && rows.some((r) => r.name === h.name && r.waits === `${h.waits} ≤ +${h.waits_error}`));
+    return e ? { e, rows } : null;
+  }, 8000);
+  ok(bounded, '/ui/ hot locks: a count that may be over shows "≤ +waits_error", as the API gives it',
+    [bounded ? JSON.stringify(bounded.e) : JSON.stringify((await request(svc, 'GET', '/v1/stats/hot', undefined, bearer(READ_KEY))).json),
+      JSON.stringify(await page.$$eval('#hot-body tr', (trs) => trs.map((tr) => tr.textContent)))]);
+  await page.close();
+  await Promise.all(held.map((r, i) => (r.json && r.json.token ? call(names[i], 'release', { token: r.json.token }) : null)));
+  agent.destroy();
 }
 
 async function checkThousand(svc) {
@@ -471,8 +593,10 @@ async function main() {
       '--no-proxy-server', '--disable-features=Translate,OptimizationHints,MediaRouter'],
   });
   note(`Chromium ${await browser.version()}`);
-  const steps = [['headers', () => checkHeaders(open)], ['demo', () => checkDemo(open)], ['ui live', () => checkUiLive(open)],
-    ['ui keys', () => checkUiKeys(keyed)], ['ui 1,000 names', () => checkThousand(open)]];
+  // ui hot first: it expects an instance nobody contended yet.
+  const steps = [['headers', () => checkHeaders(open)], ['ui hot', () => checkUiHot(open)], ['demo', () => checkDemo(open)],
+    ['ui live', () => checkUiLive(open)],
+    ['ui keys', () => checkUiKeys(keyed)], ['ui hot bound', () => checkUiHotBound(keyed)], ['ui 1,000 names', () => checkThousand(open)]];
   for (const [what, fn] of steps) {
     try {
       await fn();

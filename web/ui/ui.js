@@ -1,10 +1,16 @@
 // ui.js -- the live view: a page of the listing API per kind (locks,
 // semaphores), polled every second and rendered in place (rows keyed by
 // name, so focus and scroll stay put), one name's detail with its queue,
-// and force release behind a confirmation. Only public API calls.
+// force release behind a confirmation, and the hot-locks table (the names
+// this instance saw most contended), polled every few seconds. Only public
+// API calls.
 'use strict';
 
 const POLL_MS = 1000;
+// The hot-locks table counts over a minute: a call every HOT_EVERY_TICKS
+// ticks is fresh enough, for HOT_LIMIT names.
+const HOT_EVERY_TICKS = 3;
+const HOT_LIMIT = 10;
 
 const KINDS = {
   locks: { path: '/v1/locks', member: 'locks', body: 'locks-body', empty: 'locks-empty', prev: 'locks-prev', next: 'locks-next', page: 'locks-page' },
@@ -18,7 +24,8 @@ const state = {
   // per kind: the cursors of the pages seen (cursors[i] opens page i) and
   // the next page's cursor as the last answer gave it
   pages: { locks: { cursors: [null], index: 0, next: null }, sems: { cursors: [null], index: 0, next: null } },
-  detail: null, // {kind, name, status (last answer)}
+  detail: null, // {kind, name, status (last answer), opener (the button that opened it)}
+  ticks: 0,
   forceDenied: false,
   lastError: '',
 };
@@ -84,7 +91,7 @@ function nameButton(kind, name) {
   const b = el('button', 'name-link', name);
   b.type = 'button';
   b.setAttribute('aria-label', `Details of ${name}`);
-  b.addEventListener('click', () => openDetail(kind, name));
+  b.addEventListener('click', () => openDetail(kind, name, b));
   return b;
 }
 
@@ -204,8 +211,8 @@ function detailPath(d) {
   return `${KINDS[d.kind].path}/${encodeURIComponent(d.name)}`;
 }
 
-function openDetail(kind, name) {
-  state.detail = { kind, name, status: null };
+function openDetail(kind, name, opener) {
+  state.detail = { kind, name, status: null, opener };
   const sec = document.getElementById('detail');
   sec.hidden = false;
   const h = document.getElementById('detail-h');
@@ -224,7 +231,9 @@ function closeDetail() {
   const d = state.detail;
   state.detail = null;
   document.getElementById('detail').hidden = true;
-  if (d) {
+  if (d && d.opener && d.opener.isConnected) {
+    d.opener.focus();
+  } else if (d) {
     const b = document.querySelector(`#${KINDS[d.kind].body} tr[data-name="${CSS.escape(d.name)}"] button`);
     if (b) b.focus();
   }
@@ -308,6 +317,78 @@ async function refreshDetail() {
   renderDetail(d, r.json);
 }
 
+// ---------------------------------------------------------------- hot locks
+
+// The API's kind of a hot name, as this page's (KINDS); null for a kind
+// this page does not know.
+function hotKind(kind) {
+  return kind === 'lock' ? 'locks' : kind === 'semaphore' ? 'sems' : null;
+}
+
+// waits, and "≤ +n" when the top-k may overcount it by n.
+function hotWaits(h) {
+  const f = document.createDocumentFragment();
+  f.append(String(h.waits));
+  if (h.waits_error > 0) {
+    const s = el('span', 'meta', `≤ +${h.waits_error}`);
+    s.title = `may be over by at most ${h.waits_error}`;
+    f.append(' ', s);
+  }
+  return f;
+}
+
+function hotMean(h) {
+  return h.waits > 0 && typeof h.wait_ms_total === 'number' ? formatMs(h.wait_ms_total / h.waits) : '—';
+}
+
+// Rows keyed by kind and name (a lock and a semaphore may share a name),
+// in the API's order, most contended first.
+function renderHot(names) {
+  const body = document.getElementById('hot-body');
+  const rows = new Map();
+  for (const tr of body.children) rows.set(`${tr.dataset.kind} ${tr.dataset.name}`, tr);
+  let i = 0;
+  for (const h of names) {
+    const id = `${h.kind} ${h.name}`;
+    let tr = rows.get(id);
+    if (!tr) {
+      tr = el('tr');
+      tr.dataset.kind = h.kind;
+      tr.dataset.name = h.name;
+      const th = el('th');
+      th.scope = 'row';
+      const kind = hotKind(h.kind);
+      th.append(kind ? nameButton(kind, h.name) : el('span', 'mono', h.name));
+      tr.append(th);
+      for (const label of ['kind', 'waits', 'mean wait', 'grants']) {
+        const td = el('td', label === 'kind' ? null : 'num');
+        td.dataset.label = label;
+        tr.append(td);
+      }
+    }
+    rows.delete(id);
+    const tds = tr.querySelectorAll('td');
+    setCell(tds[0], h.kind, () => document.createTextNode(h.kind));
+    setCell(tds[1], JSON.stringify([h.waits, h.waits_error]), () => hotWaits(h));
+    setCell(tds[2], hotMean(h), () => document.createTextNode(hotMean(h)));
+    setCell(tds[3], String(h.grants), () => document.createTextNode(String(h.grants)));
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+    i++;
+  }
+  for (const tr of rows.values()) tr.remove();
+  document.getElementById('hot-empty').hidden = names.length > 0;
+}
+
+async function refreshHot() {
+  const r = await Api.call('GET', `/v1/stats/hot?limit=${HOT_LIMIT}`);
+  if (r.status !== 200 || !r.json || !Array.isArray(r.json.names)) {
+    throw new Error(r.status === 404
+      ? 'this service has no /v1/stats/hot (a build before it)'
+      : `GET /v1/stats/hot: ${problemText(r)}`);
+  }
+  renderHot(r.json.names);
+}
+
 // ---------------------------------------------------------------- force release
 
 function knownHolders(s) {
@@ -380,10 +461,12 @@ function showError(e) {
 // No calls while the tab is hidden: nobody is looking.
 async function tick() {
   if (!state.paused && !document.hidden) {
+    const hot = state.ticks++ % HOT_EVERY_TICKS === 0;
     try {
       await refreshList('locks');
       await refreshList('sems');
       await refreshDetail();
+      if (hot) await refreshHot();
       showProblem('');
       document.getElementById('updated').textContent = `Updated ${new Date().toLocaleTimeString()}`;
     } catch (e) {
