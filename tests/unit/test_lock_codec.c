@@ -1191,6 +1191,7 @@ static void test_decode_force(void **state)
     assert_false(out.replayed);
     assert_null(out.queue);
     /* Nothing held. */
+    lock_reply_free(&out);
     out = decode_ok(op, array(3, integer(0), str(""), integer(0)));
     assert_int_equal(out.outcome, LOCK_OK);
     assert_int_equal(out.forced, 0);
@@ -1200,12 +1201,14 @@ static void test_decode_force(void **state)
     memset(long_text, 'o', sizeof long_text);
     memset(expect, 'o', OWNER_BYTES_MAX);
     expect[OWNER_BYTES_MAX] = '\0';
+    lock_reply_free(&out);
     out = decode_ok(
         op, array(3, integer(1),
                   text_len(REDIS_REPLY_STRING, long_text, OWNER_BYTES_MAX),
                   integer(9)));
     assert_string_equal(out.lease.owner, expect);
     /* Three shared leases ended, two of them named. */
+    lock_reply_free(&out);
     out = decode_ok(op, array(5, integer(3), str("r1"), integer(11), str("r2"),
                               integer(12)));
     assert_int_equal(out.forced, 3);
@@ -1231,6 +1234,7 @@ static void test_decode_force(void **state)
         op, array(3, integer(1),
                   text_len(REDIS_REPLY_STRING, long_text, OWNER_BYTES_MAX + 1),
                   integer(9)));
+    lock_reply_free(&out);
 }
 
 #define WAITER_B "0a1b2c3d4e5f6a7b:1:9"
@@ -1267,41 +1271,49 @@ static void test_decode_direct(void **state)
                     array(4, integer(1), integer(0), integer(0), integer(5)));
     assert_direct(&out, "", 0, 0);
     /* An acquire refused because the free lock went to the head waiter. */
+    lock_reply_free(&out);
     out = decode_ok(LOCK_OP_ACQUIRE,
                     array(4, integer(0), integer(30000), integer(1),
                           direct(WAITER_B, 1700000000000999)));
     assert_int_equal(out.outcome, LOCK_QUEUED);
     assert_int_equal(out.pttl_ms, 30000);
     assert_direct(&out, WAITER_B, 1700000000000999, 1700000000000999);
+    lock_reply_free(&out);
     out = decode_ok(LOCK_OP_ACQUIRE, array(4, integer(0), integer(30000),
                                            integer(0), direct(WAITER_B, 5)));
     assert_int_equal(out.outcome, LOCK_HELD);
     assert_direct(&out, WAITER_B, 5, 5);
     /* A release that handed on: fence_seen the larger of the two. */
+    lock_reply_free(&out);
     out =
         decode_ok(LOCK_OP_RELEASE, array(5, integer(1), integer(0), integer(88),
                                          integer(5), direct(WAITER_B, 88)));
     assert_int_equal(out.outcome, LOCK_OK);
     assert_int_equal(out.lease.count, 0);
     assert_direct(&out, WAITER_B, 88, 88);
+    lock_reply_free(&out);
     out =
         decode_ok(LOCK_OP_RELEASE, array(5, integer(1), integer(0), integer(99),
                                          integer(5), direct(WAITER_B, 88)));
     assert_direct(&out, WAITER_B, 88, 99);
     /* Claim lapsed, leave handed on, poke, force. */
+    lock_reply_free(&out);
     out = decode_ok(LOCK_OP_CLAIM, array(4, integer(0), integer(250),
                                          integer(1), direct(WAITER_B, 7)));
     assert_int_equal(out.outcome, LOCK_QUEUED);
     assert_int_equal(out.pttl_ms, 250);
     assert_direct(&out, WAITER_B, 7, 7);
+    lock_reply_free(&out);
     out = decode_ok(LOCK_OP_LEAVE, array(2, integer(2), direct(WAITER_B, 8)));
     assert_int_equal(out.outcome, LOCK_HANDED_ON);
     assert_direct(&out, WAITER_B, 8, 8);
+    lock_reply_free(&out);
     out = decode_ok(LOCK_OP_POKE, array(4, integer(1), integer(30000),
                                         str(WAITER_B), direct(WAITER_B, 9)));
     assert_int_equal(out.outcome, LOCK_OK);
     assert_string_equal(out.handed_to, WAITER_B);
     assert_direct(&out, WAITER_B, 9, 9);
+    lock_reply_free(&out);
     out = decode_ok(LOCK_OP_FORCE, array(4, integer(1), str("o"), integer(5),
                                          direct(WAITER_B, 6)));
     assert_int_equal(out.forced, 1);
@@ -1310,6 +1322,7 @@ static void test_decode_direct(void **state)
     assert_direct(&out, WAITER_B, 6, 6);
     /* The longest waiter id that fits. */
     memset(id, 'w', sizeof id);
+    lock_reply_free(&out);
     out = decode_ok(
         LOCK_OP_LEAVE,
         array(2, integer(2),
@@ -1318,6 +1331,7 @@ static void test_decode_direct(void **state)
     assert_int_equal(strlen(out.directs[0].id), WAITER_ID_MAX - 1);
 
     /* Several shared waiters granted at once: each with its fence. */
+    lock_reply_free(&out);
     out = decode_ok(LOCK_OP_RELEASE,
                     array(5, integer(1), integer(0), integer(20), integer(5),
                           array(6, str(WAITER_B), integer(20), str("b:0:2"),
@@ -1356,6 +1370,7 @@ static void test_decode_direct(void **state)
     DECODE_BAD(LOCK_OP_ACQUIRE, array(1, direct(WAITER_B, 8)));
     DECODE_BAD(LOCK_OP_ACQUIRE,
                array(2, direct(WAITER_B, 8), direct(WAITER_B, 9)));
+    lock_reply_free(&out);
 }
 
 /* An owner label is the client's: "D" is an owner like any other, in every
@@ -1367,19 +1382,24 @@ static void test_decode_owner_d(void **state)
 
     out = decode_ok(LOCK_OP_ACQUIRE, lease_reply(7, 1, 10, "D"));
     assert_lease(&out, 7, 1, 10, "D");
+    lock_reply_free(&out);
     out = decode_ok(LOCK_OP_RENEW, lease_reply(7, 1, 10, "D"));
     assert_lease(&out, 7, 1, 10, "D");
+    lock_reply_free(&out);
     out = decode_ok(LOCK_OP_STATUS, status_reply(1, 10, 7, 1, "D", 0, -1, 0));
     assert_string_equal(out.lease.owner, "D");
+    lock_reply_free(&out);
     out = decode_ok(LOCK_OP_FORCE, array(3, integer(1), str("D"), integer(7)));
     assert_string_equal(out.lease.owner, "D");
     /* The replay of a lease whose owner is "D": {1, fence, count, ttl, "D",
      * 1, token}. */
+    lock_reply_free(&out);
     out = decode_ok(LOCK_OP_ACQUIRE, replay_reply(7, 1, "D", str(TOKEN_A)));
     assert_true(out.replayed);
     assert_string_equal(out.lease.owner, "D");
     assert_string_equal(out.token, TOKEN_A);
     assert_int_equal(out.ndirects, 0);
+    lock_reply_free(&out);
 }
 
 /* A status code one op answers is no answer of another. */
