@@ -46,7 +46,7 @@
 #define NNAMES 4
 #define PER_NAME 3
 #define NCLIENTS (NNAMES * PER_NAME)
-#define TTL_MS 2000
+#define TTL_MS 5000
 #define WAIT_MS 2000
 #define REDIS_TIMEOUT_MS 1000
 #define WAIT_TIMEOUT_MS 200
@@ -160,15 +160,18 @@ static void timed(const char *op, double t0, double t1, double bound_ms,
     pthread_mutex_unlock(&mu);
 }
 
-/* The store's write: accepted when fence is above every fence it accepted
- * for the resource, refused otherwise. */
+/* The store's write: accepted when fence is not below any fence it
+ * accepted for the resource, refused otherwise. The log holds each new
+ * highest fence in the order the store took it. */
 static bool store_write(int name, long long fence)
 {
     bool ok;
 
     pthread_mutex_lock(&mu);
-    ok = fence > store[name].high;
-    if (ok) {
+    ok = fence >= store[name].high; /* the same lease may write again */
+    if (!ok) {
+        store[name].refused++;
+    } else if (fence > store[name].high) {
         store[name].high = fence;
         if (store[name].n == store[name].cap) {
             store[name].cap = store[name].cap ? 2 * store[name].cap : 1024;
@@ -176,10 +179,9 @@ static bool store_write(int name, long long fence)
                 store[name].log, store[name].cap * sizeof *store[name].log);
         }
         store[name].log[store[name].n++] = fence;
-        store[name].accepted++;
-    } else {
-        store[name].refused++;
     }
+    if (ok)
+        store[name].accepted++;
     pthread_mutex_unlock(&mu);
     return ok;
 }
@@ -226,9 +228,13 @@ static void *client(void *arg)
         g.fence = jint(&r, "fence");
         snprintf(rbody, sizeof rbody, "{\"token\":\"%s\"}", tok);
         http_resp_free(&r);
-        sleep_ms(5 + rand_r(&cl->seed) % 20); /* the work, before the write */
-        store_write(name, g.fence);
+        /* The work: a write at its start and one at its end; one hold in
+         * ten lasts 1 to 2.5 s, past a SIGKILL's outage. */
         sleep_ms(5 + rand_r(&cl->seed) % 20);
+        store_write(name, g.fence);
+        sleep_ms(rand_r(&cl->seed) % 10 == 0 ? 1000 + rand_r(&cl->seed) % 1500
+                                             : 5 + rand_r(&cl->seed) % 20);
+        store_write(name, g.fence);
         inst ^= 1; /* release on the other instance */
         g.rel_t0 = now_ms();
         http_timeout(&q, (long)(15000 * time_scale()), svcs[inst].url, "POST",
@@ -377,8 +383,9 @@ static void one_fault(bool kill_master)
     } else {
         char *out =
             redis_cli(&sentinels[n_faults % 3], "SENTINEL FAILOVER " MASTER);
-        t_diag("nemesis: SENTINEL FAILOVER (master %d): %s", f->from,
-               out ? strtok(out, "\n") : "no answer");
+        int len = out ? (int)strcspn(out, "\n") : 0;
+        t_diag("nemesis: SENTINEL FAILOVER (master %d): %.*s", f->from, len,
+               out ? out : "");
         free(out);
     }
     end = f->start + RECOVERY_LIMIT_MS * time_scale();
@@ -473,20 +480,22 @@ static int fault_at(double t)
     return -1;
 }
 
-/* Double grants: validity intervals of different fences on one name that
- * overlap. Counted per fault (by the later lease's start); *outside holds
- * those in no fault window. */
-static long double_grants(long per_fault[], long *outside, char *detail,
-                          size_t dlen)
+/* Double grants: leases whose validity interval (in the clients' view) a
+ * lease of another fence on the same name overlapped. Counted once per
+ * overlapped lease, per fault (by the overlapping lease's start); *outside
+ * holds those in no fault window, *pairs the overlapping grants. */
+static long double_grants(long per_fault[], long *outside, long *pairs,
+                          char *detail, size_t dlen)
 {
     long n = 0;
 
     *outside = 0;
+    *pairs = 0;
     for (int name = 0; name < NNAMES; name++) {
         struct ival *v = malloc((n_grants + 1) * sizeof *v);
         size_t k = 0;
         double maxe = -1;
-        const struct grant *maxg = NULL;
+        const struct grant *maxg = NULL, *counted = NULL;
 
         for (size_t i = 0; i < n_grants; i++) {
             const struct grant *g = &grants[i];
@@ -501,17 +510,22 @@ static long double_grants(long per_fault[], long *outside, char *detail,
         qsort(v, k, sizeof *v, by_start);
         for (size_t i = 0; i < k; i++) {
             if (maxg != NULL && v[i].s < maxe && v[i].g->fence != maxg->fence) {
-                int f = fault_at(v[i].s);
-                if (n++ == 0)
-                    snprintf(detail, dlen,
-                             "failover-%d: fence %lld held from %.3fs while "
-                             "fence %lld held until %.3fs",
-                             name, v[i].g->fence, (v[i].s - t_begin) / 1000.0,
-                             maxg->fence, (maxe - t_begin) / 1000.0);
-                if (f >= 0)
-                    per_fault[f]++;
-                else
-                    (*outside)++;
+                (*pairs)++;
+                if (maxg != counted) {
+                    int f = fault_at(v[i].s);
+                    counted = maxg;
+                    if (n++ == 0)
+                        snprintf(detail, dlen,
+                                 "failover-%d: fence %lld held from %.3fs "
+                                 "while fence %lld held until %.3fs",
+                                 name, v[i].g->fence,
+                                 (v[i].s - t_begin) / 1000.0, maxg->fence,
+                                 (maxe - t_begin) / 1000.0);
+                    if (f >= 0)
+                        per_fault[f]++;
+                    else
+                        (*outside)++;
+                }
             }
             if (v[i].e > maxe) {
                 maxe = v[i].e;
@@ -622,9 +636,9 @@ int main(int argc, char **argv)
     struct client cls[NCLIENTS];
     double end;
     long per_fault[MAXFAULTS] = {0}, outside = 0, dg, regress, lost = 0;
-    long lost_per_fault[MAXFAULTS] = {0};
+    long lost_per_fault[MAXFAULTS] = {0}, dg_pairs = 0;
     long store_back = 0, n503 = 0, total_refused = 0, total_accepted = 0;
-    char dg_detail[320] = "", rg_detail[320] = "";
+    char lost_detail[200] = "", dg_detail[320] = "", rg_detail[320] = "";
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--wait-replicas") == 0 && i + 1 < argc)
@@ -664,12 +678,20 @@ int main(int argc, char **argv)
         pthread_join(cls[i].thread, NULL);
 
     /* ---- figures ---------------------------------------------------------*/
-    dg = double_grants(per_fault, &outside, dg_detail, sizeof dg_detail);
+    dg = double_grants(per_fault, &outside, &dg_pairs, dg_detail,
+                       sizeof dg_detail);
     regress = fence_regressions(rg_detail, sizeof rg_detail);
     for (size_t i = 0; i < n_grants; i++)
         if (grants[i].rel_status == 409 &&
             grants[i].rel_t1 < grants[i].t0 + TTL_MS - TTL_MARGIN_MS) {
             int f = fault_at(grants[i].t1);
+            if (lost == 0)
+                snprintf(lost_detail, sizeof lost_detail,
+                         "failover-%d fence %lld granted at %.3fs, release "
+                         "409 %s at %.3fs",
+                         grants[i].name, grants[i].fence,
+                         (grants[i].t1 - t_begin) / 1000.0, grants[i].rel_code,
+                         (grants[i].rel_t1 - t_begin) / 1000.0);
             lost++;
             if (f >= 0)
                 lost_per_fault[f]++;
@@ -691,17 +713,19 @@ int main(int argc, char **argv)
            wait_replicas, seconds, NCLIENTS, NNAMES);
     printf("requests:              %ld (grants %zu, 409 lock_held %ld)\n",
            n_requests, n_grants, n_lock_held);
-    printf("fenced writes:         %ld accepted, %ld refused as older than "
-           "one the store had seen\n",
+    printf("fenced writes:         %ld accepted, %ld refused (a fence older "
+           "than one the store had seen)\n",
            total_accepted, total_refused);
-    printf("double grants:         %ld (overlapping leases of one name; %ld "
-           "outside any failover)\n",
-           dg, outside);
+    printf("double grants:         %ld leases held by two clients at once "
+           "(%ld overlapping grants; %ld leases outside any failover)\n",
+           dg, dg_pairs, outside);
     if (dg > 0)
         printf("  first: %s\n", dg_detail);
     printf("leases lost:           %ld (release answered 409 before the TTL "
            "ran out)\n",
            lost);
+    if (lost > 0)
+        printf("  first: %s\n", lost_detail);
     printf("fenced writes lost:    %ld (store fence going back) + %ld (grant "
            "fence not above an earlier one)\n",
            store_back, regress);
@@ -720,10 +744,11 @@ int main(int argc, char **argv)
                 else
                     fother++;
             }
-        printf("  %-18s %5d -> %5d  503s %4ld  other %3ld  recovery %5.2f s  "
+        printf("  %-18s at %5.1fs  %5d -> %5d  503s %4ld  other %3ld  recovery "
+               "%5.2f s  "
                "double grants %ld  lost %ld\n",
-               f->killed ? "SIGKILL master" : "SENTINEL FAILOVER", f->from,
-               f->to, f503, fother,
+               f->killed ? "SIGKILL master" : "SENTINEL FAILOVER",
+               (f->start - t_begin) / 1000.0, f->from, f->to, f503, fother,
                f->recovered ? (f->recovered - f->start) / 1000.0 : -1.0,
                per_fault[i], lost_per_fault[i]);
     }
