@@ -358,6 +358,34 @@ static bool serving(int port)
     return true;
 }
 
+/* What each sentinel names, each node's role and each instance's /readyz
+ * and probe answer: printed when an instance did not recover. */
+static void diagnose(void)
+{
+    for (int i = 0; i < 3; i++)
+        t_diag("  sentinel %d names %d", sentinels[i].port,
+               sentinels[i].pid > 0 ? master_port_of(&sentinels[i]) : -1);
+    for (int i = 0; i < 3; i++) {
+        char *role = nodes[i].pid > 0 ? redis_cli(&nodes[i], "ROLE") : NULL;
+        for (char *p = role; p && *p; p++)
+            if (*p == '\n')
+                *p = ' ';
+        t_diag("  node %d: %.120s", nodes[i].port, role ? role : "(down)");
+        free(role);
+    }
+    for (int i = 0; i < 2; i++) {
+        struct http_resp r;
+        http_timeout(&r, 3000, svcs[i].url, "GET", "/readyz", NULL, NULL);
+        t_diag("  svc%d /readyz %ld %.300s", i, r.status, r.body ? r.body : "");
+        http_resp_free(&r);
+        http_timeout(&r, 3000, svcs[i].url, "POST",
+                     "/v1/locks/failover-diag/acquire", "{\"ttl_ms\":100}",
+                     NULL);
+        t_diag("  svc%d acquire %ld %.300s", i, r.status, r.body ? r.body : "");
+        http_resp_free(&r);
+    }
+}
+
 struct fault {
     bool killed; /* SIGKILL of the master, else SENTINEL FAILOVER */
     int from, to;
@@ -396,13 +424,31 @@ static void one_fault(bool kill_master)
         sleep_ms(50);
     }
     f->named = now_ms();
-    while (now_ms() < end && f->to > 0 && f->to != f->from) {
-        if (serving(f->to)) {
+    /* A crashed master comes back a second later, a replica of the new one
+     * (the sentinels would reconfigure it anyway): with N > 0 the new
+     * master needs a replica to acknowledge before it serves. */
+    if (kill_master && m != NULL && f->to > 0) {
+        sleep_ms(1000);
+        snprintf(m->extra, sizeof m->extra, "--replicaof 127.0.0.1 %d", f->to);
+        if (redis_restart(m) != 0)
+            t_diag("nemesis: the old master did not restart");
+    }
+    /* The sentinels may move the master again (a promotion that timed
+     * out): serving means serving the master they name now. */
+    while (now_ms() < end && f->to > 0) {
+        int now = master_port();
+        if (now > 0 && now != f->to) {
+            t_diag("nemesis: the sentinels now name %d, not %d", now, f->to);
+            f->to = now;
+        }
+        if (f->to != f->from && serving(f->to)) {
             f->recovered = now_ms();
             break;
         }
         sleep_ms(50);
     }
+    if (f->recovered == 0)
+        diagnose();
     if (f->recovered == 0) {
         recovery_failures++;
         snprintf(recovery_detail, sizeof recovery_detail,
@@ -415,11 +461,6 @@ static void one_fault(bool kill_master)
            "fault",
            f->from, f->to,
            f->recovered ? (f->recovered - f->start) / 1000.0 : -1.0);
-    if (kill_master && m != NULL && f->to > 0) {
-        snprintf(m->extra, sizeof m->extra, "--replicaof 127.0.0.1 %d", f->to);
-        if (redis_restart(m) != 0)
-            t_diag("nemesis: the old master did not restart");
-    }
     /* A new failover of the same master is allowed 2 x failover-timeout
      * after this one; the sentinels must know both replicas again. */
     while (now_ms() < f->start + 2 * FAILOVER_TIMEOUT_MS + 1000)
