@@ -424,19 +424,21 @@ static void one_fault(bool kill_master)
         sleep_ms(50);
     }
     f->named = now_ms();
-    /* A crashed master comes back a second later, a replica of the new one
-     * (the sentinels would reconfigure it anyway): with N > 0 the new
-     * master needs a replica to acknowledge before it serves. */
-    if (kill_master && m != NULL && f->to > 0) {
-        sleep_ms(1000);
-        snprintf(m->extra, sizeof m->extra, "--replicaof 127.0.0.1 %d", f->to);
-        if (redis_restart(m) != 0)
-            t_diag("nemesis: the old master did not restart");
-    }
     /* The sentinels may move the master again (a promotion that timed
-     * out): serving means serving the master they name now. */
+     * out): serving means serving the master they name now. A crashed
+     * master comes back a second after the switch, a replica of the new
+     * one (the sentinels would reconfigure it anyway): with N > 0 the new
+     * master needs a replica to acknowledge before it serves. */
+    bool back = !kill_master || m == NULL;
     while (now_ms() < end && f->to > 0) {
         int now = master_port();
+        if (!back && now_ms() >= f->named + 1000) {
+            snprintf(m->extra, sizeof m->extra, "--replicaof 127.0.0.1 %d",
+                     f->to);
+            if (redis_restart(m) != 0)
+                t_diag("nemesis: the old master did not restart");
+            back = true;
+        }
         if (now > 0 && now != f->to) {
             t_diag("nemesis: the sentinels now name %d, not %d", now, f->to);
             f->to = now;
@@ -446,6 +448,13 @@ static void one_fault(bool kill_master)
             break;
         }
         sleep_ms(50);
+    }
+    if (!back) { /* no master named: it comes back as it was */
+        if (f->to > 0)
+            snprintf(m->extra, sizeof m->extra, "--replicaof 127.0.0.1 %d",
+                     f->to);
+        if (redis_restart(m) != 0)
+            t_diag("nemesis: the old master did not restart");
     }
     if (f->recovered == 0)
         diagnose();
