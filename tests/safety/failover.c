@@ -3,19 +3,22 @@
  * Starts one master, two replicas and three sentinels (tests/lib/harness),
  * and two lockservice instances on --redis redis-sentinel://.../ha with
  * --redis-wait-replicas N (policy fail). Client threads loop on a few lock
- * names: acquire (with wait_ms) on one instance, a fenced write to a store
- * kept here (it remembers the highest fence per resource and refuses an
- * older one), release on the other instance. The main thread (the nemesis)
- * alternates SENTINEL FAILOVER and SIGKILL of the current master (restarted
- * as a replica of the new one), and after each waits until the sentinels
- * name a new master and both instances serve a probe lock again.
+ * names: acquire (ttl_ms 5000, wait_ms 2000) on one instance, a fenced
+ * write to a store kept here (it remembers the highest fence per resource
+ * and refuses an older one), the work (one hold in ten lasts 1 to 2.5 s),
+ * a second write, release on the other instance. The main thread (the
+ * nemesis) alternates SENTINEL FAILOVER and SIGKILL of the current master
+ * (restarted a second after the switch as a replica of the new one), and
+ * after each waits until the sentinels name a new master and both
+ * instances serve a probe lock again.
  *
  * Measured and printed (not asserted):
- *   double grants  two leases of one name, different fences, whose
- *                  validity intervals overlap in real time in the clients'
- *                  view: held from the acquire's answer until the release
- *                  was sent or the TTL (less a margin) ran out from when
- *                  the acquire was sent
+ *   double grants  leases of one name whose validity intervals (in the
+ *                  clients' view: from the acquire's answer until the
+ *                  release was sent, or the TTL less a margin ran out from
+ *                  when the acquire was sent) a lease of another fence
+ *                  overlapped; the store then refuses the older holder's
+ *                  late write
  *   lost leases    a release answered 409 (not_held/not_owner) before the
  *                  lease's TTL could have run out: the master that answered
  *                  never saw the grant, or lost it
