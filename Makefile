@@ -33,8 +33,8 @@ INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all tests test check valgrind run demo bench fuzz safety contract lint \
-        test-browser screenshots \
+.PHONY: all tests test check valgrind run demo bench fuzz safety safety-failover \
+        contract lint test-browser screenshots \
         test-docker deb test-package install uninstall format format-check \
         style clean
 
@@ -111,6 +111,17 @@ safety:
 	sh scripts/deps.sh safety
 	$(MAKE) lockservice
 	sh tests/safety/run
+
+# What a Sentinel failover loses: 1 master, 2 replicas, 3 sentinels, two
+# instances; SENTINEL FAILOVER and SIGKILL of the master, with
+# --redis-wait-replicas 0 and then 1 (~3 minutes).
+safety-failover: lockservice $(BUILD)/safety/failover
+	sh scripts/deps.sh safety
+	FAILOVER_BIN=$(BUILD)/safety/failover sh tests/safety/failover
+
+$(BUILD)/safety/failover: tests/safety/failover.c $(TESTLIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -Itests/lib $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcurl jansson) -lpthread
 
 contract:
 	sh scripts/deps.sh contract
