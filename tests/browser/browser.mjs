@@ -329,8 +329,11 @@ async function checkUiLive(svc) {
   const shown = await until(async () => (await lockRows(page)).find((r) => r.name === name && r.owners.includes('browser-holder')), 5000);
   ok(acq.status === 200 && shown, '/ui/: a lock acquired through the API appears with its owner, no reload',
     [JSON.stringify(await lockRows(page)), await page.$eval('#status', (e) => e.textContent)]);
-  const waitingCell = await page.$eval(`#locks-body tr[data-name="${name}"] td:nth-of-type(3)`, (e) => e.textContent).catch(() => '');
-  ok(waitingCell === '2', '/ui/: the row shows its two waiters', [waitingCell]);
+  // The row may first come from a poll made before the second waiter
+  // parked: wait for the page's next polls.
+  const cell = () => page.$eval(`#locks-body tr[data-name="${name}"] td:nth-of-type(3)`, (e) => e.textContent).catch(() => '');
+  const two = await until(async () => (await cell()) === '2', 5000);
+  ok(two, '/ui/: the row shows its two waiters, without a reload', [await cell()]);
 
   // From the keyboard: Enter on the name opens the detail, Escape closes it
   // and gives the focus back to the name.
