@@ -253,6 +253,7 @@ static void on_unacked_released(void *ctx, const redisReply *r,
     lock_reply_free(&c->reply);
     memset(&c->reply, 0, sizeof c->reply);
     c->reply.outcome = LOCK_UNAVAILABLE;
+    c->op = LOCK_OP_ACQUIRE; /* what the caller asked for, for its accounting */
     c->done(c);
 }
 
