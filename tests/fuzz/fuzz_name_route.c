@@ -150,6 +150,15 @@ STUB(handle_openapi)
 STUB(handle_inventory_put)
 STUB(handle_inventory_get)
 STUB(handle_inventory_purchase)
+STUB(handle_lock_list)
+STUB(handle_semaphore_list)
+STUB(handle_stats_hot)
+STUB(handle_ui_page)
+STUB(handle_ui_asset)
+STUB(handle_ui_redirect)
+STUB(handle_demo_page)
+STUB(handle_demo_asset)
+STUB(handle_demo_redirect)
 
 /* The tables as http_start joins them: the service's routes, then the
  * demo's. Routing without --demo sees the first service_route_count rows. */

@@ -69,6 +69,20 @@ static void check_url(const struct redis_url *u)
         CHECK(u->port >= 1 && u->port <= 65535);
 }
 
+/* A redis-sentinel:// URL: at least one sentinel, each with a host and a
+ * port, a master name, every string terminated. */
+static void check_sentinels(const struct redis_url *u)
+{
+    CHECK(u->sentinel_count >= 1 && u->sentinel_count <= SENTINELS_MAX);
+    CHECK(TERMINATED(u->master) && u->master[0] != '\0');
+    CHECK(TERMINATED(u->user) && TERMINATED(u->password) && u->db >= 0);
+    for (unsigned i = 0; i < u->sentinel_count; i++) {
+        CHECK(TERMINATED(u->sentinels[i].host));
+        CHECK(u->sentinels[i].host[0] != '\0');
+        CHECK(u->sentinels[i].port >= 1 && u->sentinels[i].port <= 65535);
+    }
+}
+
 /* Appends s to text at *n, every byte but the unreserved ones of RFC 3986
  * written as %XX. */
 static void put_encoded(char *text, size_t len, int *n, const char *s)
@@ -171,9 +185,14 @@ static void fuzz_redis_url(const char *text)
     memset(err, 0, sizeof(err));
     if (redis_url_parse(text, &u, err, sizeof(err)) == 0) {
         CHECK(strncmp(text, "redis://", 8) == 0 ||
-              strncmp(text, "unix://", 7) == 0);
-        check_url(&u);
-        check_url_round_trip(&u);
+              strncmp(text, "unix://", 7) == 0 ||
+              strncmp(text, "redis-sentinel://", 17) == 0);
+        if (u.is_sentinel) {
+            check_sentinels(&u);
+        } else {
+            check_url(&u);
+            check_url_round_trip(&u);
+        }
     } else {
         CHECK(err[0] != '\0' && TERMINATED(err));
     }
@@ -263,7 +282,10 @@ static void fuzz_argv(const char *data, size_t size)
         CHECK(cfg.api_keys_file[0] == '\0' && cfg.api_key_count == 0);
         CHECK(cfg.redis_password_file[0] == '\0');
         CHECK(cfg.warning_count == 0);
-        check_url(&cfg.redis);
+        if (cfg.redis.is_sentinel)
+            check_sentinels(&cfg.redis);
+        else
+            check_url(&cfg.redis);
     } else {
         CHECK(r == CONFIG_EXIT_OK);
     }
