@@ -213,7 +213,7 @@ def args_v2(op, name, token, owner, seen, prefix="lockservice:"):
     back as parameters."""
     keys = {f"{prefix}{{{PROBE}}}:{t}": f"{prefix}{{{name}}}:{t}"
             for t in ("lock", "fence", "queue", "waiters", "delay", "acq:-",
-                      "rel:-")}
+                      "rel:-", "shared", "shared:expiry")}
     nkeys = int(seen[2])
     rec_keys, rec_argv = seen[3:3 + nkeys], seen[3 + nkeys:]
     if any(k not in keys for k in rec_keys):
