@@ -543,7 +543,9 @@ static int redis_spawn(struct redis_proc *r)
     return -1;
 }
 
-int redis_start(struct redis_proc *r, const char *extra)
+/* redis_start with the port taken from pick_port (tried up to 3 times). */
+static int redis_start_picking(struct redis_proc *r, const char *extra,
+                               int (*pick_port)(void))
 {
     memset(r, 0, sizeof *r);
     snprintf(r->extra, sizeof r->extra, "%s", extra ? extra : "");
@@ -564,7 +566,7 @@ int redis_start(struct redis_proc *r, const char *extra)
     }
     pthread_mutex_unlock(&procs_lock);
     for (int attempt = 0; attempt < 3; attempt++) {
-        r->port = free_port();
+        r->port = pick_port();
         if (r->port > 0 && redis_spawn(r) == 0)
             return 0;
     }
@@ -574,6 +576,11 @@ int redis_start(struct redis_proc *r, const char *extra)
     snprintf(logfile, sizeof logfile, "%s/redis.log", r->dir);
     print_log_tail(logfile, 20);
     return -1;
+}
+
+int redis_start(struct redis_proc *r, const char *extra)
+{
+    return redis_start_picking(r, extra, free_port);
 }
 
 static void forget_dir(const char *dir)
@@ -1838,4 +1845,570 @@ bool replicas_synced(const struct redis_proc *master, int n, double ms)
     t_diag("replicas_synced: fewer than %d replicas of port %d in sync", n,
            master->port);
     return false;
+}
+
+/* ---- Additions for Redis Cluster (issue 13 item 4) ---- */
+
+#define CLUSTER_BUS_OFFSET 10000
+#define CLUSTER_NODE_ARGS                                                      \
+    "--cluster-enabled yes --cluster-config-file nodes.conf "                  \
+    "--cluster-node-timeout 1500 --cluster-require-full-coverage no"
+
+/* True when 127.0.0.1:port can be bound right now. */
+static bool port_bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {0};
+    bool ok;
+
+    if (fd < 0)
+        return false;
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+int cluster_port(void)
+{
+    for (int attempt = 0; attempt < 200; attempt++) {
+        int port = free_port(), bus = port + CLUSTER_BUS_OFFSET;
+        if (port > 0 && bus < 65536 && bus != 6379 && bus != 8080 &&
+            port_bindable(bus))
+            return port;
+    }
+    return -1;
+}
+
+/* Runs argv for up to timeout_ms (scaled by time_scale()) with its stdout
+ * and stderr both into *out (malloc'd, caller frees; NULL when it did not
+ * start). Returns the exit status, or -1 when it did not start or was
+ * killed at the deadline. */
+static int run_captured(char *const *argv, double timeout_ms, char **out)
+{
+    int pfd[2], st;
+    size_t len = 0, cap = 1;
+    char *buf = calloc(1, 1);
+    double end = now_ms() + timeout_ms * time_scale();
+    pid_t pid;
+
+    *out = NULL;
+    if (buf == NULL || pipe(pfd) != 0) {
+        free(buf);
+        return -1;
+    }
+    pid = spawn(argv, NULL, pfd[1], pfd[1]);
+    close(pfd[1]);
+    if (pid < 0) {
+        close(pfd[0]);
+        free(buf);
+        return -1;
+    }
+    track(pid, NULL);
+    for (;;) {
+        struct pollfd p = {pfd[0], POLLIN, 0};
+        int left = (int)(end - now_ms());
+        if (left <= 0)
+            break;
+        if (poll(&p, 1, left) < 0 && errno != EINTR)
+            break;
+        if ((p.revents & (POLLIN | POLLHUP)) &&
+            !drain(pfd[0], &buf, &len, &cap))
+            break;
+    }
+    close(pfd[0]);
+    st = wait_for(pid, (long)(end - now_ms()) + 100);
+    if (st < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    untrack(pid);
+    *out = buf;
+    if (st < 0 || !WIFEXITED(st))
+        return -1;
+    return WEXITSTATUS(st);
+}
+
+/* redis-cli with the words of args, as run_captured runs it. */
+static int cluster_cli(const char *args, double timeout_ms, char **out)
+{
+    char *argv[MAX_ARGS];
+    int argc = 0, rc;
+
+    argv[argc++] = "redis-cli";
+    if (split_words(args, NULL, argv, &argc, MAX_ARGS) != 0) {
+        free_words(argv, 1, argc);
+        *out = NULL;
+        return -1;
+    }
+    rc = run_captured(argv, timeout_ms, out);
+    free_words(argv, 1, argc);
+    return rc;
+}
+
+/* The integer after "field:" on a line of an INFO-style text, or -1. */
+static long info_field(const char *text, const char *field)
+{
+    size_t n = strlen(field);
+
+    for (const char *l = text; l != NULL && *l;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, field, n) == 0 && l[n] == ':')
+            return strtol(l + n + 1, NULL, 10);
+    return -1;
+}
+
+/* True when the INFO-style text has "field:value" on a line. */
+static bool info_says(const char *text, const char *field, const char *value)
+{
+    char want[128];
+
+    snprintf(want, sizeof want, "%s:%s", field, value);
+    for (const char *l = text; l != NULL && *l;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, want, strlen(want)) == 0 &&
+            (l[strlen(want)] == '\r' || l[strlen(want)] == '\n' ||
+             l[strlen(want)] == '\0'))
+            return true;
+    return false;
+}
+
+/* One line of CLUSTER NODES: "<id> <ip:port@bus> <flags> <master> <ping>
+ * <pong> <epoch> <link> <slot ranges...>". */
+struct node_line {
+    char id[48];
+    int port;
+    char flags[128];
+    char master_id[48];
+    const char *slots; /* into the text: the slot ranges, to the line end */
+    size_t slots_len;
+};
+
+/* Parses the line at line (up to its '\n'); false when it is no node. */
+static bool node_line_parse(const char *line, struct node_line *nl)
+{
+    const char *end = strchr(line, '\n'), *p = line, *word[8];
+    size_t wlen[8];
+
+    if (end == NULL)
+        end = line + strlen(line);
+    memset(nl, 0, sizeof *nl);
+    for (int w = 0; w < 8; w++) {
+        while (p < end && *p == ' ')
+            p++;
+        word[w] = p;
+        while (p < end && *p != ' ' && *p != '\r')
+            p++;
+        wlen[w] = (size_t)(p - word[w]);
+        if (wlen[w] == 0)
+            return false;
+    }
+    if (wlen[0] >= sizeof nl->id || wlen[2] >= sizeof nl->flags ||
+        wlen[3] >= sizeof nl->master_id)
+        return false;
+    memcpy(nl->id, word[0], wlen[0]);
+    memcpy(nl->flags, word[2], wlen[2]);
+    memcpy(nl->master_id, word[3], wlen[3]);
+    const char *colon = memchr(word[1], ':', wlen[1]);
+    nl->port = colon ? (int)strtol(colon + 1, NULL, 10) : 0;
+    while (p < end && *p == ' ')
+        p++;
+    nl->slots = p;
+    nl->slots_len = (size_t)(end - p);
+    while (nl->slots_len > 0 && nl->slots[nl->slots_len - 1] == '\r')
+        nl->slots_len--;
+    return nl->port > 0;
+}
+
+/* True when the comma-separated flags of nl include flag. */
+static bool node_flag(const struct node_line *nl, const char *flag)
+{
+    size_t n = strlen(flag);
+
+    for (const char *f = nl->flags; f != NULL;
+         f = strchr(f, ',') ? strchr(f, ',') + 1 : NULL)
+        if (strncmp(f, flag, n) == 0 && (f[n] == ',' || f[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* Sets owner[s] = port for each slot s of nl's ranges ("a-b" or "a"; the
+ * "[slot->-id]" migration marks are skipped). */
+static void node_slots_mark(const struct node_line *nl, int *owner)
+{
+    const char *p = nl->slots, *end = nl->slots + nl->slots_len;
+
+    while (p < end) {
+        char *next;
+        while (p < end && *p == ' ')
+            p++;
+        if (p >= end)
+            break;
+        if (*p == '[') {
+            while (p < end && *p != ' ')
+                p++;
+            continue;
+        }
+        long a = strtol(p, &next, 10), b = a;
+        if (next < end && *next == '-')
+            b = strtol(next + 1, &next, 10);
+        for (long s = a; s <= b && s >= 0 && s < CLUSTER_SLOTS; s++)
+            owner[s] = nl->port;
+        p = next > p ? next : p + 1;
+        while (p < end && *p != ' ')
+            p++;
+    }
+}
+
+/* Which master port node r says serves each slot (0: none). False when r
+ * does not answer CLUSTER NODES. */
+static bool slot_owners_of(const struct redis_proc *r, int *owner)
+{
+    char *text = redis_cli(r, "CLUSTER NODES");
+
+    if (text == NULL)
+        return false;
+    memset(owner, 0, CLUSTER_SLOTS * sizeof *owner);
+    for (const char *l = text; l != NULL && *l;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        struct node_line nl;
+        if (node_line_parse(l, &nl) && node_flag(&nl, "master"))
+            node_slots_mark(&nl, owner);
+    }
+    free(text);
+    return true;
+}
+
+/* The first live node of cl that answers PING, or NULL. */
+static struct redis_proc *cluster_live_node(struct redis_cluster *cl)
+{
+    for (int i = 0; i < cl->count; i++)
+        if (cl->node[i].pid > 0 && redis_answers(cl->node[i].port))
+            return &cl->node[i];
+    return NULL;
+}
+
+int cluster_start(struct redis_cluster *cl, int masters,
+                  int replicas_per_master)
+{
+    int total = masters * (1 + replicas_per_master), rc;
+    char args[1024], *out = NULL;
+    struct redis_proc *m[CLUSTER_NODES_MAX];
+    size_t len;
+    int nm;
+
+    memset(cl, 0, sizeof *cl);
+    if (masters < 3 || replicas_per_master < 0 || total > CLUSTER_NODES_MAX) {
+        t_diag("cluster_start: %d masters, %d replicas each: not possible",
+               masters, replicas_per_master);
+        return -1;
+    }
+    for (int i = 0; i < total; i++) {
+        if (redis_start_picking(&cl->node[i], CLUSTER_NODE_ARGS,
+                                cluster_port) != 0)
+            return -1;
+        cl->count++;
+    }
+    len = (size_t)snprintf(args, sizeof args, "--cluster create");
+    for (int i = 0; i < total && len < sizeof args; i++)
+        len += (size_t)snprintf(args + len, sizeof args - len, " 127.0.0.1:%d",
+                                cl->node[i].port);
+    if (len < sizeof args)
+        len += (size_t)snprintf(args + len, sizeof args - len,
+                                " --cluster-replicas %d --cluster-yes",
+                                replicas_per_master);
+    if (len >= sizeof args)
+        return -1;
+    rc = cluster_cli(args, 60000, &out);
+    if (rc != 0) {
+        t_diag("cluster_start: redis-cli %s -> %d:\n%s", args, rc,
+               out ? out : "");
+        free(out);
+        return -1;
+    }
+    free(out);
+    if (!cluster_settled(cl, 30000)) {
+        t_diag("cluster_start: the cluster did not settle");
+        return -1;
+    }
+    nm = cluster_masters(cl, m, CLUSTER_NODES_MAX);
+    if (nm != masters) {
+        t_diag("cluster_start: %d masters serve slots, not %d", nm, masters);
+        return -1;
+    }
+    for (int i = 0; i < nm; i++)
+        if (!replicas_synced(m[i], replicas_per_master, 30000))
+            return -1;
+    return 0;
+}
+
+void cluster_stop(struct redis_cluster *cl)
+{
+    for (int i = 0; i < cl->count; i++)
+        redis_stop(&cl->node[i]);
+    cl->count = 0;
+}
+
+size_t cluster_seeds(const struct redis_cluster *cl, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    if (len == 0)
+        return 0;
+    buf[0] = '\0';
+    for (int i = 0; i < cl->count; i++) {
+        int w = snprintf(buf + n, len - n, "%s127.0.0.1:%d", i ? "," : "",
+                         cl->node[i].port);
+        if (w < 0 || (size_t)w >= len - n) {
+            buf[0] = '\0';
+            return 0;
+        }
+        n += (size_t)w;
+    }
+    return n;
+}
+
+/* CRC16-CCITT (XMODEM), the one Redis Cluster hashes keys with. */
+static unsigned crc16_xmodem(const char *p, size_t len)
+{
+    unsigned crc = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (unsigned)(unsigned char)p[i] << 8;
+        for (int bit = 0; bit < 8; bit++)
+            crc = (crc & 0x8000u) ? ((crc << 1) ^ 0x1021u) : (crc << 1);
+        crc &= 0xffffu;
+    }
+    return crc;
+}
+
+int cluster_keyslot(const char *key)
+{
+    const char *open = strchr(key, '{');
+    const char *close = open ? strchr(open + 1, '}') : NULL;
+
+    /* A hash tag counts when it holds at least one character. */
+    if (close != NULL && close > open + 1)
+        return (int)(crc16_xmodem(open + 1, (size_t)(close - open - 1)) &
+                     (CLUSTER_SLOTS - 1));
+    return (int)(crc16_xmodem(key, strlen(key)) & (CLUSTER_SLOTS - 1));
+}
+
+int cluster_name_slot(const char *name)
+{
+    char key[512];
+
+    snprintf(key, sizeof key, "{%s}", name);
+    return cluster_keyslot(key);
+}
+
+struct redis_proc *cluster_node(struct redis_cluster *cl, int port)
+{
+    for (int i = 0; i < cl->count; i++)
+        if (cl->node[i].port == port)
+            return &cl->node[i];
+    return NULL;
+}
+
+int cluster_slot_owner(struct redis_cluster *cl, int slot)
+{
+    static int owner[CLUSTER_SLOTS];
+    struct redis_proc *r = cluster_live_node(cl);
+
+    if (slot < 0 || slot >= CLUSTER_SLOTS || r == NULL ||
+        !slot_owners_of(r, owner))
+        return -1;
+    return owner[slot] > 0 ? owner[slot] : -1;
+}
+
+struct redis_proc *cluster_name_master(struct redis_cluster *cl,
+                                       const char *name)
+{
+    int port = cluster_slot_owner(cl, cluster_name_slot(name));
+
+    return port > 0 ? cluster_node(cl, port) : NULL;
+}
+
+int cluster_slots_of(struct redis_cluster *cl, int port, unsigned char *owned)
+{
+    static int owner[CLUSTER_SLOTS];
+    struct redis_proc *r = cluster_live_node(cl);
+    int n = 0;
+
+    if (r == NULL || !slot_owners_of(r, owner))
+        return -1;
+    for (int s = 0; s < CLUSTER_SLOTS; s++) {
+        if (owned != NULL)
+            owned[s] = owner[s] == port;
+        n += owner[s] == port;
+    }
+    return n;
+}
+
+int cluster_masters(struct redis_cluster *cl, struct redis_proc **out, int max)
+{
+    static int owner[CLUSTER_SLOTS];
+    struct redis_proc *r = cluster_live_node(cl);
+    int n = 0;
+
+    if (r == NULL || !slot_owners_of(r, owner))
+        return 0;
+    /* By lowest slot: the first slot seen of each port. */
+    for (int s = 0; s < CLUSTER_SLOTS && n < max; s++) {
+        struct redis_proc *m = owner[s] > 0 ? cluster_node(cl, owner[s]) : NULL;
+        bool seen = false;
+        for (int i = 0; i < n && !seen; i++)
+            seen = out[i] == m;
+        if (m != NULL && !seen && m->pid > 0)
+            out[n++] = m;
+    }
+    return n;
+}
+
+bool cluster_node_id(const struct redis_proc *r, char *buf, size_t len)
+{
+    char *out = r->pid > 0 ? redis_cli(r, "CLUSTER MYID") : NULL;
+    size_t n = out ? strcspn(out, "\r\n") : 0;
+    bool ok = n == 40 && n < len;
+
+    if (ok) {
+        memcpy(buf, out, n);
+        buf[n] = '\0';
+    }
+    free(out);
+    return ok;
+}
+
+struct redis_proc *cluster_replica_of(struct redis_cluster *cl,
+                                      const struct redis_proc *master)
+{
+    char id[48], *text;
+    struct redis_proc *found = NULL;
+
+    if (!cluster_node_id(master, id, sizeof id) ||
+        (text = redis_cli(master, "CLUSTER NODES")) == NULL)
+        return NULL;
+    for (const char *l = text; l != NULL && *l && found == NULL;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        struct node_line nl;
+        struct redis_proc *r;
+        if (node_line_parse(l, &nl) && node_flag(&nl, "slave") &&
+            !node_flag(&nl, "fail") && !node_flag(&nl, "fail?") &&
+            strcmp(nl.master_id, id) == 0 &&
+            (r = cluster_node(cl, nl.port)) != NULL && r->pid > 0)
+            found = r;
+    }
+    free(text);
+    return found;
+}
+
+/* True when every live node of cl says state ok with all slots served and
+ * shows the same slot map, each slot's master one of cl's live nodes. */
+static bool cluster_agrees(struct redis_cluster *cl)
+{
+    static int first[CLUSTER_SLOTS], other[CLUSTER_SLOTS];
+    bool have_first = false;
+
+    for (int i = 0; i < cl->count; i++) {
+        const struct redis_proc *r = &cl->node[i];
+        char *info;
+        bool ok;
+        if (r->pid <= 0)
+            continue;
+        info = redis_cli(r, "CLUSTER INFO");
+        ok = info != NULL && info_says(info, "cluster_state", "ok") &&
+             info_field(info, "cluster_slots_ok") == CLUSTER_SLOTS;
+        free(info);
+        if (!ok || !slot_owners_of(r, have_first ? other : first))
+            return false;
+        if (have_first && memcmp(first, other, sizeof first) != 0)
+            return false;
+        have_first = true;
+    }
+    /* A master just killed still serves its slots in the others' eyes
+     * until they find it failed. */
+    for (int s = 0; have_first && s < CLUSTER_SLOTS; s++) {
+        const struct redis_proc *m = cluster_node(cl, first[s]);
+        if (m == NULL || m->pid <= 0)
+            return false;
+    }
+    return have_first;
+}
+
+bool cluster_settled(struct redis_cluster *cl, double ms)
+{
+    double end = now_ms() + ms * time_scale();
+
+    do {
+        if (cluster_agrees(cl))
+            return true;
+        sleep_ms(100);
+    } while (now_ms() < end);
+    t_diag("cluster_settled: the nodes do not agree on a whole slot map "
+           "within %.0f ms",
+           ms * time_scale());
+    return false;
+}
+
+bool cluster_reshard(struct redis_cluster *cl, const struct redis_proc *from,
+                     const struct redis_proc *to, int nslots)
+{
+    char from_id[48], to_id[48], args[512], *out = NULL;
+    int before = cluster_slots_of(cl, to->port, NULL), after, rc;
+
+    if (!cluster_node_id(from, from_id, sizeof from_id) ||
+        !cluster_node_id(to, to_id, sizeof to_id))
+        return false;
+    snprintf(args, sizeof args,
+             "--cluster reshard 127.0.0.1:%d --cluster-from %s --cluster-to "
+             "%s --cluster-slots %d --cluster-yes",
+             from->port, from_id, to_id, nslots);
+    rc = cluster_cli(args, 120000, &out);
+    if (rc != 0) {
+        t_diag("cluster_reshard: redis-cli %s -> %d:\n%.3000s", args, rc,
+               out ? out : "");
+        free(out);
+        return false;
+    }
+    free(out);
+    if (!cluster_settled(cl, 30000))
+        return false;
+    after = cluster_slots_of(cl, to->port, NULL);
+    if (after != before + nslots) {
+        t_diag("cluster_reshard: port %d serves %d slots, not %d + %d",
+               to->port, after, before, nslots);
+        return false;
+    }
+    return true;
+}
+
+bool cluster_failover(struct redis_cluster *cl, struct redis_proc *replica,
+                      double ms)
+{
+    double end = now_ms() + ms * time_scale();
+    char *out = redis_cli(replica, "CLUSTER FAILOVER");
+    bool ok = out != NULL && strncmp(out, "OK", 2) == 0;
+
+    if (!ok) {
+        t_diag("cluster_failover: CLUSTER FAILOVER on port %d -> %s",
+               replica->port, out ? out : "(no answer)");
+        free(out);
+        return false;
+    }
+    free(out);
+    for (bool master = false; !master;) {
+        char *info = redis_cli(replica, "INFO replication");
+        master = info != NULL && info_says(info, "role", "master");
+        free(info);
+        if (!master && now_ms() > end) {
+            t_diag("cluster_failover: port %d is no master within %.0f ms",
+                   replica->port, ms * time_scale());
+            return false;
+        }
+        if (!master)
+            sleep_ms(50);
+    }
+    return cluster_settled(cl, (end - now_ms()) / time_scale());
 }

@@ -231,4 +231,78 @@ int sentinel_start_conf(struct redis_proc *s, const struct redis_proc *master,
  * True when they did. */
 bool replicas_synced(const struct redis_proc *master, int n, double ms);
 
+/* ---- Additions for Redis Cluster (issue 13 item 4) ---- */
+
+/* A local Redis Cluster: redis-server processes with cluster mode on, each
+ * in its own dir (its nodes.conf there), created with redis-cli --cluster
+ * create. Slots are left to redis-cli: the masters and their replicas are
+ * asked of the nodes (CLUSTER NODES), never assumed from the start order.
+ * Every node runs with --cluster-node-timeout 1500 and
+ * --cluster-require-full-coverage no (the masters that are up keep serving
+ * their slots while another master is down). */
+#define CLUSTER_NODES_MAX 12
+#define CLUSTER_SLOTS 16384
+#define CLUSTER_NODE_TIMEOUT_MS 1500
+struct redis_cluster {
+    int count; /* nodes started, node[0 .. count-1] */
+    struct redis_proc node[CLUSTER_NODES_MAX];
+};
+/* A free port p whose cluster bus port p + 10000 is free too (and below
+ * 65536), or -1. */
+int cluster_port(void);
+/* Starts masters * (1 + replicas_per_master) nodes (masters >= 3, at most
+ * CLUSTER_NODES_MAX in all), creates the cluster and waits (bounded, scaled
+ * by time_scale()) until every node says cluster_state:ok with all 16384
+ * slots served, every node agrees on the slot map, and every master's
+ * replicas have acknowledged its whole stream. Returns 0, or -1 (the nodes
+ * started so far are left for cluster_stop). */
+int cluster_start(struct redis_cluster *cl, int masters,
+                  int replicas_per_master);
+/* redis_stop of every node (killed ones too: their dirs go). */
+void cluster_stop(struct redis_cluster *cl);
+/* "127.0.0.1:p1,127.0.0.1:p2,..." of every node started, into buf; returns
+ * its length, or 0 when it does not fit. */
+size_t cluster_seeds(const struct redis_cluster *cl, char *buf, size_t len);
+/* The hash slot of key (CRC16 of its hash tag, or of the whole key), as
+ * CLUSTER KEYSLOT answers it. */
+int cluster_keyslot(const char *key);
+/* The slot of every key of lock name: that of "{name}". */
+int cluster_name_slot(const char *name);
+/* The node of cl on port, whether alive or not, or NULL. */
+struct redis_proc *cluster_node(struct redis_cluster *cl, int port);
+/* The port of the master serving slot as a live node's CLUSTER NODES shows
+ * it, or -1. */
+int cluster_slot_owner(struct redis_cluster *cl, int slot);
+/* The node of the master serving name's slot, or NULL. */
+struct redis_proc *cluster_name_master(struct redis_cluster *cl,
+                                       const char *name);
+/* The slots the master on port serves: owned[s] set to 1 or 0 for each of
+ * the 16384 slots (owned may be NULL). Returns how many, or -1. */
+int cluster_slots_of(struct redis_cluster *cl, int port, unsigned char *owned);
+/* The live masters serving slots, by their lowest slot, into out (up to
+ * max). Returns how many. */
+int cluster_masters(struct redis_cluster *cl, struct redis_proc **out, int max);
+/* A live replica of master, or NULL. */
+struct redis_proc *cluster_replica_of(struct redis_cluster *cl,
+                                      const struct redis_proc *master);
+/* The 40-hex node id of r (CLUSTER MYID) into buf (at least 41 bytes);
+ * false when r does not answer. */
+bool cluster_node_id(const struct redis_proc *r, char *buf, size_t len);
+/* Polls every live node until each says cluster_state:ok and
+ * cluster_slots_ok:16384 and all agree which master serves each slot, that
+ * master a live node (not one killed), for up to ms * time_scale(). True
+ * when they did. */
+bool cluster_settled(struct redis_cluster *cl, double ms);
+/* redis-cli --cluster reshard --cluster-from <from> --cluster-to <to>
+ * --cluster-slots nslots --cluster-yes: moves the lowest nslots slots of
+ * from (redis-cli takes a source's slots in order) with their keys to to,
+ * then waits for cluster_settled. True when redis-cli succeeded and the
+ * cluster settled with to serving them; prints redis-cli's output if not. */
+bool cluster_reshard(struct redis_cluster *cl, const struct redis_proc *from,
+                     const struct redis_proc *to, int nslots);
+/* CLUSTER FAILOVER on replica, then waits until it is a master and the
+ * cluster settled, for up to ms * time_scale(). True when it did. */
+bool cluster_failover(struct redis_cluster *cl, struct redis_proc *replica,
+                      double ms);
+
 #endif
