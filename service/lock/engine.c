@@ -49,7 +49,7 @@ struct engine_thread {
     struct redis_conn *conn;
     struct redis_conn *sub; /* worker 0 */
     struct wait_registry reg;
-    struct timer heartbeat; /* worker 0 */
+    struct timer heartbeat; /* keeps the names waited on alive */
     struct timer later;     /* runs calls that fail before reaching Redis */
     struct lock_call **later_calls;
     size_t later_len, later_cap;
@@ -65,7 +65,6 @@ struct engine_thread {
 static const struct config *conf;
 static char instance_id[17];
 static char channel[KEY_PREFIX_MAX + 32];
-static char liveness_key[KEY_PREFIX_MAX + 32];
 static _Atomic(struct engine_thread *) threads[256];
 static _Thread_local struct engine_thread *self;
 static atomic_uint parked_total;
@@ -839,14 +838,29 @@ static void on_heartbeat_done(void *ctx, const redisReply *r,
     (void)err;
 }
 
-static void on_heartbeat(struct timer *t)
+/* Marks this instance alive for qname, on which a waiter of the worker is
+ * parked: scripts pass over queued waiters whose instance is not. */
+static void mark_alive(void *ctx, const char *qname)
 {
-    const char *argv[] = {"SET", liveness_key, "1", "PX", LIVENESS_TTL_MS};
-    size_t lens[5];
+    const char *name;
+    const struct lock_kind *kind = lock_kind_of(qname, &name);
+    char key[KEY_MAX + 32];
+    const char *argv[] = {"SET", key, "1", "PX", LIVENESS_TTL_MS};
+    size_t lens[5], n;
 
+    (void)ctx;
+    if (kind == NULL)
+        return;
+    n = key_for(key, kind->queue_key, name);
+    n += (size_t)snprintf(key + n, sizeof key - n, ":alive:%s", instance_id);
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(argv[i]);
     redis_conn_command(self->conn, 5, argv, lens, on_heartbeat_done, NULL);
+}
+
+static void on_heartbeat(struct timer *t)
+{
+    wait_each_name(&self->reg, mark_alive, NULL);
     loop_timer_arm(self->loop, t, clock_now_ns() + MS_TO_NS(HEARTBEAT_MS));
 }
 
@@ -926,8 +940,6 @@ int lock_engine_init(const struct config *cfg)
     instance_id[16] = '\0';
     snprintf(channel, sizeof channel, "%snotify:%s", cfg->key_prefix,
              instance_id);
-    snprintf(liveness_key, sizeof liveness_key, "%sinstance:%s",
-             cfg->key_prefix, instance_id);
     redis_conns_init(cfg);
     return lock_kinds_init();
 }
@@ -959,8 +971,8 @@ int lock_engine_thread_start(struct loop *l, unsigned index)
                                            on_subscribed, NULL);
         if (e->sub == NULL)
             goto fail;
-        on_heartbeat(&e->heartbeat);
     }
+    on_heartbeat(&e->heartbeat);
     atomic_store(&threads[index], e);
     return 0;
 fail:
