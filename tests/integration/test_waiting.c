@@ -170,8 +170,8 @@ static void test_granted_on_release(void)
  * both keys expiring in 10 s, like a 10 s wait). v1 put an id in a sorted
  * set <prefix>waitq:<name>, and any such entry had a release reserve the
  * lock; v2 checks the waiter's instance. So a ghost of a dead instance (no
- * <prefix>{<name>}:queue:alive:<instance> key: what a waiter leaves behind when its
- * instance dies, since a waiter whose client hangs up now leaves the queue
+ * <prefix>{<name>}:queue:alive:<instance> key: what a waiter leaves behind when
+ * its instance dies, since a waiter whose client hangs up now leaves the queue
  * at once) is skipped and dropped: nobody gets it. With alive, the test
  * sets its instance key (SET ... PX), so the ghost looks alive: a release
  * hands it the lock, and nobody claims it. redis_cli splits on spaces, so
