@@ -46,7 +46,7 @@ struct inbox_message {
 struct engine_thread {
     struct loop *loop;
     unsigned index;
-    struct redis_conn *conn;
+    struct redis_route *route;
     struct redis_conn *sub; /* worker 0 */
     struct wait_registry reg;
     struct timer heartbeat; /* keeps the names waited on alive */
@@ -87,9 +87,9 @@ void lock_fence_seen(int64_t fence)
         ;
 }
 
-struct redis_conn *lock_engine_conn(void)
+struct redis_route *lock_engine_route(void)
 {
-    return self->conn;
+    return self->route;
 }
 
 /* ---- running a script --------------------------------------------------*/
@@ -119,8 +119,8 @@ static void run(struct lock_call *c, enum lock_op op, redis_done_fn *fn,
         run_acked(c, fn, &av);
         return;
     }
-    redis_conn_script(self->conn, c->kind->scripts[op], av.nkeys, av.argc,
-                      av.argv, av.lens, fn, c);
+    redis_route_script(self->route, c->kind->scripts[op], av.nkeys, av.argc,
+                       av.argv, av.lens, fn, c);
 }
 
 static void route_direct(const char *id, int64_t fence);
@@ -318,8 +318,8 @@ static void run_acked(struct lock_call *c, redis_done_fn *fn,
     }
     k->c = c;
     k->fn = fn;
-    redis_conn_script_acked(self->conn, c->kind->scripts[c->op], av->nkeys,
-                            av->argc, av->argv, av->lens, on_acked, k);
+    redis_route_script_acked(self->route, c->kind->scripts[c->op], av->nkeys,
+                             av->argc, av->argv, av->lens, on_acked, k);
 }
 
 /* ---- waiting -----------------------------------------------------------*/
@@ -855,7 +855,7 @@ static void mark_alive(void *ctx, const char *qname)
     n += (size_t)snprintf(key + n, sizeof key - n, ":alive:%s", instance_id);
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(argv[i]);
-    redis_conn_command(self->conn, 5, argv, lens, on_heartbeat_done, NULL);
+    redis_route_command(self->route, 5, argv, lens, on_heartbeat_done, NULL);
 }
 
 static void on_heartbeat(struct timer *t)
@@ -940,7 +940,7 @@ int lock_engine_init(const struct config *cfg)
     instance_id[16] = '\0';
     snprintf(channel, sizeof channel, "%snotify:%s", cfg->key_prefix,
              instance_id);
-    redis_conns_init(cfg);
+    redis_routes_init(cfg);
     return lock_kinds_init();
 }
 
@@ -962,10 +962,10 @@ int lock_engine_thread_start(struct loop *l, unsigned index)
         wait_registry_init(&e->reg, l, conf->max_waiters, &registry_ops, e) < 0)
         goto fail;
     self = e;
-    e->conn = redis_conn_new(l);
-    if (e->conn == NULL)
+    e->route = redis_route_new(l);
+    if (e->route == NULL)
         goto fail;
-    redis_conn_on_down(e->conn, on_conn_down, NULL);
+    redis_route_on_down(e->route, on_conn_down, NULL);
     if (index == 0) {
         e->sub = redis_conn_new_subscriber(l, channel, on_message,
                                            on_subscribed, NULL);
@@ -982,7 +982,7 @@ fail:
 
 void lock_engine_thread_flush(void)
 {
-    redis_conn_flush(self->conn);
+    redis_route_flush(self->route);
     if (self->sub != NULL)
         redis_conn_flush(self->sub);
 }
@@ -1013,7 +1013,7 @@ void lock_engine_thread_close(void)
     atomic_store(&threads[self->index], NULL);
     loop_timer_disarm(self->loop, &self->heartbeat);
     redis_conn_close(self->sub);
-    redis_conn_close(self->conn);
+    redis_route_close(self->route);
 }
 
 void lock_engine_thread_stop(void)
@@ -1023,8 +1023,9 @@ void lock_engine_thread_stop(void)
     if (e == NULL)
         return;
     redis_conn_free(e->sub);
-    redis_conn_free(e->conn);
-    e->conn = e->sub = NULL;
+    redis_route_free(e->route);
+    e->route = NULL;
+    e->sub = NULL;
     on_later(&e->later);
     loop_timer_disarm(e->loop, &e->later);
     loop_watch_set(e->loop, &e->inbox_watch, 0);
