@@ -70,6 +70,9 @@ struct redis_conn {
     /* Fixed address (a sentinel, a candidate master), else the
      * endpoint's. */
     bool fixed;
+    /* A cluster node's: at a fixed address, but serving (handshake,
+     * scripts, metrics) like a connection to the endpoint. */
+    bool node;
     char fixed_host[REDIS_HOST_MAX];
     int fixed_port;
     const char *fixed_user, *fixed_password; /* borrowed */
@@ -259,6 +262,8 @@ static void ev_cleanup(void *p)
     loop_timer_disarm(c->loop, &c->deadline);
     loop_timer_disarm(c->loop, &c->subscribe);
     if (!c->closing) {
+        if (!c->fixed && !c->node)
+            redis_endpoint_lost(c->generation);
         schedule_reconnect(c);
         if (c->on_down != NULL)
             c->on_down(c->down_ctx);
@@ -297,6 +302,15 @@ static void push_tail(struct redis_cmd **head, struct redis_cmd **tail,
     *tail = cmd;
 }
 
+/* A cluster's answer that the key is served elsewhere, or will be soon:
+ * the routing layer's (route.c) to act on, no failure. */
+static bool is_redirect(const char *detail)
+{
+    return strncmp(detail, "MOVED ", 6) == 0 ||
+           strncmp(detail, "ASK ", 4) == 0 ||
+           strncmp(detail, "TRYAGAIN", 8) == 0;
+}
+
 /* Counts err by reason; a shape error is the caller's, and a stop is no
  * failure of Redis. */
 static void count_error(const struct redis_error *err)
@@ -310,6 +324,8 @@ static void count_error(const struct redis_error *err)
         metrics_redis_error(REDIS_ERROR_TIMEOUT);
         break;
     case REDIS_FAIL_REPLY:
+        if (is_redirect(err->detail))
+            break;
         metrics_redis_error(strncmp(err->detail, "OOM", 3) == 0 ||
                                     strstr(err->detail, "OOM command") != NULL
                                 ? REDIS_ERROR_OOM
@@ -412,11 +428,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (r->type == REDIS_REPLY_ERROR) {
         err.failure = REDIS_FAIL_REPLY;
         set_detail(err.detail, sizeof err.detail, r->str, r->len);
-        log_warn("redis: error reply: %s", err.detail);
+        if (is_redirect(err.detail))
+            log_debug("redis: %s", err.detail);
+        else
+            log_warn("redis: error reply: %s", err.detail);
         /* A master turned replica under us: the sentinels know which one
          * took over. */
-        if (!c->fixed && redis_endpoint_discovered() && r->len >= 8 &&
-            memcmp(r->str, "READONLY", 8) == 0)
+        if (!c->fixed && !c->node && redis_endpoint_discovered() &&
+            r->len >= 8 && memcmp(r->str, "READONLY", 8) == 0)
             redis_endpoint_suspect();
         complete(c, cmd, NULL, &err);
         return;
@@ -876,7 +895,8 @@ static void handshake(struct redis_conn *c)
         const char *a[] = {"SELECT", db};
         cmd_internal(c, on_handshake, c, 2, a);
     }
-    if (redis_endpoint_discovered()) {
+    /* A cluster node's role is the slot map's business (MOVED). */
+    if (redis_endpoint_discovered() && !c->node) {
         const char *a[] = {"ROLE"};
         cmd_internal(c, on_role, c, 1, a);
     }
@@ -905,12 +925,14 @@ static void connect_now(struct redis_conn *c)
     struct redis_endpoint e = {0};
     redisAsyncContext *ac;
 
-    if (c->fixed) {
+    if (c->fixed || c->node) {
         snprintf(e.host, sizeof e.host, "%s", c->fixed_host);
         e.port = c->fixed_port;
     } else if (!redis_endpoint_get(&e)) {
-        snprintf(c->error, sizeof c->error,
-                 "no Redis master known yet: asking the sentinels");
+        snprintf(c->error, sizeof c->error, "%s",
+                 conf->redis.is_cluster
+                     ? "no Redis Cluster node known yet: reading the slot map"
+                     : "no Redis master known yet: asking the sentinels");
         outage_begins(c, c->error);
         schedule_reconnect(c);
         return;
@@ -1076,6 +1098,20 @@ redis_conn_new_fixed(struct loop *l, const char *host, int port,
         c->on_subscribed = on_subscribed;
         c->sub_ctx = ctx;
     }
+    connect_now(c);
+    return c;
+}
+
+struct redis_conn *redis_conn_new_node(struct loop *l, const char *host,
+                                       int port)
+{
+    struct redis_conn *c = conn_alloc(l);
+
+    if (c == NULL)
+        return NULL;
+    c->node = true;
+    snprintf(c->fixed_host, sizeof c->fixed_host, "%s", host);
+    c->fixed_port = port;
     connect_now(c);
     return c;
 }

@@ -107,6 +107,12 @@ redis_conn_new_fixed(struct loop *l, const char *host, int port,
                      const char *user, const char *password,
                      const char *channel, redis_message_fn *on_message,
                      redis_subscribed_fn *on_subscribed, void *ctx);
+/* A command connection to cluster node host:port (copied) on loop l: it
+ * serves like one to the endpoint (AUTH, the scripts, the metrics) but
+ * stays at its address and checks no ROLE (a MOVED tells, route.h).
+ * Returns NULL when out of memory. */
+struct redis_conn *redis_conn_new_node(struct loop *l, const char *host,
+                                       int port);
 /* fn(ctx) runs each time c goes down (after the callbacks of what was in
  * flight): whoever waits on something c would have told them may want to
  * know. */

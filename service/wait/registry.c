@@ -215,6 +215,14 @@ void wait_look_all(struct wait_registry *r)
             timer_heap_arm(&r->loop->timers, &wn->look, 0);
 }
 
+void wait_each_name(struct wait_registry *r,
+                    void (*fn)(void *ctx, const char *name), void *ctx)
+{
+    for (size_t i = 0; i < r->buckets; i++)
+        for (struct wait_name *wn = r->by_name[i]; wn != NULL; wn = wn->chain)
+            fn(ctx, wn->name);
+}
+
 void wait_drain(struct wait_registry *r, void (*fn)(struct waiter *w))
 {
     for (size_t i = 0; i < r->buckets; i++)

@@ -244,21 +244,21 @@ static void test_redis_url_sentinel(void **state)
                "?db=4");
     assert_true(u.is_sentinel);
     assert_false(u.is_unix);
-    assert_int_equal(u.sentinel_count, 3);
-    assert_string_equal(u.sentinels[0].host, "s1");
-    assert_int_equal(u.sentinels[0].port, 26380);
-    assert_string_equal(u.sentinels[1].host, "::1");
-    assert_int_equal(u.sentinels[1].port, 26379);
-    assert_string_equal(u.sentinels[2].host, "10.0.0.3");
-    assert_int_equal(u.sentinels[2].port, 5000);
+    assert_int_equal(u.host_count, 3);
+    assert_string_equal(u.hosts[0].host, "s1");
+    assert_int_equal(u.hosts[0].port, 26380);
+    assert_string_equal(u.hosts[1].host, "::1");
+    assert_int_equal(u.hosts[1].port, 26379);
+    assert_string_equal(u.hosts[2].host, "10.0.0.3");
+    assert_int_equal(u.hosts[2].port, 5000);
     assert_string_equal(u.master, "my/master");
     assert_string_equal(u.password, "pw");
     assert_int_equal(u.db, 4);
     assert_string_equal(u.host, "");
 
     u = url_ok("redis-sentinel://h/m");
-    assert_int_equal(u.sentinel_count, 1);
-    assert_int_equal(u.sentinels[0].port, 26379);
+    assert_int_equal(u.host_count, 1);
+    assert_int_equal(u.hosts[0].port, 26379);
     assert_int_equal(u.db, 0);
 
     url_bad("redis-sentinel://h");
