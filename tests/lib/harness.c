@@ -2349,6 +2349,21 @@ bool cluster_settled(struct redis_cluster *cl, double ms)
     t_diag("cluster_settled: the nodes do not agree on a whole slot map "
            "within %.0f ms",
            ms * time_scale());
+    for (int i = 0; i < cl->count; i++) {
+        char *info, *nodes;
+        if (cl->node[i].pid <= 0)
+            continue;
+        info = redis_cli(&cl->node[i], "CLUSTER INFO");
+        nodes = redis_cli(&cl->node[i], "CLUSTER NODES");
+        t_diag("node %d: cluster_state %s, cluster_slots_ok %ld; its CLUSTER "
+               "NODES:\n%s",
+               cl->node[i].port,
+               info && info_says(info, "cluster_state", "ok") ? "ok" : "not ok",
+               info ? info_field(info, "cluster_slots_ok") : -1,
+               nodes ? nodes : "(no answer)");
+        free(info);
+        free(nodes);
+    }
     return false;
 }
 
