@@ -35,7 +35,10 @@
  *    only 200 / 409 and a few 503s, its fences increased; MOVED counted;
  *  - a reshard with no request in flight: 3 s later the names in the moved
  *    slots are served with no MOVED (the slot map is read every few
- *    seconds).
+ *    seconds);
+ *  - requirepass on every node: the password in the URL (percent-encoded,
+ *    with a user) or in --redis-password-file serves; none is 503 and a
+ *    NOAUTH in the log, no log holds the password.
  * The failovers come before the migrations (see main). */
 #include "harness.h"
 
@@ -45,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MASTERS 3
 #define REDIS_TIMEOUT_MS 1000
@@ -1216,6 +1220,118 @@ static void master_killed(struct redis_proc **m, int nm)
          "the killed node restarts and rejoins (a replica now)");
 }
 
+/* ------------------------------------------------------------ password */
+
+#define PASSWORD "p@ss:w/rd-cl"
+#define PASSWORD_ENCODED "p%40ss%3Aw%2Frd-cl"
+
+/* True when a line the service wrote to its log at path holds needle
+ * (the harness's own first line, the command, is not the service's). */
+static bool log_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+
+    if (f == NULL)
+        return false;
+    while (!found && fgets(line, sizeof line, f) != NULL)
+        found = strncmp(line, "# harness:", 10) != 0 &&
+                strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* Every node gets requirepass (and masterauth, for its replication): an
+ * instance with the password in the URL (percent-encoded, user default)
+ * or in --redis-password-file serves names of every master; one without
+ * it answers 503, and no log holds the password. A and B are stopped by
+ * then. */
+static void cluster_password(struct redis_proc **m, int nm)
+{
+    char url[128], bare[128], path[320], tmo[16];
+    struct svc_proc with_url, with_file, without;
+    int set = 0, served = 0, next = 0;
+    FILE *f;
+
+    for (int i = 0; i < cl.count; i++) {
+        char *out =
+            cl.node[i].pid > 0
+                ? redis_cli(&cl.node[i], "CONFIG SET masterauth " PASSWORD)
+                : NULL;
+        free(out);
+    }
+    for (int i = 0; i < cl.count; i++) {
+        char *out =
+            cl.node[i].pid > 0
+                ? redis_cli(&cl.node[i], "CONFIG SET requirepass " PASSWORD)
+                : NULL;
+        set += out != NULL && strncmp(out, "OK", 2) == 0;
+        free(out);
+    }
+    t_ok(set == cl.count, "requirepass set on the %d nodes (%d)", cl.count,
+         set);
+    snprintf(url, sizeof url, "redis-cluster://default:%s@127.0.0.1:%d",
+             PASSWORD_ENCODED, m[0]->port);
+    snprintf(bare, sizeof bare, "redis-cluster://127.0.0.1:%d", m[1]->port);
+    snprintf(path, sizeof path, "%s/password", cl.node[0].dir);
+    snprintf(tmo, sizeof tmo, "%d", REDIS_TIMEOUT_MS);
+    f = fopen(path, "w");
+    if (f != NULL) {
+        fputs(PASSWORD "\n", f);
+        fclose(f);
+    }
+    const char *args_url[] = {"--redis", url, "--redis-timeout-ms", tmo, NULL};
+    const char *args_file[] = {
+        "--redis", bare, "--redis-password-file", path, "--redis-timeout-ms",
+        tmo,       NULL};
+    const char *args_bare[] = {"--redis", bare, "--redis-timeout-ms", tmo,
+                               NULL};
+    if (svc_start(&with_url, NULL, args_url) != 0 ||
+        svc_start(&with_file, NULL, args_file) != 0 ||
+        svc_start(&without, NULL, args_bare) != 0) {
+        t_ok(false, "three instances start against the cluster with a "
+                    "password");
+        return;
+    }
+    t_ok(readyz_becomes(&with_url, 200, 10000) &&
+             readyz_becomes(&with_file, 200, 10000),
+         "/readyz 200 with the password in the URL and in "
+         "--redis-password-file");
+    for (int i = 0; i < nm; i++) {
+        char name[1][64];
+        struct lease l;
+        names_on(m[i]->port, "pw", &next, name, 1);
+        served += acquire(&with_url, name[0], 5000, &l) == 200 &&
+                  with_token(&with_file, name[0], "release", &l) == 200;
+    }
+    t_ok(served == nm,
+         "a name of each master acquired with the URL's password, released "
+         "with the file's (%d of %d)",
+         served, nm);
+    {
+        struct lease l;
+        char name[1][64];
+        names_on(m[0]->port, "pw", &next, name, 1);
+        sleep_ms(scaled(500));
+        bool refused = acquire(&without, name[0], 5000, &l) == 503 &&
+                       strstr(l.body, "backend_unavailable") != NULL;
+        t_ok(refused && readyz_becomes(&without, 503, 5000),
+             "without the password: 503 backend_unavailable, /readyz 503 (%ld "
+             "%s)",
+             l.status, l.body);
+    }
+    svc_stop(&with_url);
+    svc_stop(&with_file);
+    svc_stop(&without);
+    t_ok(!log_has(with_url.log, PASSWORD) &&
+             !log_has(with_url.log, PASSWORD_ENCODED) &&
+             !log_has(with_file.log, PASSWORD) &&
+             log_has(without.log, "NOAUTH"),
+         "no log holds the password; the one without it says NOAUTH");
+    unlink(path);
+}
+
 int main(void)
 {
     char seeds[512], some[128], url[600], env[640], tmo[16];
@@ -1276,6 +1392,8 @@ int main(void)
     resharding(m);
     svc_stop(&a);
     svc_stop(&b);
+    nm = map_refresh(m);
+    cluster_password(m, nm);
 out:
     cluster_stop(&cl);
     return t_done();
