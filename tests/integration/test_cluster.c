@@ -67,6 +67,12 @@ static long scaled(double ms)
     return (long)(ms * time_scale());
 }
 
+/* A wait_ms of ms scaled, within the service's default max_wait_ms. */
+static long scaled_wait(double ms)
+{
+    return scaled(ms) < 60000 ? scaled(ms) : 60000;
+}
+
 /* Reads the slot map into slot_owner; returns the masters into m (up to
  * MASTERS + 1). */
 static int map_refresh(struct redis_proc **m)
@@ -412,7 +418,7 @@ static void wake_on_each(struct redis_proc **m, int nm, const char *when)
             t_ok(false, "%s: held (%s)", name[0], holder.body);
             continue;
         }
-        waiter_start(&w, waiter_on, name[0], scaled(15000));
+        waiter_start(&w, waiter_on, name[0], scaled_wait(15000));
         bool parked = waiters_become(waiter_on->url, 1, 5000);
         released = now_ms();
         with_token(holder_on, name[0], "release", &holder);
@@ -448,7 +454,7 @@ static void waiting(struct redis_proc **m, int nm)
         for (int i = 0; i < 3; i++) {
             w[i].order = &order;
             w[i].hold_ms = 100;
-            waiter_start(&w[i], on[i], name[0], scaled(20000));
+            waiter_start(&w[i], on[i], name[0], scaled_wait(20000));
             parked = waiters_become(on[i]->url, want[i], 5000) && parked;
         }
         with_token(&a, name[0], "release", &holder);
@@ -1045,7 +1051,7 @@ static void failover(struct redis_proc **m)
         return;
     /* A waiter parked on B across the failover, behind a lease of A. */
     bool parked = acquire(&a, parked_name[0], 60000, &blocker) == 200;
-    waiter_start(&w, &b, parked_name[0], scaled(30000));
+    waiter_start(&w, &b, parked_name[0], scaled_wait(30000));
     parked = waiters_become(b.url, 1, 5000) && parked;
     loop_start(loop_names, 20);
     sleep_ms(300);
