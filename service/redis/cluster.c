@@ -200,6 +200,17 @@ void redis_cluster_suspect(void)
     wake_watcher();
 }
 
+bool cluster_node_is_master(int id)
+{
+    bool is = false;
+
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < master_count && !is; i++)
+        is = masters[i] == id;
+    pthread_mutex_unlock(&mu);
+    return is;
+}
+
 size_t cluster_masters(int *ids, size_t max)
 {
     size_t n;
