@@ -92,9 +92,8 @@ local function next_fence()
     return f
 end
 
--- The queued entry of id, or nil.
-local function entry_of(id)
-    local raw = redis.call("HGET", KEYS[4], id)
+-- The queued entry stored as raw (nil or false: none), or nil.
+local function parse_entry(raw)
     if not raw then
         return nil
     end
@@ -110,6 +109,11 @@ local function entry_of(id)
     return {deadline = tonumber(d), queued = tonumber(q), ttl = tonumber(t),
         token = k, delay = tonumber(delay), rid = rid, shared = shared,
         owner = o}
+end
+
+-- The queued entry of id, or nil.
+local function entry_of(id)
+    return parse_entry(redis.call("HGET", KEYS[4], id))
 end
 
 local function alive(id, e)
@@ -174,9 +178,8 @@ end
 
 -- ---- shared holders -------------------------------------------------------
 
--- The shared lease of token, or nil; ended or not.
-local function shared_of(token)
-    local raw = redis.call("HGET", KEYS[7], token)
+-- The shared lease of token stored as raw (nil or false: none), or nil.
+local function parse_shared(token, raw)
     if not raw then
         return nil
     end
@@ -189,6 +192,20 @@ local function shared_of(token)
         ttl = tonumber(t), granted = tonumber(g), expires = tonumber(x),
         delay = tonumber(d), rid = rid, waiter = w ~= "-" and w or nil,
         owner = o}
+end
+
+-- The shared lease of token, or nil; ended or not.
+local function shared_of(token)
+    return parse_shared(token, redis.call("HGET", KEYS[7], token))
+end
+
+-- The stored records of the fields of hash key (HMGET; false for one
+-- missing), in one call: a status reading many holders or waiters.
+local function records(key, fields)
+    if #fields == 0 then
+        return {}
+    end
+    return redis.call("HMGET", key, unpack(fields))
 end
 
 -- The shared lease of token while it runs (or its hand-off is pending),
