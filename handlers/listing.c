@@ -350,11 +350,13 @@ static void on_scan(void *ctx, const redisReply *r,
         if (strcmp(r->element[0]->str, "0") != 0)
             memcpy(ls->next_cursor, r->element[0]->str, r->element[0]->len + 1);
     } else {
-        uint64_t c = strtoull(r->element[0]->str, NULL, 10);
+        uint64_t c = 0;
         size_t m = ls->master;
-        if (c == 0)
+        bool done = strcmp(r->element[0]->str, "0") == 0;
+        if (done)
             m++; /* this master is done: the next one from its start */
-        if (c > (UINT64_MAX - CURSOR_NODES) / CURSOR_NODES) {
+        if ((!done && parse_decimal(r->element[0]->str, UINT64_MAX, &c) < 0) ||
+            c > (UINT64_MAX - CURSOR_NODES) / CURSOR_NODES) {
             ls->failed = true;
             ls->err.failure = REDIS_FAIL_SHAPE;
             snprintf(ls->err.detail, sizeof ls->err.detail,

@@ -263,9 +263,13 @@ static int parse_hosts(const char *list, const char *end, int default_port,
             errf(err, errlen, "more than %d hosts", REDIS_HOSTS_MAX);
             return -1;
         }
-        if (parse_host_port(list, (size_t)(stop - list), default_port,
-                            &out->hosts[out->host_count], err, errlen) < 0)
+        if ((comma != NULL && comma + 1 == end) ||
+            parse_host_port(list, (size_t)(stop - list), default_port,
+                            &out->hosts[out->host_count], err, errlen) < 0) {
+            if (comma != NULL && comma + 1 == end)
+                errf(err, errlen, "missing host after the last ','");
             return -1;
+        }
         out->host_count++;
         if (comma != NULL && comma + 1 == end) {
             errf(err, errlen, "a ',' with no host after it");

@@ -818,14 +818,30 @@ static void on_subscribed(void *ctx)
     broadcast("a", 1);
 }
 
-/* The worker's connection broke: its parked waiters' queue may be gone
+/* Whether the queue of qname is on cluster node *(int *)ctx. */
+static bool queued_on(void *ctx, const char *qname)
+{
+    const char *name;
+    const struct lock_kind *kind = lock_kind_of(qname, &name);
+    char key[KEY_MAX];
+
+    return kind == NULL ||
+           redis_route_serves(*(int *)ctx, key,
+                              key_for(key, kind->queue_key, name));
+}
+
+/* A connection of the worker broke (node: the cluster node's, -1 outside
+ * a cluster): the parked waiters whose queue was there may have lost it
  * with Redis, and their hand-offs unheard. Each acquires again: at once
  * 503 while Redis is down; queued where it was when it is back (the
  * acquire script keeps a waiter's place). */
-static void on_conn_down(void *ctx)
+static void on_conn_down(void *ctx, int node)
 {
     (void)ctx;
-    wait_drain(&self->reg, waiter_retry);
+    if (node < 0)
+        wait_drain(&self->reg, waiter_retry);
+    else
+        wait_drain_if(&self->reg, queued_on, &node, waiter_retry);
 }
 
 /* ---- liveness ----------------------------------------------------------*/

@@ -54,6 +54,8 @@ void cluster_moved(unsigned slot, const char *host, int port);
 /* Asks the watcher to read the map again soon (a master was lost). Any
  * thread. */
 void redis_cluster_suspect(void);
+/* Whether node id serves a slot in the map last read. */
+bool cluster_node_is_master(int id);
 /* The masters' ids, ordered by the first slot each serves; at most max.
  * Returns how many. */
 size_t cluster_masters(int *ids, size_t max);

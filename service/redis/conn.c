@@ -73,6 +73,7 @@ struct redis_conn {
     /* A cluster node's: at a fixed address, but serving (handshake,
      * scripts, metrics) like a connection to the endpoint. */
     bool node;
+    bool node_down; /* said so in the log */
     char fixed_host[REDIS_HOST_MAX];
     int fixed_port;
     const char *fixed_user, *fixed_password; /* borrowed */
@@ -88,8 +89,7 @@ static const struct config *conf;
 static struct redis_script *scripts[SCRIPTS_MAX];
 static size_t script_count;
 static pthread_mutex_t state_mu = PTHREAD_MUTEX_INITIALIZER;
-static bool outage;            /* a connection is down and none came back */
-static char outage_error[160]; /* its first error */
+static bool outage; /* a connection is down and none came back */
 static char eviction_policy[32];
 
 void redis_conns_init(const struct config *cfg)
@@ -121,43 +121,49 @@ static void set_detail(char *dst, size_t len, const char *src, size_t n)
 /* ---- outage and configuration state, shared by all connections --------*/
 
 /* A connection to a fixed address (a sentinel) is not the Redis the
- * service serves from: its ups and downs are no outage. */
-static void outage_begins(const struct redis_conn *c, const char *error)
+ * service serves from: its ups and downs are no outage. A cluster node's
+ * are only that node's: each connection says so once per outage. */
+static void outage_begins(struct redis_conn *c, const char *error)
 {
     bool first;
 
     if (c->fixed)
         return;
+    if (c->node) {
+        if (!c->node_down)
+            log_warn("redis: cluster node %s:%d: %s; the names it serves get "
+                     "503 until it, or a replica taking over, answers",
+                     c->fixed_host, c->fixed_port, error);
+        c->node_down = true;
+        return;
+    }
     pthread_mutex_lock(&state_mu);
     first = !outage;
-    if (first) {
-        outage = true;
-        snprintf(outage_error, sizeof outage_error, "%s", error);
-    }
+    outage = true;
     pthread_mutex_unlock(&state_mu);
     if (first)
         log_warn("redis: %s; answering 503 until it is back", error);
 }
 
-static void outage_ends(const struct redis_conn *c)
+static void outage_ends(struct redis_conn *c)
 {
     bool was;
 
     if (c->fixed)
         return;
+    if (c->node) {
+        if (c->node_down)
+            log_info("redis: cluster node %s:%d answers again", c->fixed_host,
+                     c->fixed_port);
+        c->node_down = false;
+        return;
+    }
     pthread_mutex_lock(&state_mu);
     was = outage;
     outage = false;
     pthread_mutex_unlock(&state_mu);
     if (was)
         log_warn("redis: reachable again");
-}
-
-void redis_outage_detail(char *buf, size_t len)
-{
-    pthread_mutex_lock(&state_mu);
-    snprintf(buf, len, "%s", outage ? outage_error : "");
-    pthread_mutex_unlock(&state_mu);
 }
 
 static bool policy_unsafe(const char *policy)

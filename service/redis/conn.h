@@ -148,9 +148,6 @@ void redis_conn_flush(struct redis_conn *c);
 /* True while connected and past the handshake. */
 bool redis_conn_up(const struct redis_conn *c);
 
-/* The first detail of the last Redis outage ("" when none): for /readyz. */
-void redis_outage_detail(char *buf, size_t len);
-
 /* The maxmemory-policy seen on the last connection ("" until known), and
  * whether it lets Redis evict lock keys. */
 bool redis_eviction_unsafe(char *policy, size_t len);

@@ -21,6 +21,8 @@
 #define TRYAGAIN_MS 20
 
 struct route_node {
+    struct redis_route *r;
+    int id;
     struct redis_conn *conn;
     uint32_t generation; /* of the node id, when conn was made */
 };
@@ -49,7 +51,7 @@ struct redis_route {
     struct loop *loop;
     struct redis_conn *single; /* not a cluster */
     struct route_node nodes[CLUSTER_NODES_MAX];
-    void (*on_down)(void *ctx);
+    redis_route_down_fn *on_down;
     void *down_ctx;
     struct routed *retry_head, *retry_tail; /* TRYAGAIN, oldest first */
     struct routed *failed_head, *failed_tail;
@@ -77,14 +79,37 @@ static void push(struct routed **head, struct routed **tail, struct routed *k)
     *tail = k;
 }
 
-static void on_down(void *ctx)
+static void on_single_down(void *ctx)
 {
     struct redis_route *r = ctx;
 
-    if (r->single == NULL)
-        redis_cluster_suspect();
     if (r->on_down != NULL)
-        r->on_down(r->down_ctx);
+        r->on_down(r->down_ctx, -1);
+}
+
+static void retire(struct redis_route *r, struct redis_conn *c)
+{
+    redis_conn_close(c);
+    r->retired[r->retired_count++] = c;
+    loop_timer_arm(r->loop, &r->tidy, 0);
+}
+
+/* A node's connection went down (or failed to connect again). One to a
+ * node that is no master any more is dropped for good: made again only if
+ * a command goes there. */
+static void on_node_down(void *ctx)
+{
+    struct route_node *n = ctx;
+    struct redis_route *r = n->r;
+
+    redis_cluster_suspect();
+    if (!cluster_node_is_master(n->id) &&
+        r->retired_count < CLUSTER_NODES_MAX) {
+        retire(r, n->conn);
+        n->conn = NULL;
+    }
+    if (r->on_down != NULL)
+        r->on_down(r->down_ctx, n->id);
 }
 
 static void on_retry(struct timer *t);
@@ -119,14 +144,14 @@ static struct redis_conn *node_conn(struct redis_route *r, int id)
     if (n->conn != NULL) {
         if (r->retired_count == CLUSTER_NODES_MAX)
             return n->conn; /* replaced next turn, once tidy has run */
-        redis_conn_close(n->conn);
-        r->retired[r->retired_count++] = n->conn;
-        loop_timer_arm(r->loop, &r->tidy, 0);
+        retire(r, n->conn);
     }
     n->conn = redis_conn_new_node(r->loop, host, port);
     n->generation = gen;
+    n->r = r;
+    n->id = id;
     if (n->conn != NULL)
-        redis_conn_on_down(n->conn, on_down, r);
+        redis_conn_on_down(n->conn, on_node_down, n);
     return n->conn;
 }
 
@@ -145,12 +170,12 @@ struct redis_route *redis_route_new(struct loop *l)
             free(r);
             return NULL;
         }
-        redis_conn_on_down(r->single, on_down, r);
+        redis_conn_on_down(r->single, on_single_down, r);
     }
     return r;
 }
 
-void redis_route_on_down(struct redis_route *r, void (*fn)(void *ctx),
+void redis_route_on_down(struct redis_route *r, redis_route_down_fn *fn,
                          void *ctx)
 {
     r->on_down = fn;
@@ -390,6 +415,11 @@ void redis_route_command(struct redis_route *r, int argc, const char **argv,
         redis_conn_command(r->single, argc, argv, lens, fn, ctx);
     else
         route_keyed(r, ROUTED_COMMAND, NULL, 0, 1, argc, argv, lens, fn, ctx);
+}
+
+bool redis_route_serves(int node, const char *key, size_t len)
+{
+    return node < 0 || cluster_slot_node(cluster_key_slot(key, len)) == node;
 }
 
 size_t redis_route_masters(int *ids, size_t max)

@@ -27,9 +27,14 @@ void redis_routes_init(const struct config *cfg);
 /* The worker's route on loop l; it connects at once. NULL when out of
  * memory. */
 struct redis_route *redis_route_new(struct loop *l);
-/* fn(ctx) runs each time one of its connections goes down. */
-void redis_route_on_down(struct redis_route *r, void (*fn)(void *ctx),
+/* Runs each time a connection of the route goes down: node is the cluster
+ * node's id, or -1 for the one connection outside a cluster. */
+typedef void redis_route_down_fn(void *ctx, int node);
+void redis_route_on_down(struct redis_route *r, redis_route_down_fn *fn,
                          void *ctx);
+/* Whether key is served by node (as redis_route_down_fn names it): always
+ * for -1. */
+bool redis_route_serves(int node, const char *key, size_t len);
 /* Drops every connection for good (commands in flight fail), then frees r
  * with redis_route_free; NULL is fine. */
 void redis_route_close(struct redis_route *r);

@@ -232,3 +232,22 @@ void wait_drain(struct wait_registry *r, void (*fn)(struct waiter *w))
             fn(w);
         }
 }
+
+void wait_drain_if(struct wait_registry *r,
+                   bool (*pick)(void *ctx, const char *name), void *ctx,
+                   void (*fn)(struct waiter *w))
+{
+    for (size_t i = 0; i < r->buckets; i++)
+        for (struct wait_name *wn = r->by_name[i], *next; wn != NULL;
+             wn = next) {
+            next = wn->chain;
+            if (!pick(ctx, wn->name))
+                continue;
+            for (bool last = false; !last;) {
+                struct waiter *w = wn->head;
+                last = w->next == NULL; /* then wn goes with it */
+                wait_unpark(w);
+                fn(w);
+            }
+        }
+}

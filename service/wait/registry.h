@@ -107,5 +107,9 @@ void wait_each_name(struct wait_registry *r,
                     void (*fn)(void *ctx, const char *name), void *ctx);
 /* Unparks every waiter and passes each to fn (shutdown). */
 void wait_drain(struct wait_registry *r, void (*fn)(struct waiter *w));
+/* The same for the waiters of the names pick(ctx, name) is true for. */
+void wait_drain_if(struct wait_registry *r,
+                   bool (*pick)(void *ctx, const char *name), void *ctx,
+                   void (*fn)(struct waiter *w));
 
 #endif
