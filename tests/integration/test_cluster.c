@@ -596,9 +596,13 @@ static void query_escape(const char *s, char *out, size_t len)
     out[n] = '\0';
 }
 
-/* Lists prefix "lst-" by pages of limit on s; counts each name in seen. */
-static bool list_pages(const struct svc_proc *s, int limit, int *seen,
-                       int *pages, int *others)
+/* Lists GET /v1/<collection>?prefix=<prefix>&limit=<limit> to the end,
+ * following next_cursor: seen[i] counts the entries named names[i] (n of
+ * them), *others the rest. False when a page failed or the pages did not
+ * end (next_cursor null). */
+static bool list_pages(const struct svc_proc *s, const char *collection,
+                       const char *prefix, int limit, char (*names)[64], int n,
+                       int *seen, int *pages, int *others)
 {
     char cursor[256] = "";
 
@@ -608,11 +612,11 @@ static bool list_pages(const struct svc_proc *s, int limit, int *seen,
         json_t *items, *next, *e;
         size_t i;
         query_escape(cursor, esc, sizeof esc);
-        snprintf(path, sizeof path, "/v1/locks?prefix=lst-&limit=%d%s%s", limit,
-                 cursor[0] ? "&cursor=" : "", esc);
+        snprintf(path, sizeof path, "/v1/%s?prefix=%s&limit=%d%s%s", collection,
+                 prefix, limit, cursor[0] ? "&cursor=" : "", esc);
         http_timeout(&r, scaled(10000), s->url, "GET", path, NULL, NULL);
         (*pages)++;
-        items = r.json ? json_object_get(r.json, "locks") : NULL;
+        items = r.json ? json_object_get(r.json, collection) : NULL;
         next = r.json ? json_object_get(r.json, "next_cursor") : NULL;
         if (r.status != 200 || !json_is_array(items) ||
             json_array_size(items) > (size_t)limit) {
@@ -623,11 +627,11 @@ static bool list_pages(const struct svc_proc *s, int limit, int *seen,
         json_array_foreach(items, i, e)
         {
             const char *name = json_string_value(json_object_get(e, "name"));
-            long n = name && strncmp(name, "lst-", 4) == 0
-                         ? strtol(name + 4, NULL, 10)
-                         : -1;
-            if (n >= 0 && n < LISTED)
-                seen[n]++;
+            int k = 0;
+            while (k < n && (name == NULL || strcmp(names[k], name) != 0))
+                k++;
+            if (k < n)
+                seen[k]++;
             else
                 (*others)++;
         }
@@ -642,40 +646,84 @@ static bool list_pages(const struct svc_proc *s, int limit, int *seen,
     return false;
 }
 
+/* list_pages, and t_ok that each of the n names was listed want times
+ * (1: held, 0: released) and no other name. */
+static void listed(const struct svc_proc *s, const char *who,
+                   const char *collection, const char *prefix, int limit,
+                   char (*names)[64], int n, int want)
+{
+    int seen[LISTED] = {0}, pages = 0, others = 0, right = 0;
+    bool ended = list_pages(s, collection, prefix, limit, names, n, seen,
+                            &pages, &others);
+
+    for (int i = 0; i < n; i++)
+        right += seen[i] == want;
+    t_ok(ended && right == n && others == 0,
+         "GET /v1/%s?prefix=%s&limit=%d on %s: %s (%d of %d right, %d "
+         "others) in %d pages",
+         collection, prefix, limit, who,
+         want ? "every held name exactly once" : "none", right, n, others,
+         pages);
+}
+
 static void listing(struct redis_proc **m, int nm)
 {
-    struct lease held[LISTED];
-    int per_master[MASTERS + 1] = {0}, held_ok = 0;
+    char names[LISTED][64], sems[2 * MASTERS][64];
+    struct lease held[LISTED], sem_held[2 * MASTERS];
+    int per_master[MASTERS + 1] = {0}, held_ok = 0, sem_ok = 0, forced = 0;
+    int released = 0, next = 0;
 
     for (int i = 0; i < LISTED; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "lst-%d", i);
-        held_ok += acquire(i % 2 ? &a : &b, name, 60000, &held[i]) == 200;
+        snprintf(names[i], sizeof names[i], "lst-%d", i);
+        held_ok += acquire(i % 2 ? &a : &b, names[i], 60000, &held[i]) == 200;
         for (int k = 0; k < nm; k++)
-            per_master[k] += owner_of(name) == m[k]->port;
+            per_master[k] += owner_of(names[i]) == m[k]->port;
     }
     t_ok(held_ok == LISTED && per_master[0] > 0 && per_master[1] > 0 &&
              per_master[2] > 0,
          "%d names held, on every master (%d %d %d)", held_ok, per_master[0],
          per_master[1], per_master[2]);
-    for (int k = 0; k < 2; k++) {
-        int seen[LISTED] = {0}, pages = 0, others = 0, once = 0;
-        int limit = k == 0 ? 4 : 7;
-        bool ended = list_pages(both[k], limit, seen, &pages, &others);
-        for (int i = 0; i < LISTED; i++)
-            once += seen[i] == 1;
-        t_ok(ended && once == LISTED && others == 0,
-             "GET /v1/locks?prefix=lst-&limit=%d on %s: every held name "
-             "exactly once (%d of %d, %d others) in %d pages",
-             limit, k == 0 ? "A" : "B", once, LISTED, others, pages);
-        t_ok(pages >= (LISTED + limit - 1) / limit,
-             "by pages of at most %d (%d pages)", limit, pages);
+    for (int i = 0; i < nm; i++)
+        names_on(m[i]->port, "lsem", &next, sems + 2 * i, 2);
+    for (int i = 0; i < 2 * nm; i++) {
+        memset(&sem_held[i], 0, sizeof sem_held[i]);
+        sem_ok += call(both[i % 2], "semaphores", sems[i], "acquire",
+                       "{\"limit\":3,\"ttl_ms\":60000}", &sem_held[i]) == 200;
     }
+    t_ok(sem_ok == 2 * nm, "%d semaphores held, two on each master", sem_ok);
+
+    listed(&a, "A", "locks", "lst-", 4, names, LISTED, 1);
+    listed(&b, "B", "locks", "lst-", 7, names, LISTED, 1);
+    listed(&b, "B", "semaphores", "lsem-", 2, sems, 2 * nm, 1);
+
+    /* A third force-released (DELETE), the others released. */
     for (int i = 0; i < LISTED; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "lst-%d", i);
-        with_token(&a, name, "release", &held[i]);
+        struct http_resp r;
+        char path[96];
+        if (i % 3 != 0) {
+            released += with_token(&a, names[i], "release", &held[i]) == 200;
+            continue;
+        }
+        snprintf(path, sizeof path, "/v1/locks/%.63s", names[i]);
+        http_timeout(&r, scaled(10000), both[i % 2]->url, "DELETE", path, NULL,
+                     NULL);
+        forced += r.status == 200 && jint(&r, "holders") == 1;
+        http_resp_free(&r);
     }
+    t_ok(forced == (LISTED + 2) / 3 && released == LISTED - forced,
+         "DELETE /v1/locks/{name} ends %d of the leases (holders 1), the %d "
+         "others released",
+         forced, released);
+    for (int i = 0; i < 2 * nm; i++) {
+        char body[96];
+        struct lease out = {0};
+        snprintf(body, sizeof body, "{\"token\":\"%s\"}", sem_held[i].token);
+        call(both[(i + 1) % 2], "semaphores", sems[i], "release", body, &out);
+        sem_ok -= out.status == 200;
+    }
+    t_ok(sem_ok == 0, "the semaphores released");
+    listed(&a, "A", "locks", "lst-", 4, names, LISTED, 0);
+    listed(&a, "A", "semaphores", "lsem-", 2, sems, 2 * nm, 0);
 }
 
 /* --------------------------------------------------------- the loop */
