@@ -111,7 +111,7 @@ static void run(struct inventory_call *c, struct redis_script *s,
         argv[i + 1] = args[i];
         lens[i + 1] = strlen(args[i]);
     }
-    redis_conn_script(lock_engine_conn(), s, 1, argc + 1, argv, lens, fn, c);
+    redis_route_script(lock_engine_route(), s, 1, argc + 1, argv, lens, fn, c);
 }
 
 void inventory_reset(struct inventory_call *c, const char *sku, int64_t stock)

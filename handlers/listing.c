@@ -18,9 +18,15 @@
  * than any lock-delay. A name's queue only forms while it is held, handed
  * on or in its lock-delay, so a queued name has its fence key too. Whether
  * the name is held or queued is the status script's answer, never the key's
- * presence: a fence key lingering after a release lists nothing. */
+ * presence: a fence key lingering after a release lists nothing.
+ *
+ * In a Redis Cluster each master is scanned in turn (SCAN sees one node's
+ * keys): the cursor is then the SCAN cursor times CURSOR_NODES plus the
+ * master's place among them (cluster_masters' order). A resharding between
+ * two pages can make a page repeat or miss the names of the slots moved. */
 #include "handlers.h"
 
+#include "redis/cluster.h"
 #include "redis/keys.h"
 #include "request.h"
 
@@ -31,6 +37,7 @@
 
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX 1000
+#define CURSOR_NODES CLUSTER_NODES_MAX
 
 /* What one listing route lists. */
 struct listed_kind {
@@ -56,6 +63,7 @@ struct listing {
      * special, at most doubled). */
     char match[2 * (KEY_PREFIX_MAX + SCOPED_NAME_MAX) + 32];
     char next_cursor[24];   /* "" when the iteration is complete */
+    size_t master, masters; /* the master scanned, of how many */
     bool failed;            /* a Redis call failed: 503 */
     struct redis_error err; /* failed: the first failure */
     bool out_of_memory;     /* 500 */
@@ -135,6 +143,10 @@ static int listing_query(struct request *req, struct listing *ls,
                       "cursor is malformed: pass next_cursor of the previous "
                       "page as it is, or no cursor to start");
         return -1;
+    }
+    if (redis_cluster_enabled()) {
+        ls->master = (size_t)(cursor % CURSOR_NODES);
+        cursor /= CURSOR_NODES;
     }
     snprintf(ls->cursor, sizeof ls->cursor, "%" PRIu64, cursor);
     snprintf(ls->count, sizeof ls->count, "%" PRId64, limit);
@@ -334,8 +346,27 @@ static void on_scan(void *ctx, const redisReply *r,
                  "SCAN answered something unknown");
         goto out;
     }
-    if (strcmp(r->element[0]->str, "0") != 0)
-        memcpy(ls->next_cursor, r->element[0]->str, r->element[0]->len + 1);
+    if (!redis_cluster_enabled()) {
+        if (strcmp(r->element[0]->str, "0") != 0)
+            memcpy(ls->next_cursor, r->element[0]->str, r->element[0]->len + 1);
+    } else {
+        uint64_t c = 0;
+        size_t m = ls->master;
+        bool done = strcmp(r->element[0]->str, "0") == 0;
+        if (done)
+            m++; /* this master is done: the next one from its start */
+        if ((!done && parse_decimal(r->element[0]->str, UINT64_MAX, &c) < 0) ||
+            c > (UINT64_MAX - CURSOR_NODES) / CURSOR_NODES) {
+            ls->failed = true;
+            ls->err.failure = REDIS_FAIL_SHAPE;
+            snprintf(ls->err.detail, sizeof ls->err.detail,
+                     "SCAN answered a cursor too large to list a cluster by");
+            goto out;
+        }
+        if (c != 0 || m < ls->masters)
+            snprintf(ls->next_cursor, sizeof ls->next_cursor, "%" PRIu64,
+                     c * CURSOR_NODES + m);
+    }
     keys = r->element[1];
     if (keys->elements == 0)
         goto out;
@@ -370,6 +401,7 @@ static void list_start(struct request *req, const struct listed_kind *lk)
     struct listing *ls = calloc(1, sizeof *ls);
     const char *prefix, *argv[6];
     size_t lens[6];
+    int ids[CLUSTER_NODES_MAX];
 
     if (ls == NULL) {
         reply_problem(req, PROBLEM_INTERNAL_ERROR, "out of memory");
@@ -382,6 +414,19 @@ static void list_start(struct request *req, const struct listed_kind *lk)
     if (listing_query(req, ls, &prefix) < 0)
         return;
     listing_match(ls, req->key.ns, prefix);
+    ls->masters = redis_route_masters(ids, CLUSTER_NODES_MAX);
+    if (ls->masters == 0) {
+        struct redis_error e = {REDIS_FAIL_DOWN,
+                                "the Redis Cluster's slot map is not known "
+                                "yet"};
+        reply_backend_error(req, &e);
+        return;
+    }
+    if (ls->master >= ls->masters) {
+        /* The cluster has fewer masters than when the cursor was made. */
+        listing_answer(req);
+        return;
+    }
     argv[0] = "SCAN";
     argv[1] = ls->cursor;
     argv[2] = "MATCH";
@@ -391,7 +436,8 @@ static void list_start(struct request *req, const struct listed_kind *lk)
     for (int i = 0; i < 6; i++)
         lens[i] = strlen(argv[i]);
     request_suspend(req, listing_scanned);
-    redis_conn_command(lock_engine_conn(), 6, argv, lens, on_scan, ls);
+    redis_route_command_at(lock_engine_route(), ids[ls->master], 6, argv, lens,
+                           on_scan, ls);
 }
 
 void handle_lock_list(struct request *req)

@@ -190,8 +190,7 @@ static int parse_unix_query(const char *q, struct redis_url *out, char *err,
 /* Parses one "host[:port]" or "[v6addr][:port]" of n bytes at s into a
  * (port default_port when none is written). Returns 0 or -1. */
 static int parse_host_port(const char *s, size_t n, int default_port,
-                           struct redis_sentinel_addr *a, char *err,
-                           size_t errlen)
+                           struct redis_addr *a, char *err, size_t errlen)
 {
     const char *end = s + n, *colon;
     char num[16];
@@ -204,7 +203,7 @@ static int parse_host_port(const char *s, size_t n, int default_port,
             copy_str(a->host, sizeof a->host, s + 1, (size_t)(close - s - 1)) <
                 0 ||
             (close + 1 != end && close[1] != ':')) {
-            errf(err, errlen, "bad IPv6 sentinel host");
+            errf(err, errlen, "bad IPv6 host");
             return -1;
         }
         colon = close + 1 != end ? close + 1 : NULL;
@@ -213,7 +212,7 @@ static int parse_host_port(const char *s, size_t n, int default_port,
         if (colon == s || n == 0 ||
             copy_str(a->host, sizeof a->host, s,
                      (size_t)((colon ? colon : end) - s)) < 0) {
-            errf(err, errlen, "missing or too long sentinel host");
+            errf(err, errlen, "missing or too long host");
             return -1;
         }
     }
@@ -221,10 +220,58 @@ static int parse_host_port(const char *s, size_t n, int default_port,
         if (copy_str(num, sizeof num, colon + 1, (size_t)(end - colon - 1)) <
                 0 ||
             parse_int(num, 1, 65535, &v) < 0) {
-            errf(err, errlen, "sentinel port must be 1..65535");
+            errf(err, errlen, "port must be 1..65535");
             return -1;
         }
         a->port = (int)v;
+    }
+    return 0;
+}
+
+/* "[[user]:password@]" at *p, up to the last '@' (none: no credentials);
+ * *p is moved past it. */
+static int parse_credentials(const char **p, struct redis_url *out, char *err,
+                             size_t errlen)
+{
+    const char *at = strrchr(*p, '@'), *colon;
+
+    if (at == NULL)
+        return 0;
+    colon = memchr(*p, ':', (size_t)(at - *p));
+    if (colon == NULL) {
+        errf(err, errlen, "credentials must be [user]:password@");
+        return -1;
+    }
+    if (percent_decode(*p, (size_t)(colon - *p), out->user, sizeof out->user,
+                       "user", err, errlen) < 0 ||
+        percent_decode(colon + 1, (size_t)(at - colon - 1), out->password,
+                       sizeof out->password, "password", err, errlen) < 0)
+        return -1;
+    *p = at + 1;
+    return 0;
+}
+
+/* "host[:port][,host[:port]...]" from list to end into out->hosts. */
+static int parse_hosts(const char *list, const char *end, int default_port,
+                       struct redis_url *out, char *err, size_t errlen)
+{
+    while (list < end) {
+        const char *comma = memchr(list, ',', (size_t)(end - list));
+        const char *stop = comma ? comma : end;
+
+        if (out->host_count == REDIS_HOSTS_MAX) {
+            errf(err, errlen, "more than %d hosts", REDIS_HOSTS_MAX);
+            return -1;
+        }
+        if ((comma != NULL && comma + 1 == end) ||
+            parse_host_port(list, (size_t)(stop - list), default_port,
+                            &out->hosts[out->host_count], err, errlen) < 0) {
+            if (comma != NULL && comma + 1 == end)
+                errf(err, errlen, "missing host after the last ','");
+            return -1;
+        }
+        out->host_count++;
+        list = comma ? comma + 1 : end;
     }
     return 0;
 }
@@ -234,45 +281,21 @@ static int parse_host_port(const char *s, size_t n, int default_port,
 static int parse_sentinel_url(const char *p, struct redis_url *out, char *err,
                               size_t errlen)
 {
-    const char *at = strrchr(p, '@'), *slash, *q, *list;
+    const char *slash, *q;
     size_t mlen;
 
     out->is_sentinel = true;
     out->port = 0;
-    if (at != NULL) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon == NULL) {
-            errf(err, errlen, "credentials must be [user]:password@");
-            return -1;
-        }
-        if (percent_decode(p, (size_t)(colon - p), out->user, sizeof out->user,
-                           "user", err, errlen) < 0 ||
-            percent_decode(colon + 1, (size_t)(at - colon - 1), out->password,
-                           sizeof out->password, "password", err, errlen) < 0)
-            return -1;
-        p = at + 1;
-    }
+    if (parse_credentials(&p, out, err, errlen) < 0)
+        return -1;
     slash = strchr(p, '/');
     if (slash == NULL || slash == p) {
         errf(err, errlen,
              "expected redis-sentinel://host[:port][,host[:port]...]/MASTER");
         return -1;
     }
-    for (list = p; list < slash;) {
-        const char *comma = memchr(list, ',', (size_t)(slash - list));
-        const char *end = comma ? comma : slash;
-
-        if (out->sentinel_count == SENTINELS_MAX) {
-            errf(err, errlen, "more than %d sentinels", SENTINELS_MAX);
-            return -1;
-        }
-        if (parse_host_port(list, (size_t)(end - list), 26379,
-                            &out->sentinels[out->sentinel_count], err,
-                            errlen) < 0)
-            return -1;
-        out->sentinel_count++;
-        list = comma ? comma + 1 : slash;
-    }
+    if (parse_hosts(p, slash, 26379, out, err, errlen) < 0)
+        return -1;
     q = strchr(slash, '?');
     mlen = q ? (size_t)(q - slash - 1) : strlen(slash + 1);
     if (mlen == 0 ||
@@ -292,6 +315,27 @@ static int parse_sentinel_url(const char *p, struct redis_url *out, char *err,
         out->db = (int)db;
     }
     return 0;
+}
+
+/* redis-cluster://[[user]:password@]host[:port][,host[:port]...], p just
+ * past the scheme: the nodes to learn the slot map from (any of the
+ * cluster's; one is enough). A cluster has database 0 only. */
+static int parse_cluster_url(const char *p, struct redis_url *out, char *err,
+                             size_t errlen)
+{
+    out->is_cluster = true;
+    out->port = 0;
+    if (parse_credentials(&p, out, err, errlen) < 0)
+        return -1;
+    if (*p == '\0' || strpbrk(p, "/?") != NULL) {
+        errf(err, errlen,
+             *p == '\0' ? "expected redis-cluster://host[:port][,host[:port]"
+                          "...]"
+                        : "redis-cluster:// takes no database, path or query "
+                          "(a cluster has database 0 only)");
+        return -1;
+    }
+    return parse_hosts(p, p + strlen(p), 6379, out, err, errlen);
 }
 
 /* The credentials end at the last '@' of the URL (host, port and db never
@@ -328,10 +372,13 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err,
     }
     if (strncmp(url, "redis-sentinel://", 17) == 0)
         return parse_sentinel_url(url + 17, out, err, errlen);
+    if (strncmp(url, "redis-cluster://", 16) == 0)
+        return parse_cluster_url(url + 16, out, err, errlen);
     if (strncmp(url, "redis://", 8) != 0) {
         errf(err, errlen,
-             "expected redis://host[:port][/db], unix:///path or "
-             "redis-sentinel://host:port[,...]/MASTER");
+             "expected redis://host[:port][/db], unix:///path, "
+             "redis-sentinel://host:port[,...]/MASTER or "
+             "redis-cluster://host:port[,...]");
         return -1;
     }
     p = url + 8;
@@ -829,11 +876,14 @@ const struct config_row config_rows[] = {
     CUSTOM_ROW("--redis", "LOCKSERVICE_REDIS_URL", "URL", parse_redis,
                "redis://127.0.0.1:6379",
                "redis://[[user]:password@]host[:port][/db], "
-               "unix:///path[?db=N&password=P] or "
+               "unix:///path[?db=N&password=P], "
                "redis-sentinel://[[user]:password@]HOSTS/MASTER (HOSTS: "
                "host[:port][,host[:port]...], the sentinels to ask for the "
                "master, port 26379 by default; the credentials are the "
-               "master's; ?db=N may follow); in "
+               "master's; ?db=N may follow) or "
+               "redis-cluster://[[user]:password@]HOSTS (nodes of a Redis "
+               "Cluster to learn its slot map from, port 6379 by default; "
+               "every name's scripts go to the master of its slot); in "
                "the user, the password "
                "and query values write '/' '@' ':' '%' as %2F %40 %3A %25"),
     FILE_ROW("--redis-password-file", "LOCKSERVICE_REDIS_PASSWORD_FILE",

@@ -39,22 +39,26 @@ enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 /* --log-format: key=value text lines, or one JSON object per line. */
 enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
 
-#define SENTINELS_MAX 8
+#define REDIS_HOSTS_MAX 8
 #define SENTINEL_MASTER_MAX 128
 
-/* One sentinel of a redis-sentinel:// URL. */
-struct redis_sentinel_addr {
+/* One host of a redis-sentinel:// URL (a sentinel) or of a
+ * redis-cluster:// URL (a node to learn the cluster from). */
+struct redis_addr {
     char host[REDIS_HOST_MAX];
     int port;
 };
 
 /* A parsed Redis URL: redis://[[user]:password@]host[:port][/db],
  * unix:///path[?db=N&password=P] or
- * redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[?db=N].
+ * redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[?db=N]
+ * or redis-cluster://[[user]:password@]host[:port][,host[:port]...].
  * user, password and the query values are percent-decoded (%2F is '/', %40
  * '@', %3A ':', %25 '%'). For Sentinel, host and port stay empty (the
  * master is found at run time, service/redis/endpoint.h); user and password
- * are the master's. */
+ * are the master's. For Cluster, the same: the masters come from the
+ * nodes' slot map (service/redis/cluster.h); the credentials are every
+ * node's. */
 struct redis_url {
     bool is_unix;
     char host[REDIS_HOST_MAX]; /* host name, or the socket path when is_unix */
@@ -64,8 +68,10 @@ struct redis_url {
     char password[REDIS_SECRET_MAX]; /* empty: no AUTH */
     bool is_sentinel;
     char master[SENTINEL_MASTER_MAX + 1]; /* the name the sentinels know */
-    struct redis_sentinel_addr sentinels[SENTINELS_MAX];
-    unsigned sentinel_count;
+    bool is_cluster;
+    /* The sentinels, or the cluster's seed nodes. */
+    struct redis_addr hosts[REDIS_HOSTS_MAX];
+    unsigned host_count;
 };
 
 /* --redis-wait-policy: what a write fewer replicas acknowledged gets. */

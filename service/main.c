@@ -9,6 +9,7 @@
 #include "lock/engine.h"
 #include "log.h"
 #include "notify.h"
+#include "redis/cluster.h"
 #include "redis/sentinel.h"
 #include "version.h"
 
@@ -161,6 +162,7 @@ static void shutdown_gracefully(int sig)
                  http_inflight());
     http_stop();
     redis_sentinel_stop();
+    redis_cluster_stop();
     log_info("stopped");
 }
 
@@ -200,14 +202,17 @@ int main(int argc, char **argv)
         log_error("cannot start the lock engine");
         return 1;
     }
-    if (redis_sentinel_start(&cfg) < 0)
+    if (redis_sentinel_start(&cfg) < 0 || redis_cluster_start(&cfg) < 0)
         return 1;
     if (http_start(&cfg) < 0)
         return 1;
     char redis_at[sizeof cfg.redis.host + 16];
     if (cfg.redis.is_sentinel)
         snprintf(redis_at, sizeof redis_at, "master '%s' of %u sentinels",
-                 cfg.redis.master, cfg.redis.sentinel_count);
+                 cfg.redis.master, cfg.redis.host_count);
+    else if (cfg.redis.is_cluster)
+        snprintf(redis_at, sizeof redis_at, "cluster (%u seed nodes)",
+                 cfg.redis.host_count);
     else if (cfg.redis.is_unix)
         snprintf(redis_at, sizeof redis_at, "unix:%s", cfg.redis.host);
     else

@@ -67,6 +67,9 @@ static atomic_ulong releases[METRICS_KINDS][CALL_OUTCOMES];
 static atomic_uint waiters_max;
 static atomic_ulong master_changes;
 static atomic_ulong wait_shorts;
+static atomic_ulong redirects[2]; /* MOVED, ASK */
+static atomic_ulong cluster_refreshes;
+static atomic_uint cluster_masters;
 
 static size_t method_index(const char *m)
 {
@@ -174,6 +177,17 @@ void metrics_force_release(void)
 void metrics_redis_master_change(void)
 {
     atomic_fetch_add_explicit(&master_changes, 1, memory_order_relaxed);
+}
+
+void metrics_redis_redirect(bool ask)
+{
+    atomic_fetch_add_explicit(&redirects[ask], 1, memory_order_relaxed);
+}
+
+void metrics_redis_cluster_map(unsigned masters)
+{
+    atomic_fetch_add_explicit(&cluster_refreshes, 1, memory_order_relaxed);
+    atomic_store_explicit(&cluster_masters, masters, memory_order_relaxed);
 }
 
 void metrics_redis_wait_short(void)
@@ -386,8 +400,24 @@ static void render_redis_ha(FILE *f)
             "# HELP lockservice_redis_wait_short_total Writes that fewer "
             "replicas than --redis-wait-replicas acknowledged in time.\n"
             "# TYPE lockservice_redis_wait_short_total counter\n"
-            "lockservice_redis_wait_short_total %lu\n",
-            atomic_load(&master_changes), atomic_load(&wait_shorts));
+            "lockservice_redis_wait_short_total %lu\n"
+            "# HELP lockservice_redis_redirects_total Commands a Redis "
+            "Cluster node sent to another node (MOVED, or ASK while a slot "
+            "migrates), followed there.\n"
+            "# TYPE lockservice_redis_redirects_total counter\n"
+            "lockservice_redis_redirects_total{kind=\"moved\"} %lu\n"
+            "lockservice_redis_redirects_total{kind=\"ask\"} %lu\n"
+            "# HELP lockservice_redis_cluster_map_reads_total Times the "
+            "Redis Cluster slot map was read (CLUSTER SLOTS).\n"
+            "# TYPE lockservice_redis_cluster_map_reads_total counter\n"
+            "lockservice_redis_cluster_map_reads_total %lu\n"
+            "# HELP lockservice_redis_cluster_masters Masters in the Redis "
+            "Cluster slot map last read (0: not a cluster).\n"
+            "# TYPE lockservice_redis_cluster_masters gauge\n"
+            "lockservice_redis_cluster_masters %u\n",
+            atomic_load(&master_changes), atomic_load(&wait_shorts),
+            atomic_load(&redirects[0]), atomic_load(&redirects[1]),
+            atomic_load(&cluster_refreshes), atomic_load(&cluster_masters));
 }
 
 /* Field n (1-based, as proc(5) numbers them) of /proc/self/stat, or -1. */

@@ -36,6 +36,10 @@ void metrics_redis_master_change(void);
 /* A WAIT found fewer replicas than --redis-wait-replicas:
  * lockservice_redis_wait_short_total. */
 void metrics_redis_wait_short(void);
+/* A Redis Cluster node redirected a command (ask: ASK, else MOVED). */
+void metrics_redis_redirect(bool ask);
+/* The cluster's slot map was read: masters in it. */
+void metrics_redis_cluster_map(unsigned masters);
 
 /* What a lock call ended in, by the kind of lock (label kind). */
 enum metrics_kind { METRICS_LOCK, METRICS_SEMAPHORE, METRICS_KINDS };

@@ -46,10 +46,10 @@ struct inbox_message {
 struct engine_thread {
     struct loop *loop;
     unsigned index;
-    struct redis_conn *conn;
+    struct redis_route *route;
     struct redis_conn *sub; /* worker 0 */
     struct wait_registry reg;
-    struct timer heartbeat; /* worker 0 */
+    struct timer heartbeat; /* keeps the names waited on alive */
     struct timer later;     /* runs calls that fail before reaching Redis */
     struct lock_call **later_calls;
     size_t later_len, later_cap;
@@ -65,7 +65,6 @@ struct engine_thread {
 static const struct config *conf;
 static char instance_id[17];
 static char channel[KEY_PREFIX_MAX + 32];
-static char liveness_key[KEY_PREFIX_MAX + 32];
 static _Atomic(struct engine_thread *) threads[256];
 static _Thread_local struct engine_thread *self;
 static atomic_uint parked_total;
@@ -88,9 +87,9 @@ void lock_fence_seen(int64_t fence)
         ;
 }
 
-struct redis_conn *lock_engine_conn(void)
+struct redis_route *lock_engine_route(void)
 {
-    return self->conn;
+    return self->route;
 }
 
 /* ---- running a script --------------------------------------------------*/
@@ -120,8 +119,8 @@ static void run(struct lock_call *c, enum lock_op op, redis_done_fn *fn,
         run_acked(c, fn, &av);
         return;
     }
-    redis_conn_script(self->conn, c->kind->scripts[op], av.nkeys, av.argc,
-                      av.argv, av.lens, fn, c);
+    redis_route_script(self->route, c->kind->scripts[op], av.nkeys, av.argc,
+                       av.argv, av.lens, fn, c);
 }
 
 static void route_direct(const char *id, int64_t fence);
@@ -319,8 +318,8 @@ static void run_acked(struct lock_call *c, redis_done_fn *fn,
     }
     k->c = c;
     k->fn = fn;
-    redis_conn_script_acked(self->conn, c->kind->scripts[c->op], av->nkeys,
-                            av->argc, av->argv, av->lens, on_acked, k);
+    redis_route_script_acked(self->route, c->kind->scripts[c->op], av->nkeys,
+                             av->argc, av->argv, av->lens, on_acked, k);
 }
 
 /* ---- waiting -----------------------------------------------------------*/
@@ -819,14 +818,30 @@ static void on_subscribed(void *ctx)
     broadcast("a", 1);
 }
 
-/* The worker's connection broke: its parked waiters' queue may be gone
+/* Whether the queue of qname is on cluster node *(int *)ctx. */
+static bool queued_on(void *ctx, const char *qname)
+{
+    const char *name;
+    const struct lock_kind *kind = lock_kind_of(qname, &name);
+    char key[KEY_MAX];
+
+    return kind == NULL ||
+           redis_route_serves(*(int *)ctx, key,
+                              key_for(key, kind->queue_key, name));
+}
+
+/* A connection of the worker broke (node: the cluster node's, -1 outside
+ * a cluster): the parked waiters whose queue was there may have lost it
  * with Redis, and their hand-offs unheard. Each acquires again: at once
  * 503 while Redis is down; queued where it was when it is back (the
  * acquire script keeps a waiter's place). */
-static void on_conn_down(void *ctx)
+static void on_conn_down(void *ctx, int node)
 {
     (void)ctx;
-    wait_drain(&self->reg, waiter_retry);
+    if (node < 0)
+        wait_drain(&self->reg, waiter_retry);
+    else
+        wait_drain_if(&self->reg, queued_on, &node, waiter_retry);
 }
 
 /* ---- liveness ----------------------------------------------------------*/
@@ -839,14 +854,29 @@ static void on_heartbeat_done(void *ctx, const redisReply *r,
     (void)err;
 }
 
-static void on_heartbeat(struct timer *t)
+/* Marks this instance alive for qname, on which a waiter of the worker is
+ * parked: scripts pass over queued waiters whose instance is not. */
+static void mark_alive(void *ctx, const char *qname)
 {
-    const char *argv[] = {"SET", liveness_key, "1", "PX", LIVENESS_TTL_MS};
-    size_t lens[5];
+    const char *name;
+    const struct lock_kind *kind = lock_kind_of(qname, &name);
+    char key[KEY_MAX + 32];
+    const char *argv[] = {"SET", key, "1", "PX", LIVENESS_TTL_MS};
+    size_t lens[5], n;
 
+    (void)ctx;
+    if (kind == NULL)
+        return;
+    n = key_for(key, kind->queue_key, name);
+    n += (size_t)snprintf(key + n, sizeof key - n, ":alive:%s", instance_id);
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(argv[i]);
-    redis_conn_command(self->conn, 5, argv, lens, on_heartbeat_done, NULL);
+    redis_route_command(self->route, 5, argv, lens, on_heartbeat_done, NULL);
+}
+
+static void on_heartbeat(struct timer *t)
+{
+    wait_each_name(&self->reg, mark_alive, NULL);
     loop_timer_arm(self->loop, t, clock_now_ns() + MS_TO_NS(HEARTBEAT_MS));
 }
 
@@ -926,9 +956,7 @@ int lock_engine_init(const struct config *cfg)
     instance_id[16] = '\0';
     snprintf(channel, sizeof channel, "%snotify:%s", cfg->key_prefix,
              instance_id);
-    snprintf(liveness_key, sizeof liveness_key, "%sinstance:%s",
-             cfg->key_prefix, instance_id);
-    redis_conns_init(cfg);
+    redis_routes_init(cfg);
     return lock_kinds_init();
 }
 
@@ -950,17 +978,17 @@ int lock_engine_thread_start(struct loop *l, unsigned index)
         wait_registry_init(&e->reg, l, conf->max_waiters, &registry_ops, e) < 0)
         goto fail;
     self = e;
-    e->conn = redis_conn_new(l);
-    if (e->conn == NULL)
+    e->route = redis_route_new(l);
+    if (e->route == NULL)
         goto fail;
-    redis_conn_on_down(e->conn, on_conn_down, NULL);
+    redis_route_on_down(e->route, on_conn_down, NULL);
     if (index == 0) {
         e->sub = redis_conn_new_subscriber(l, channel, on_message,
                                            on_subscribed, NULL);
         if (e->sub == NULL)
             goto fail;
-        on_heartbeat(&e->heartbeat);
     }
+    on_heartbeat(&e->heartbeat);
     atomic_store(&threads[index], e);
     return 0;
 fail:
@@ -970,7 +998,7 @@ fail:
 
 void lock_engine_thread_flush(void)
 {
-    redis_conn_flush(self->conn);
+    redis_route_flush(self->route);
     if (self->sub != NULL)
         redis_conn_flush(self->sub);
 }
@@ -1001,7 +1029,7 @@ void lock_engine_thread_close(void)
     atomic_store(&threads[self->index], NULL);
     loop_timer_disarm(self->loop, &self->heartbeat);
     redis_conn_close(self->sub);
-    redis_conn_close(self->conn);
+    redis_route_close(self->route);
 }
 
 void lock_engine_thread_stop(void)
@@ -1011,8 +1039,9 @@ void lock_engine_thread_stop(void)
     if (e == NULL)
         return;
     redis_conn_free(e->sub);
-    redis_conn_free(e->conn);
-    e->conn = e->sub = NULL;
+    redis_route_free(e->route);
+    e->route = NULL;
+    e->sub = NULL;
     on_later(&e->later);
     loop_timer_disarm(e->loop, &e->later);
     loop_watch_set(e->loop, &e->inbox_watch, 0);

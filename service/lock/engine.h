@@ -17,6 +17,7 @@
 #include "lock/kind.h"
 #include "loop.h"
 #include "redis/conn.h"
+#include "redis/route.h"
 #include "wait/registry.h"
 
 #include <stdbool.h>
@@ -114,8 +115,8 @@ bool lock_engine_take_slot(void);
 void lock_engine_give_slot(void);
 
 /* Any command for a caller outside the lock kinds (the demo's store,
- * readiness): on the calling worker's connection. */
-struct redis_conn *lock_engine_conn(void);
+ * readiness, listing): on the calling worker's route to Redis. */
+struct redis_route *lock_engine_route(void);
 
 /* The Redis script fence floor: callers that see fences elsewhere raise
  * it. */

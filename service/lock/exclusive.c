@@ -363,6 +363,7 @@ const struct lock_kind lock_kind_exclusive = {
      [LOCK_OP_LEAVE] = &leave,
      [LOCK_OP_POKE] = &poke,
      [LOCK_OP_FORCE] = &force},
+    KEY_QUEUE,
     encode,
     decode,
 };

@@ -168,6 +168,9 @@ struct lock_kind {
      * line): the kind's shared Lua functions. */
     const char *prelude;
     struct redis_script *scripts[LOCK_OP_COUNT];
+    /* The key of a name's queue: "<it>:alive:<instance>" is the instance's
+     * liveness for the name (prelude.lua). */
+    enum key_kind queue_key;
     /* Fills out for op; never fails for valid arguments (a name of at most
      * SCOPED_NAME_MAX, an owner of at most OWNER_BYTES_MAX). */
     void (*encode)(enum lock_op op, const struct lock_args *a,

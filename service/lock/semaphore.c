@@ -394,6 +394,7 @@ const struct lock_kind lock_kind_semaphore = {
      [LOCK_OP_LEAVE] = &leave,
      [LOCK_OP_POKE] = &poke,
      [LOCK_OP_FORCE] = &force},
+    KEY_SEM_QUEUE,
     encode,
     decode,
 };

@@ -70,6 +70,10 @@ struct redis_conn {
     /* Fixed address (a sentinel, a candidate master), else the
      * endpoint's. */
     bool fixed;
+    /* A cluster node's: at a fixed address, but serving (handshake,
+     * scripts, metrics) like a connection to the endpoint. */
+    bool node;
+    bool node_down; /* said so in the log */
     char fixed_host[REDIS_HOST_MAX];
     int fixed_port;
     const char *fixed_user, *fixed_password; /* borrowed */
@@ -85,8 +89,7 @@ static const struct config *conf;
 static struct redis_script *scripts[SCRIPTS_MAX];
 static size_t script_count;
 static pthread_mutex_t state_mu = PTHREAD_MUTEX_INITIALIZER;
-static bool outage;            /* a connection is down and none came back */
-static char outage_error[160]; /* its first error */
+static bool outage; /* a connection is down and none came back */
 static char eviction_policy[32];
 
 void redis_conns_init(const struct config *cfg)
@@ -118,43 +121,49 @@ static void set_detail(char *dst, size_t len, const char *src, size_t n)
 /* ---- outage and configuration state, shared by all connections --------*/
 
 /* A connection to a fixed address (a sentinel) is not the Redis the
- * service serves from: its ups and downs are no outage. */
-static void outage_begins(const struct redis_conn *c, const char *error)
+ * service serves from: its ups and downs are no outage. A cluster node's
+ * are only that node's: each connection says so once per outage. */
+static void outage_begins(struct redis_conn *c, const char *error)
 {
     bool first;
 
     if (c->fixed)
         return;
+    if (c->node) {
+        if (!c->node_down)
+            log_warn("redis: cluster node %s:%d: %s; the names it serves get "
+                     "503 until it, or a replica taking over, answers",
+                     c->fixed_host, c->fixed_port, error);
+        c->node_down = true;
+        return;
+    }
     pthread_mutex_lock(&state_mu);
     first = !outage;
-    if (first) {
-        outage = true;
-        snprintf(outage_error, sizeof outage_error, "%s", error);
-    }
+    outage = true;
     pthread_mutex_unlock(&state_mu);
     if (first)
         log_warn("redis: %s; answering 503 until it is back", error);
 }
 
-static void outage_ends(const struct redis_conn *c)
+static void outage_ends(struct redis_conn *c)
 {
     bool was;
 
     if (c->fixed)
         return;
+    if (c->node) {
+        if (c->node_down)
+            log_info("redis: cluster node %s:%d answers again", c->fixed_host,
+                     c->fixed_port);
+        c->node_down = false;
+        return;
+    }
     pthread_mutex_lock(&state_mu);
     was = outage;
     outage = false;
     pthread_mutex_unlock(&state_mu);
     if (was)
         log_warn("redis: reachable again");
-}
-
-void redis_outage_detail(char *buf, size_t len)
-{
-    pthread_mutex_lock(&state_mu);
-    snprintf(buf, len, "%s", outage ? outage_error : "");
-    pthread_mutex_unlock(&state_mu);
 }
 
 static bool policy_unsafe(const char *policy)
@@ -259,6 +268,8 @@ static void ev_cleanup(void *p)
     loop_timer_disarm(c->loop, &c->deadline);
     loop_timer_disarm(c->loop, &c->subscribe);
     if (!c->closing) {
+        if (!c->fixed && !c->node)
+            redis_endpoint_lost(c->generation);
         schedule_reconnect(c);
         if (c->on_down != NULL)
             c->on_down(c->down_ctx);
@@ -297,6 +308,15 @@ static void push_tail(struct redis_cmd **head, struct redis_cmd **tail,
     *tail = cmd;
 }
 
+/* A cluster's answer that the key is served elsewhere, or will be soon:
+ * the routing layer's (route.c) to act on, no failure. */
+static bool is_redirect(const char *detail)
+{
+    return strncmp(detail, "MOVED ", 6) == 0 ||
+           strncmp(detail, "ASK ", 4) == 0 ||
+           strncmp(detail, "TRYAGAIN", 8) == 0;
+}
+
 /* Counts err by reason; a shape error is the caller's, and a stop is no
  * failure of Redis. */
 static void count_error(const struct redis_error *err)
@@ -310,6 +330,8 @@ static void count_error(const struct redis_error *err)
         metrics_redis_error(REDIS_ERROR_TIMEOUT);
         break;
     case REDIS_FAIL_REPLY:
+        if (is_redirect(err->detail))
+            break;
         metrics_redis_error(strncmp(err->detail, "OOM", 3) == 0 ||
                                     strstr(err->detail, "OOM command") != NULL
                                 ? REDIS_ERROR_OOM
@@ -412,11 +434,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (r->type == REDIS_REPLY_ERROR) {
         err.failure = REDIS_FAIL_REPLY;
         set_detail(err.detail, sizeof err.detail, r->str, r->len);
-        log_warn("redis: error reply: %s", err.detail);
+        if (is_redirect(err.detail))
+            log_debug("redis: %s", err.detail);
+        else
+            log_warn("redis: error reply: %s", err.detail);
         /* A master turned replica under us: the sentinels know which one
          * took over. */
-        if (!c->fixed && redis_endpoint_discovered() && r->len >= 8 &&
-            memcmp(r->str, "READONLY", 8) == 0)
+        if (!c->fixed && !c->node && redis_endpoint_discovered() &&
+            r->len >= 8 && memcmp(r->str, "READONLY", 8) == 0)
             redis_endpoint_suspect();
         complete(c, cmd, NULL, &err);
         return;
@@ -876,7 +901,8 @@ static void handshake(struct redis_conn *c)
         const char *a[] = {"SELECT", db};
         cmd_internal(c, on_handshake, c, 2, a);
     }
-    if (redis_endpoint_discovered()) {
+    /* A cluster node's role is the slot map's business (MOVED). */
+    if (redis_endpoint_discovered() && !c->node) {
         const char *a[] = {"ROLE"};
         cmd_internal(c, on_role, c, 1, a);
     }
@@ -905,12 +931,14 @@ static void connect_now(struct redis_conn *c)
     struct redis_endpoint e = {0};
     redisAsyncContext *ac;
 
-    if (c->fixed) {
+    if (c->fixed || c->node) {
         snprintf(e.host, sizeof e.host, "%s", c->fixed_host);
         e.port = c->fixed_port;
     } else if (!redis_endpoint_get(&e)) {
-        snprintf(c->error, sizeof c->error,
-                 "no Redis master known yet: asking the sentinels");
+        snprintf(c->error, sizeof c->error, "%s",
+                 conf->redis.is_cluster
+                     ? "no Redis Cluster node known yet: reading the slot map"
+                     : "no Redis master known yet: asking the sentinels");
         outage_begins(c, c->error);
         schedule_reconnect(c);
         return;
@@ -1076,6 +1104,20 @@ redis_conn_new_fixed(struct loop *l, const char *host, int port,
         c->on_subscribed = on_subscribed;
         c->sub_ctx = ctx;
     }
+    connect_now(c);
+    return c;
+}
+
+struct redis_conn *redis_conn_new_node(struct loop *l, const char *host,
+                                       int port)
+{
+    struct redis_conn *c = conn_alloc(l);
+
+    if (c == NULL)
+        return NULL;
+    c->node = true;
+    snprintf(c->fixed_host, sizeof c->fixed_host, "%s", host);
+    c->fixed_port = port;
     connect_now(c);
     return c;
 }

@@ -107,6 +107,12 @@ redis_conn_new_fixed(struct loop *l, const char *host, int port,
                      const char *user, const char *password,
                      const char *channel, redis_message_fn *on_message,
                      redis_subscribed_fn *on_subscribed, void *ctx);
+/* A command connection to cluster node host:port (copied) on loop l: it
+ * serves like one to the endpoint (AUTH, the scripts, the metrics) but
+ * stays at its address and checks no ROLE (a MOVED tells, route.h).
+ * Returns NULL when out of memory. */
+struct redis_conn *redis_conn_new_node(struct loop *l, const char *host,
+                                       int port);
 /* fn(ctx) runs each time c goes down (after the callbacks of what was in
  * flight): whoever waits on something c would have told them may want to
  * know. */
@@ -141,9 +147,6 @@ void redis_conn_script_acked(struct redis_conn *c, struct redis_script *s,
 void redis_conn_flush(struct redis_conn *c);
 /* True while connected and past the handshake. */
 bool redis_conn_up(const struct redis_conn *c);
-
-/* The first detail of the last Redis outage ("" when none): for /readyz. */
-void redis_outage_detail(char *buf, size_t len);
 
 /* The maxmemory-policy seen on the last connection ("" until known), and
  * whether it lets Redis evict lock keys. */

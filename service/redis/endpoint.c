@@ -18,6 +18,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct redis_endpoint current; /* under mu */
 static atomic_uint_fast64_t generation;
 static bool discovered;
+static bool cluster; /* the endpoint is only the subscriber's node */
 static atomic_int suspect_fd = -1;
 static int watchers[WATCHERS_MAX]; /* under mu */
 static size_t watcher_count;
@@ -26,7 +27,8 @@ void redis_endpoint_init(const struct config *cfg)
 {
     pthread_mutex_lock(&mu);
     memset(&current, 0, sizeof current);
-    discovered = cfg->redis.is_sentinel;
+    discovered = cfg->redis.is_sentinel || cfg->redis.is_cluster;
+    cluster = cfg->redis.is_cluster;
     if (!discovered) {
         current.is_unix = cfg->redis.is_unix;
         snprintf(current.host, sizeof current.host, "%s", cfg->redis.host);
@@ -89,7 +91,10 @@ bool redis_endpoint_set(const char *host, int port)
         if (write(watchers[i], &one, sizeof one) < 0 && errno != EAGAIN)
             log_debug("redis: eventfd write: %s", strerror(errno));
     pthread_mutex_unlock(&mu);
-    if (first) {
+    if (cluster) {
+        log_info("redis: release notifications come from cluster node %s:%d",
+                 host, port);
+    } else if (first) {
         log_info("redis: the sentinels name %s:%d as the master", host, port);
     } else {
         metrics_redis_master_change();
@@ -112,6 +117,12 @@ void redis_endpoint_suspect(void)
 
     if (fd >= 0 && write(fd, &one, sizeof one) < 0 && errno != EAGAIN)
         log_debug("redis: eventfd write: %s", strerror(errno));
+}
+
+void redis_endpoint_lost(uint64_t gen)
+{
+    if (cluster && gen == atomic_load(&generation))
+        redis_endpoint_suspect();
 }
 
 int redis_endpoint_watch(int fd)

@@ -1,6 +1,8 @@
 /* endpoint.h -- where the command connections and the release subscriber
  * go: the one Redis of a redis:// or unix:// URL, or the master the
  * sentinels of a redis-sentinel:// URL name (sentinel.h keeps it current).
+ * For a redis-cluster:// URL only the subscriber goes here: to the master
+ * cluster.h picks; commands go by the slot map (route.h).
  * Every connection asks here each time it connects, so this is the one
  * place a new way of finding Redis (a cluster's slot map) plugs in.
  *
@@ -45,6 +47,11 @@ void redis_endpoint_on_suspect(int fd);
 /* A connection found the address is no master now (a READONLY reply, or
  * ROLE said replica): asks the watcher to look again. Any thread. */
 void redis_endpoint_suspect(void);
+
+/* A connection that followed the endpoint at generation went down (not
+ * because the endpoint moved): in a cluster that node may be gone, so the
+ * watcher is asked to look for another (as redis_endpoint_suspect). */
+void redis_endpoint_lost(uint64_t generation);
 
 /* Adds eventfd fd to those written on each change (a connection's, on its
  * worker's loop). Returns 0, or -1 when too many are watching. */

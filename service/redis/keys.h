@@ -35,11 +35,16 @@
  *                                 60 s); sem:rel:<id> the permits release
  *                                 request_id <id> gave back (same)
  *
- * Per instance (not per name):
+ * Liveness, per name, in the name's slot:
  *
- *   <prefix>instance:<id>     liveness, refreshed every second (TTL 3 s);
+ *   <queue key>:alive:<id>    instance <id> has waiters queued there:
+ *                             set by the script that queues one, refreshed
+ *                             every second while any is parked (TTL 3 s);
  *                             scripts skip queued waiters of an instance
  *                             whose key is gone
+ *
+ * Per instance (a channel, no key):
+ *
  *   <prefix>notify:<id>       the channel the instance's hand-offs are
  *                             published on
  */

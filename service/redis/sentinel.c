@@ -80,16 +80,16 @@ static void on_tidy(struct timer *t)
         redis_conn_free(w.retired[--w.retired_count]);
 }
 
-static const struct redis_sentinel_addr *sentinel(unsigned i)
+static const struct redis_addr *sentinel(unsigned i)
 {
-    return &w.url->sentinels[i % w.url->sentinel_count];
+    return &w.url->hosts[i % w.url->host_count];
 }
 
 static void discover(void);
 
 static void failed(const char *why)
 {
-    const struct redis_sentinel_addr *s = sentinel(w.ask);
+    const struct redis_addr *s = sentinel(w.ask);
 
     if (!w.failing)
         log_warn("sentinel %s:%d: %s; asking the next one", s->host, s->port,
@@ -101,7 +101,7 @@ static void failed(const char *why)
     w.query = NULL;
     retire(w.probe);
     w.probe = NULL;
-    w.ask = (w.ask + 1) % w.url->sentinel_count;
+    w.ask = (w.ask + 1) % w.url->host_count;
     w.busy = false;
     w.again = false;
     w.backoff_ms = w.backoff_ms == 0 ? BACKOFF_FIRST_MS : 2 * w.backoff_ms;
@@ -216,7 +216,7 @@ static void discover(void)
         w.query = NULL;
     }
     if (w.query == NULL) {
-        const struct redis_sentinel_addr *s = sentinel(w.ask);
+        const struct redis_addr *s = sentinel(w.ask);
         w.query = redis_conn_new_fixed(&w.loop, s->host, s->port, NULL,
                                        w.cfg->sentinel_password, NULL, NULL,
                                        NULL, NULL);
@@ -254,7 +254,7 @@ static void on_subscribed(void *ctx)
 
 static void subscribe_at(unsigned i)
 {
-    const struct redis_sentinel_addr *s = sentinel(i);
+    const struct redis_addr *s = sentinel(i);
 
     w.sub_at = i;
     w.sub_strikes = 0;
@@ -270,11 +270,11 @@ static void on_health(struct timer *t)
     if (w.sub == NULL) {
         subscribe_at(w.sub_at);
     } else if (!redis_conn_up(w.sub) && ++w.sub_strikes >= 2) {
-        const struct redis_sentinel_addr *s = sentinel(w.sub_at);
+        const struct redis_addr *s = sentinel(w.sub_at);
         log_debug("sentinel %s:%d: down; subscribing on the next one", s->host,
                   s->port);
         retire(w.sub);
-        subscribe_at((w.sub_at + 1) % w.url->sentinel_count);
+        subscribe_at((w.sub_at + 1) % w.url->host_count);
     }
     loop_timer_arm(&w.loop, t, clock_now_ns() + MS_TO_NS(HEALTH_MS));
 }

@@ -215,6 +215,14 @@ void wait_look_all(struct wait_registry *r)
             timer_heap_arm(&r->loop->timers, &wn->look, 0);
 }
 
+void wait_each_name(struct wait_registry *r,
+                    void (*fn)(void *ctx, const char *name), void *ctx)
+{
+    for (size_t i = 0; i < r->buckets; i++)
+        for (struct wait_name *wn = r->by_name[i]; wn != NULL; wn = wn->chain)
+            fn(ctx, wn->name);
+}
+
 void wait_drain(struct wait_registry *r, void (*fn)(struct waiter *w))
 {
     for (size_t i = 0; i < r->buckets; i++)
@@ -222,5 +230,24 @@ void wait_drain(struct wait_registry *r, void (*fn)(struct waiter *w))
             struct waiter *w = r->by_name[i]->head;
             wait_unpark(w);
             fn(w);
+        }
+}
+
+void wait_drain_if(struct wait_registry *r,
+                   bool (*pick)(void *ctx, const char *name), void *ctx,
+                   void (*fn)(struct waiter *w))
+{
+    for (size_t i = 0; i < r->buckets; i++)
+        for (struct wait_name *wn = r->by_name[i], *next; wn != NULL;
+             wn = next) {
+            next = wn->chain;
+            if (!pick(ctx, wn->name))
+                continue;
+            for (bool last = false; !last;) {
+                struct waiter *w = wn->head;
+                last = w->next == NULL; /* then wn goes with it */
+                wait_unpark(w);
+                fn(w);
+            }
         }
 }

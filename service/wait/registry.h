@@ -102,7 +102,14 @@ void wait_retry_name(struct wait_registry *r, const char *name);
 /* Looks at every name that has parked waiters (after a gap in the
  * notifications: one may have been missed). */
 void wait_look_all(struct wait_registry *r);
+/* Calls fn(ctx, name) for each name that has parked waiters. */
+void wait_each_name(struct wait_registry *r,
+                    void (*fn)(void *ctx, const char *name), void *ctx);
 /* Unparks every waiter and passes each to fn (shutdown). */
 void wait_drain(struct wait_registry *r, void (*fn)(struct waiter *w));
+/* The same for the waiters of the names pick(ctx, name) is true for. */
+void wait_drain_if(struct wait_registry *r,
+                   bool (*pick)(void *ctx, const char *name), void *ctx,
+                   void (*fn)(struct waiter *w));
 
 #endif

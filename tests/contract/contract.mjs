@@ -157,11 +157,11 @@ async function lockTests(A) {
   redisCli('HSET', `${pre}{${rn}}:waiters`, ghost, `${Date.now() + 10000} ${Date.now()} 30000 ${hex32()} 0 - ghost`);
   redisCli('PEXPIRE', `${pre}{${rn}}:queue`, '10000');
   redisCli('PEXPIRE', `${pre}{${rn}}:waiters`, '10000');
-  redisCli('SET', `${pre}instance:${ghostInstance}`, '1', 'PX', '10000');
+  redisCli('SET', `${pre}{${rn}}:queue:alive:${ghostInstance}`, '1', 'PX', '10000');
   await call(A, REL, L(rn, 'release'), { body: { token: rh.json && rh.json.token }, status: 200 });
   await call(A, GETL, L(rn), { status: 200, desc: 'free, reserved for a woken waiter',
     check: (r) => want(r.json.held === false && r.json.reserved_ms > 0, `not reserved: ${r.raw}`) });
-  redisCli('DEL', `${pre}instance:${ghostInstance}`);
+  redisCli('DEL', `${pre}{${rn}}:queue:alive:${ghostInstance}`);
 
   // boundaries the spec states
   const m = lockName('b');

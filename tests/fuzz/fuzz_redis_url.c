@@ -73,13 +73,13 @@ static void check_url(const struct redis_url *u)
  * port, a master name, every string terminated. */
 static void check_sentinels(const struct redis_url *u)
 {
-    CHECK(u->sentinel_count >= 1 && u->sentinel_count <= SENTINELS_MAX);
+    CHECK(u->host_count >= 1 && u->host_count <= REDIS_HOSTS_MAX);
     CHECK(TERMINATED(u->master) && u->master[0] != '\0');
     CHECK(TERMINATED(u->user) && TERMINATED(u->password) && u->db >= 0);
-    for (unsigned i = 0; i < u->sentinel_count; i++) {
-        CHECK(TERMINATED(u->sentinels[i].host));
-        CHECK(u->sentinels[i].host[0] != '\0');
-        CHECK(u->sentinels[i].port >= 1 && u->sentinels[i].port <= 65535);
+    for (unsigned i = 0; i < u->host_count; i++) {
+        CHECK(TERMINATED(u->hosts[i].host));
+        CHECK(u->hosts[i].host[0] != '\0');
+        CHECK(u->hosts[i].port >= 1 && u->hosts[i].port <= 65535);
     }
 }
 

@@ -443,13 +443,13 @@ static void test_fence_floor(void)
               "fence floor: Redis restarts on its port with its clock 30 s "
               "behind"))
         return;
-    /* Empty but for the instances' liveness keys, which come back within
-     * a second. */
+    /* Empty but for the instances' liveness keys (of names waited on),
+     * which come back within a second. */
     char *out = redis_cli(&redis, "KEYS *");
     int keys = 0;
     for (char *line = out; line && *line;) {
         char *end = strchr(line, '\n');
-        if (strncmp(line, "lockservice:instance:", 21) != 0 && line != end)
+        if (strstr(line, ":alive:") == NULL && line != end)
             keys++;
         line = end ? end + 1 : NULL;
     }

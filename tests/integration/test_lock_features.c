@@ -1158,7 +1158,8 @@ static bool plant_ghost(const char *name, long ttl_ms)
              name, name, now + 20000, now, ttl_ms);
     free(redis_cli(&redis, cmd));
     snprintf(cmd, sizeof cmd,
-             "SET " PREFIX "instance:" GHOST_INSTANCE " 1 PX 20000");
+             "SET " PREFIX "{%s}:queue:alive:" GHOST_INSTANCE " 1 PX 20000",
+             name);
     free(redis_cli(&redis, cmd));
     return queue_len(name) == 1;
 }
@@ -1194,7 +1195,8 @@ static void test_status_reserved(void)
          res, handoff_ms, r.body ? r.body : "");
     http_resp_free(&r);
     t_ok(held_becomes(svc.url, name, false, 0), "reserved: not held");
-    free(redis_cli(&redis, "DEL " PREFIX "instance:" GHOST_INSTANCE));
+    free(redis_cli(&redis,
+                   "DEL " PREFIX "{reserved}:queue:alive:" GHOST_INSTANCE));
     double end = now_ms() + (double)handoff_ms + 3000 * time_scale();
     bool plain = false;
     while (!plain && now_ms() < end) {

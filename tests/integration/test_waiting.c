@@ -170,8 +170,8 @@ static void test_granted_on_release(void)
  * both keys expiring in 10 s, like a 10 s wait). v1 put an id in a sorted
  * set <prefix>waitq:<name>, and any such entry had a release reserve the
  * lock; v2 checks the waiter's instance. So a ghost of a dead instance (no
- * <prefix>instance:<instance> key: what a waiter leaves behind when its
- * instance dies, since a waiter whose client hangs up now leaves the queue
+ * <prefix>{<name>}:queue:alive:<instance> key: what a waiter leaves behind when
+ * its instance dies, since a waiter whose client hangs up now leaves the queue
  * at once) is skipped and dropped: nobody gets it. With alive, the test
  * sets its instance key (SET ... PX), so the ghost looks alive: a release
  * hands it the lock, and nobody claims it. redis_cli splits on spaces, so
@@ -201,10 +201,11 @@ static bool plant_ghost(const char *prefix, const char *name, long ttl_ms,
     out = redis_cli(&redis, cmd);
     free(out);
     if (alive)
-        snprintf(cmd, sizeof cmd, "SET %sinstance:%s 1 PX 10000", prefix,
-                 GHOST_INSTANCE);
+        snprintf(cmd, sizeof cmd, "SET %s{%s}:queue:alive:%s 1 PX 10000",
+                 prefix, name, GHOST_INSTANCE);
     else
-        snprintf(cmd, sizeof cmd, "DEL %sinstance:%s", prefix, GHOST_INSTANCE);
+        snprintf(cmd, sizeof cmd, "DEL %s{%s}:queue:alive:%s", prefix, name,
+                 GHOST_INSTANCE);
     out = redis_cli(&redis, cmd);
     free(out);
     snprintf(cmd, sizeof cmd, "LINDEX %s{%s}:queue 0", prefix, name);
@@ -303,7 +304,8 @@ static void test_release_reserves_for_waiter(void)
          took, r.status);
     /* v2: the hand-off took the ghost out of the queue already; only its
      * instance key is left to remove (v1 deleted the waiter set here). */
-    out = redis_cli(&redis, "DEL lockservice:instance:" GHOST_INSTANCE);
+    out = redis_cli(&redis,
+                    "DEL lockservice:{handoff}:queue:alive:" GHOST_INSTANCE);
     free(out);
     if (jstr(&r, "token"))
         drop("handoff", jstr(&r, "token"));

@@ -244,21 +244,21 @@ static void test_redis_url_sentinel(void **state)
                "?db=4");
     assert_true(u.is_sentinel);
     assert_false(u.is_unix);
-    assert_int_equal(u.sentinel_count, 3);
-    assert_string_equal(u.sentinels[0].host, "s1");
-    assert_int_equal(u.sentinels[0].port, 26380);
-    assert_string_equal(u.sentinels[1].host, "::1");
-    assert_int_equal(u.sentinels[1].port, 26379);
-    assert_string_equal(u.sentinels[2].host, "10.0.0.3");
-    assert_int_equal(u.sentinels[2].port, 5000);
+    assert_int_equal(u.host_count, 3);
+    assert_string_equal(u.hosts[0].host, "s1");
+    assert_int_equal(u.hosts[0].port, 26380);
+    assert_string_equal(u.hosts[1].host, "::1");
+    assert_int_equal(u.hosts[1].port, 26379);
+    assert_string_equal(u.hosts[2].host, "10.0.0.3");
+    assert_int_equal(u.hosts[2].port, 5000);
     assert_string_equal(u.master, "my/master");
     assert_string_equal(u.password, "pw");
     assert_int_equal(u.db, 4);
     assert_string_equal(u.host, "");
 
     u = url_ok("redis-sentinel://h/m");
-    assert_int_equal(u.sentinel_count, 1);
-    assert_int_equal(u.sentinels[0].port, 26379);
+    assert_int_equal(u.host_count, 1);
+    assert_int_equal(u.hosts[0].port, 26379);
     assert_int_equal(u.db, 0);
 
     url_bad("redis-sentinel://h");
@@ -271,6 +271,46 @@ static void test_redis_url_sentinel(void **state)
     url_bad("redis-sentinel://h/m?password=x");
     url_bad("redis-sentinel://a,b,c,d,e,f,g,h,i/m");
     url_bad("redis-sentinel://pw@h/m");
+}
+
+static void test_redis_url_cluster(void **state)
+{
+    (void)state;
+    struct redis_url u =
+        url_ok("redis-cluster://app:p%40ss@n1:7000,[::1],10.0.0.3:7002");
+    assert_true(u.is_cluster);
+    assert_false(u.is_sentinel);
+    assert_false(u.is_unix);
+    assert_int_equal(u.host_count, 3);
+    assert_string_equal(u.hosts[0].host, "n1");
+    assert_int_equal(u.hosts[0].port, 7000);
+    assert_string_equal(u.hosts[1].host, "::1");
+    assert_int_equal(u.hosts[1].port, 6379);
+    assert_string_equal(u.hosts[2].host, "10.0.0.3");
+    assert_int_equal(u.hosts[2].port, 7002);
+    assert_string_equal(u.user, "app");
+    assert_string_equal(u.password, "p@ss");
+    assert_int_equal(u.db, 0);
+    assert_string_equal(u.host, "");
+
+    u = url_ok("redis-cluster://h");
+    assert_int_equal(u.host_count, 1);
+    assert_int_equal(u.hosts[0].port, 6379);
+
+    url_bad("redis-cluster://");
+    url_bad("redis-cluster://h/0");
+    url_bad("redis-cluster://h/");
+    url_bad("redis-cluster://h?db=1");
+    url_bad("redis-cluster://h,,h2");
+    url_bad("redis-cluster://h,");
+    url_bad("redis-cluster://,h");
+    url_bad("redis-cluster://h:0");
+    url_bad("redis-cluster://h:65536");
+    url_bad("redis-cluster://h:x");
+    url_bad("redis-cluster://[::1");
+    url_bad("redis-cluster://a,b,c,d,e,f,g,h,i");
+    url_bad("redis-cluster://pw@h");
+    url_bad("redis-sentinel://h,/m");
 }
 
 static void test_redis_url_credentials(void **state)
@@ -1912,6 +1952,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_url_tcp),
         cmocka_unit_test(test_redis_url_sentinel),
+        cmocka_unit_test(test_redis_url_cluster),
         cmocka_unit_test(test_redis_url_credentials),
         cmocka_unit_test(test_redis_url_ipv6),
         cmocka_unit_test(test_redis_url_unix),

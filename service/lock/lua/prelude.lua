@@ -41,8 +41,11 @@
 -- answers the waiter from the reply, one round trip less and no message.
 -- A waiter elsewhere gets a hand-off to claim (see grant_head).
 --
--- A waiter id is "<instance>:<worker>:<n>". An instance is alive while its
--- key <prefix>instance:<instance> exists; hand-offs to it are published on
+-- A waiter id is "<instance>:<worker>:<n>". An instance is alive for this
+-- name while the key "<queue key>:alive:<instance>" exists (in the name's
+-- slot, so that a Redis Cluster runs the script on one node): the enqueue
+-- below sets it and the instance refreshes it every second for each name
+-- it has waiters parked on (TTL 3 s). Hand-offs to it are published on
 -- <prefix>notify:<instance> as "g <waiter id>", and "w <name> <ms>" asks it
 -- to look at the lock again in that many ms (its waiter may be next, and
 -- the hand-off in front of it may lapse).
@@ -111,7 +114,7 @@ end
 
 local function alive(id, e)
     return e ~= nil and e.deadline > now_ms and
-        redis.call("EXISTS", prefix .. "instance:" .. instance_of(id)) == 1
+        redis.call("EXISTS", KEYS[3] .. ":alive:" .. instance_of(id)) == 1
 end
 
 -- Queues id at the tail (or right behind the head when behind_head); a
@@ -137,7 +140,7 @@ local function enqueue(id, e, behind_head)
         end
     end
     -- The caller is alive now, whatever its heartbeat says.
-    redis.call("SET", prefix .. "instance:" .. instance_of(id), "1", "PX", 3000)
+    redis.call("SET", KEYS[3] .. ":alive:" .. instance_of(id), "1", "PX", 3000)
 end
 
 -- Tells the instance of the first live waiter to look again when the

@@ -30,8 +30,9 @@
 -- ARGV[4] the name qualified by its kind ("semaphore:<name>"), as the
 --         instances' registries know it      ARGV[5...] the script's own
 --
--- Waiter ids, liveness keys and the "g <waiter id>" / "w <name> <ms>"
--- messages are the exclusive lock's (prelude.lua).
+-- Waiter ids, liveness keys ("<queue key>:alive:<instance>", here KEYS[4]'s)
+-- and the "g <waiter id>" / "w <name> <ms>" messages are the exclusive
+-- lock's (prelude.lua).
 --
 -- Invariants: the permits held never exceed the limit in force, and every
 -- holder agreed to that limit; every grant is its own lease, with its own
@@ -220,7 +221,7 @@ end
 
 local function alive(id, e)
     return e ~= nil and e.deadline > now_ms and
-        redis.call("EXISTS", prefix .. "instance:" .. instance_of(id)) == 1
+        redis.call("EXISTS", KEYS[4] .. ":alive:" .. instance_of(id)) == 1
 end
 
 -- Queues id at the tail (or right behind the head when behind_head); a
@@ -246,7 +247,7 @@ local function enqueue(id, e, behind_head)
         end
     end
     -- The caller is alive now, whatever its heartbeat says.
-    redis.call("SET", prefix .. "instance:" .. instance_of(id), "1", "PX", 3000)
+    redis.call("SET", KEYS[4] .. ":alive:" .. instance_of(id), "1", "PX", 3000)
 end
 
 -- Whether e fits with used permits held under limit: nobody holds any
