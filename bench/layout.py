@@ -245,19 +245,23 @@ def script_candidates(src, folder, fname):
     """{sha1: (description, text)} of the texts the binary may load for
     fname: the file itself, or a prelude (another *prelude*.lua or _*.lua in
     the folder) put in front of it, or after its "#!" line (version 2's
-    service/lock/kinds.c does the latter)."""
+    service/lock/kinds.c does the latter, with base.lua, when the folder has
+    one, in front of the prelude)."""
     text = open(os.path.join(src, folder, fname), "rb").read()
     out = {hashlib.sha1(text).hexdigest(): (f"{folder}/{fname}", text)}
     head, rest = b"", text
     if text.startswith(b"#!"):
         head, _, rest = text.partition(b"\n")
         head += b"\n"
+    common = os.path.join(src, folder, "base.lua")
+    common = open(common, "rb").read() if os.path.isfile(common) else b""
     for pre in sorted(glob.glob(os.path.join(src, folder, "*.lua"))):
         base = os.path.basename(pre)
         if base == fname or not ("prelude" in base or base.startswith("_")):
             continue
         p = open(pre, "rb").read()
-        for t in (p + text, p + b"\n" + text, head + p + rest):
+        for t in (p + text, p + b"\n" + text, head + p + rest,
+                  head + common + p + rest):
             out[hashlib.sha1(t).hexdigest()] = (f"{folder}/{base} + {fname}", t)
     return out
 

@@ -1,6 +1,8 @@
 /* kinds.c -- the table of lock kinds and the building of their scripts. */
 #include "kind.h"
 
+#include "embedded.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,11 +13,13 @@ static const struct lock_kind *const kinds[] = {&lock_kind_exclusive,
 #define KINDS (sizeof kinds / sizeof kinds[0])
 
 /* The source Redis runs: the script's own "#!" line (it must come first),
- * the prelude, then the rest of the script. Allocated once, for good. */
+ * base.lua, the kind's prelude, then the rest of the script. Allocated
+ * once, for good. */
 static int build(struct redis_script *s, const char *prelude)
 {
     const char *body = s->src, *rest = body;
-    size_t shebang = 0, plen = strlen(prelude), blen;
+    size_t shebang = 0, baselen = strlen(embedded_base_lua),
+           plen = strlen(prelude), blen;
     char *src;
 
     if (strncmp(body, "#!", 2) == 0) {
@@ -24,14 +28,15 @@ static int build(struct redis_script *s, const char *prelude)
         shebang = (size_t)(rest - body);
     }
     blen = strlen(rest);
-    src = malloc(shebang + plen + blen + 1);
+    src = malloc(shebang + baselen + plen + blen + 1);
     if (src == NULL)
         return -1;
     memcpy(src, body, shebang);
-    memcpy(src + shebang, prelude, plen);
-    memcpy(src + shebang + plen, rest, blen + 1);
+    memcpy(src + shebang, embedded_base_lua, baselen);
+    memcpy(src + shebang + baselen, prelude, plen);
+    memcpy(src + shebang + baselen + plen, rest, blen + 1);
     s->src = src;
-    s->len = shebang + plen + blen;
+    s->len = shebang + baselen + plen + blen;
     return 0;
 }
 

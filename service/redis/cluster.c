@@ -1,10 +1,8 @@
 /* cluster.c -- see cluster.h.
  *
- * The watcher asks one node at a time: the seeds of the URL first, then
- * the masters of the last map, in turn; the connection it asks on stays
- * open while it answers. Connections it is done with are retired: freed
- * from a timer, never from inside one of their own callbacks (as in
- * sentinel.c). */
+ * The watcher (on a thread of its own, watch.h) asks one node at a time:
+ * the seeds of the URL first, then the masters of the last map, in turn;
+ * the connection it asks on stays open while it answers. */
 #include "cluster.h"
 
 #include "clock.h"
@@ -13,6 +11,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "redis/conn.h"
+#include "redis/watch.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -27,7 +26,6 @@
 #define REFRESH_MS 1000
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_MAX_MS 1000
-#define RETIRED_MAX 8
 
 struct node {
     char host[REDIS_HOST_MAX];
@@ -47,18 +45,12 @@ static atomic_bool serves_all;
 
 struct watcher {
     const struct redis_url *url;
-    struct loop loop;
-    pthread_t thread;
-    bool running;
-    atomic_bool stop;
-    struct loop_watch wake;    /* eventfd: look again, or stop */
+    struct redis_watch t;      /* its wake-up: read the map again */
     struct loop_watch suspect; /* eventfd: the subscriber's node is lost */
     struct redis_conn *query;
     char query_host[REDIS_HOST_MAX];
     unsigned ask; /* the candidate asked next */
-    struct redis_conn *retired[RETIRED_MAX];
-    size_t retired_count;
-    struct timer tidy, refresh;
+    struct timer refresh;
     bool busy, again;
     uint64_t backoff_ms;
     bool failing;      /* warned about a failure, no map since */
@@ -179,10 +171,7 @@ int cluster_node_id(const char *host, int port)
 
 static void wake_watcher(void)
 {
-    uint64_t one = 1;
-
-    if (w.running && write(w.wake.fd, &one, sizeof one) < 0 && errno != EAGAIN)
-        log_debug("cluster: eventfd write: %s", strerror(errno));
+    redis_watch_wake(&w.t);
 }
 
 void cluster_moved(unsigned slot, const char *host, int port)
@@ -246,23 +235,7 @@ void cluster_describe(char *buf, size_t len)
 
 static void retire(struct redis_conn *c)
 {
-    if (c == NULL)
-        return;
-    if (w.retired_count == RETIRED_MAX) {
-        /* Cannot happen: one retires per failure, and tidy runs at the end
-         * of the turn. */
-        log_error("cluster: too many connections to retire");
-        abort();
-    }
-    w.retired[w.retired_count++] = c;
-    loop_timer_arm(&w.loop, &w.tidy, 0);
-}
-
-static void on_tidy(struct timer *t)
-{
-    (void)t;
-    while (w.retired_count > 0)
-        redis_conn_free(w.retired[--w.retired_count]);
+    redis_watch_retire(&w.t, c);
 }
 
 /* Candidate i: a seed of the URL, or a master of the last map. */
@@ -303,7 +276,7 @@ static void failed(const char *why)
     w.backoff_ms = w.backoff_ms == 0 ? BACKOFF_FIRST_MS : 2 * w.backoff_ms;
     if (w.backoff_ms > BACKOFF_MAX_MS)
         w.backoff_ms = BACKOFF_MAX_MS;
-    loop_timer_arm(&w.loop, &w.refresh,
+    loop_timer_arm(&w.t.loop, &w.refresh,
                    clock_now_ns() + MS_TO_NS(w.backoff_ms));
 }
 
@@ -446,14 +419,16 @@ static void read_map(void)
         w.again = true;
         return;
     }
-    loop_timer_arm(&w.loop, &w.refresh, clock_now_ns() + MS_TO_NS(REFRESH_MS));
+    loop_timer_arm(&w.t.loop, &w.refresh,
+                   clock_now_ns() + MS_TO_NS(REFRESH_MS));
     if (w.query == NULL) {
         if (!candidate(w.ask, w.query_host, sizeof w.query_host, &port)) {
             w.ask++;
             return;
         }
-        w.query = redis_conn_new_fixed(&w.loop, w.query_host, port, w.url->user,
-                                       w.url->password, NULL, NULL, NULL, NULL);
+        w.query =
+            redis_conn_new_fixed(&w.t.loop, w.query_host, port, w.url->user,
+                                 w.url->password, NULL, NULL, NULL, NULL);
         if (w.query == NULL)
             return;
     }
@@ -467,41 +442,32 @@ static void on_refresh(struct timer *t)
     read_map();
 }
 
-static void on_wake(struct loop_watch *lw, uint32_t events)
+static void on_suspect(struct loop_watch *lw, uint32_t events)
 {
     uint64_t v;
 
     (void)events;
     if (read(lw->fd, &v, sizeof v) < 0 && errno != EAGAIN)
         log_debug("cluster: eventfd read: %s", strerror(errno));
-    read_map();
-}
-
-static void on_suspect(struct loop_watch *lw, uint32_t events)
-{
     w.lost = true;
-    on_wake(lw, events);
+    read_map();
 }
 
-static void *watcher_main(void *arg)
+static void turn(void)
 {
-    (void)arg;
-    read_map();
     if (w.query != NULL)
         redis_conn_flush(w.query);
-    while (!atomic_load(&w.stop)) {
-        loop_run_once(&w.loop, -1);
-        if (w.query != NULL)
-            redis_conn_flush(w.query);
-    }
+}
+
+static void end(void)
+{
     redis_endpoint_on_suspect(-1);
     retire(w.query);
     w.query = NULL;
-    on_tidy(&w.tidy);
-    loop_timer_disarm(&w.loop, &w.tidy);
-    loop_timer_disarm(&w.loop, &w.refresh);
-    return NULL;
+    loop_timer_disarm(&w.t.loop, &w.refresh);
 }
+
+static const struct redis_watch_ops ops = {read_map, turn, read_map, end};
 
 int redis_cluster_start(const struct config *cfg)
 {
@@ -512,52 +478,32 @@ int redis_cluster_start(const struct config *cfg)
         atomic_store(&slot_node[s], -1);
     memset(&w, 0, sizeof w);
     w.url = &cfg->redis;
-    timer_init(&w.tidy, on_tidy);
     timer_init(&w.refresh, on_refresh);
-    if (loop_init(&w.loop) < 0)
+    if (redis_watch_init(&w.t, "cluster", &ops) < 0)
         return -1;
-    w.wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    w.wake.fn = on_wake;
     w.suspect.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w.suspect.fn = on_suspect;
-    if (w.wake.fd < 0 || w.suspect.fd < 0 ||
-        loop_watch_set(&w.loop, &w.wake, EPOLLIN) < 0 ||
-        loop_watch_set(&w.loop, &w.suspect, EPOLLIN) < 0) {
+    if (w.suspect.fd < 0 ||
+        loop_watch_set(&w.t.loop, &w.suspect, EPOLLIN) < 0) {
         log_error("cluster: cannot set up: %s", strerror(errno));
-        goto fail;
+        if (w.suspect.fd >= 0)
+            close(w.suspect.fd);
+        redis_watch_discard(&w.t);
+        return -1;
     }
     redis_endpoint_on_suspect(w.suspect.fd);
-    w.running = true;
-    if (pthread_create(&w.thread, NULL, watcher_main, NULL) != 0) {
-        log_error("cluster: cannot start the watcher thread");
+    if (redis_watch_run(&w.t) < 0) {
         redis_endpoint_on_suspect(-1);
-        w.running = false;
-        goto fail;
+        close(w.suspect.fd);
+        return -1;
     }
     return 0;
-fail:
-    if (w.wake.fd >= 0)
-        close(w.wake.fd);
-    if (w.suspect.fd >= 0)
-        close(w.suspect.fd);
-    loop_free(&w.loop);
-    return -1;
 }
 
 void redis_cluster_stop(void)
 {
-    uint64_t one = 1;
-
-    if (!w.running)
+    if (!atomic_load(&w.t.running))
         return;
-    atomic_store(&w.stop, true);
-    if (write(w.wake.fd, &one, sizeof one) < 0)
-        log_debug("cluster: eventfd write: %s", strerror(errno));
-    pthread_join(w.thread, NULL);
-    w.running = false;
-    loop_watch_set(&w.loop, &w.wake, 0);
-    loop_watch_set(&w.loop, &w.suspect, 0);
-    close(w.wake.fd);
+    redis_watch_stop(&w.t);
     close(w.suspect.fd);
-    loop_free(&w.loop);
 }

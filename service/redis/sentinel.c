@@ -1,10 +1,8 @@
 /* sentinel.c -- see sentinel.h.
  *
  * Connections to sentinels and candidate masters are conn.h's connections
- * to a fixed address. One the watcher is done with is retired: freed from
- * a timer, never from inside one of its own callbacks; its commands still
- * in flight then fail with REDIS_FAIL_STOPPING, which every callback here
- * ignores. */
+ * to a fixed address, on the watcher's thread (watch.h), which retires
+ * those it is done with. */
 #include "sentinel.h"
 
 #include "clock.h"
@@ -12,34 +10,24 @@
 #include "log.h"
 #include "loop.h"
 #include "redis/conn.h"
+#include "redis/watch.h"
 
-#include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 1000
 /* How often the subscription's connection is looked at; down at two looks
  * in a row, it moves to the next sentinel. */
 #define HEALTH_MS 500
-#define RETIRED_MAX 16
 #define SWITCH_CHANNEL "+switch-master"
 
 struct watcher {
     const struct config *cfg;
     const struct redis_url *url;
-    struct loop loop;
-    pthread_t thread;
-    bool running;
-    atomic_bool stop;
-    struct loop_watch wake; /* eventfd: a suspect master, or stop */
-    unsigned ask;           /* the sentinel asked next */
+    struct redis_watch t; /* its wake-up: a suspect master */
+    unsigned ask;         /* the sentinel asked next */
     struct redis_conn *query;
     unsigned query_at;
     struct redis_conn *probe; /* to the candidate, for ROLE */
@@ -47,9 +35,6 @@ struct watcher {
     int cand_port;
     struct redis_conn *sub; /* SUBSCRIBE +switch-master */
     unsigned sub_at, sub_strikes;
-    struct redis_conn *retired[RETIRED_MAX];
-    size_t retired_count;
-    struct timer tidy;   /* frees the retired */
     struct timer retry;  /* discovery again after a failure */
     struct timer health; /* looks at the subscription */
     bool busy, again;    /* a discovery runs; another is due after it */
@@ -61,23 +46,7 @@ static struct watcher w;
 
 static void retire(struct redis_conn *c)
 {
-    if (c == NULL)
-        return;
-    if (w.retired_count == RETIRED_MAX) {
-        /* Cannot happen: at most three retire per turn, and tidy runs at
-         * the end of it. */
-        log_error("sentinel: too many connections to retire");
-        abort();
-    }
-    w.retired[w.retired_count++] = c;
-    loop_timer_arm(&w.loop, &w.tidy, 0);
-}
-
-static void on_tidy(struct timer *t)
-{
-    (void)t;
-    while (w.retired_count > 0)
-        redis_conn_free(w.retired[--w.retired_count]);
+    redis_watch_retire(&w.t, c);
 }
 
 static const struct redis_addr *sentinel(unsigned i)
@@ -107,7 +76,8 @@ static void failed(const char *why)
     w.backoff_ms = w.backoff_ms == 0 ? BACKOFF_FIRST_MS : 2 * w.backoff_ms;
     if (w.backoff_ms > BACKOFF_MAX_MS)
         w.backoff_ms = BACKOFF_MAX_MS;
-    loop_timer_arm(&w.loop, &w.retry, clock_now_ns() + MS_TO_NS(w.backoff_ms));
+    loop_timer_arm(&w.t.loop, &w.retry,
+                   clock_now_ns() + MS_TO_NS(w.backoff_ms));
 }
 
 static void found(void)
@@ -186,7 +156,7 @@ static void on_addr(void *ctx, const redisReply *r,
     w.cand_port = (int)port;
     retire(w.probe);
     w.probe =
-        redis_conn_new_fixed(&w.loop, w.cand_host, w.cand_port, w.url->user,
+        redis_conn_new_fixed(&w.t.loop, w.cand_host, w.cand_port, w.url->user,
                              w.url->password, NULL, NULL, NULL, NULL);
     if (w.probe == NULL) {
         failed("out of memory");
@@ -202,7 +172,7 @@ static void discover(void)
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", w.url->master};
     size_t lens[] = {8, 23, strlen(w.url->master)};
 
-    if (atomic_load(&w.stop))
+    if (redis_watch_stopping(&w.t))
         return;
     if (w.busy) {
         w.again = true;
@@ -210,14 +180,14 @@ static void discover(void)
     }
     w.busy = true;
     w.again = false;
-    loop_timer_disarm(&w.loop, &w.retry);
+    loop_timer_disarm(&w.t.loop, &w.retry);
     if (w.query != NULL && w.query_at != w.ask) {
         retire(w.query);
         w.query = NULL;
     }
     if (w.query == NULL) {
         const struct redis_addr *s = sentinel(w.ask);
-        w.query = redis_conn_new_fixed(&w.loop, s->host, s->port, NULL,
+        w.query = redis_conn_new_fixed(&w.t.loop, s->host, s->port, NULL,
                                        w.cfg->sentinel_password, NULL, NULL,
                                        NULL, NULL);
         w.query_at = w.ask;
@@ -258,7 +228,7 @@ static void subscribe_at(unsigned i)
 
     w.sub_at = i;
     w.sub_strikes = 0;
-    w.sub = redis_conn_new_fixed(&w.loop, s->host, s->port, NULL,
+    w.sub = redis_conn_new_fixed(&w.t.loop, s->host, s->port, NULL,
                                  w.cfg->sentinel_password, SWITCH_CHANNEL,
                                  on_switch, on_subscribed, NULL);
     if (w.sub == NULL)
@@ -276,17 +246,7 @@ static void on_health(struct timer *t)
         retire(w.sub);
         subscribe_at((w.sub_at + 1) % w.url->host_count);
     }
-    loop_timer_arm(&w.loop, t, clock_now_ns() + MS_TO_NS(HEALTH_MS));
-}
-
-static void on_wake(struct loop_watch *lw, uint32_t events)
-{
-    uint64_t v;
-
-    (void)events;
-    if (read(lw->fd, &v, sizeof v) < 0 && errno != EAGAIN)
-        log_debug("sentinel: eventfd read: %s", strerror(errno));
-    discover();
+    loop_timer_arm(&w.t.loop, t, clock_now_ns() + MS_TO_NS(HEALTH_MS));
 }
 
 static void flush_all(void)
@@ -299,28 +259,25 @@ static void flush_all(void)
         redis_conn_flush(w.sub);
 }
 
-static void *watcher_main(void *arg)
+static void begin(void)
 {
-    (void)arg;
     discover();
     subscribe_at(0);
-    loop_timer_arm(&w.loop, &w.health, clock_now_ns() + MS_TO_NS(HEALTH_MS));
-    flush_all();
-    while (!atomic_load(&w.stop)) {
-        loop_run_once(&w.loop, -1);
-        flush_all();
-    }
+    loop_timer_arm(&w.t.loop, &w.health, clock_now_ns() + MS_TO_NS(HEALTH_MS));
+}
+
+static void end(void)
+{
     redis_endpoint_on_suspect(-1);
     retire(w.query);
     retire(w.probe);
     retire(w.sub);
     w.query = w.probe = w.sub = NULL;
-    on_tidy(&w.tidy);
-    loop_timer_disarm(&w.loop, &w.tidy);
-    loop_timer_disarm(&w.loop, &w.retry);
-    loop_timer_disarm(&w.loop, &w.health);
-    return NULL;
+    loop_timer_disarm(&w.t.loop, &w.retry);
+    loop_timer_disarm(&w.t.loop, &w.health);
 }
+
+static const struct redis_watch_ops ops = {begin, flush_all, discover, end};
 
 int redis_sentinel_start(const struct config *cfg)
 {
@@ -329,44 +286,19 @@ int redis_sentinel_start(const struct config *cfg)
     memset(&w, 0, sizeof w);
     w.cfg = cfg;
     w.url = &cfg->redis;
-    timer_init(&w.tidy, on_tidy);
     timer_init(&w.retry, on_retry);
     timer_init(&w.health, on_health);
-    if (loop_init(&w.loop) < 0)
+    if (redis_watch_init(&w.t, "sentinel", &ops) < 0)
         return -1;
-    w.wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    w.wake.fn = on_wake;
-    if (w.wake.fd < 0 || loop_watch_set(&w.loop, &w.wake, EPOLLIN) < 0) {
-        log_error("sentinel: cannot set up: %s", strerror(errno));
-        goto fail;
-    }
-    redis_endpoint_on_suspect(w.wake.fd);
-    if (pthread_create(&w.thread, NULL, watcher_main, NULL) != 0) {
-        log_error("sentinel: cannot start the watcher thread");
+    redis_endpoint_on_suspect(redis_watch_fd(&w.t));
+    if (redis_watch_run(&w.t) < 0) {
         redis_endpoint_on_suspect(-1);
-        goto fail;
+        return -1;
     }
-    w.running = true;
     return 0;
-fail:
-    if (w.wake.fd >= 0)
-        close(w.wake.fd);
-    loop_free(&w.loop);
-    return -1;
 }
 
 void redis_sentinel_stop(void)
 {
-    uint64_t one = 1;
-
-    if (!w.running)
-        return;
-    atomic_store(&w.stop, true);
-    if (write(w.wake.fd, &one, sizeof one) < 0)
-        log_debug("sentinel: eventfd write: %s", strerror(errno));
-    pthread_join(w.thread, NULL);
-    w.running = false;
-    loop_watch_set(&w.loop, &w.wake, 0);
-    close(w.wake.fd);
-    loop_free(&w.loop);
+    redis_watch_stop(&w.t);
 }

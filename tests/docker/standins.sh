@@ -10,7 +10,10 @@
 #   redis:7               deploy/standins/redis  (Debian's redis-server 7.0)
 #   nginx:stable          deploy/standins/nginx  (Debian's nginx 1.22)
 #
-# Stand-ins carry the label org.lockservice.standin=true. The debootstrap
+# Stand-ins carry the label org.lockservice.standin=true, and the built ones
+# org.lockservice.standin.context=<hash of their deploy/standins/ directory>:
+# a stand-in built from an older directory (one without redis-sentinel, say)
+# is built again, while a pulled image is kept as it is. The debootstrap
 # result is cached as a tarball in $LOCKSERVICE_DOCKER_CACHE (default
 # ~/.cache/lockservice-docker), so a rerun after `docker image prune -a`
 # takes seconds, not a minute. tests/package/run unpacks the same tarball
@@ -161,6 +164,24 @@ EOF
 	return 0
 }
 
+# The hash of the files of deploy/standins/<dir>, names and contents.
+standins_context_hash() {
+	ctx="${LOCKSERVICE_REPO:?set LOCKSERVICE_REPO to the repository root}/deploy/standins/$1"
+	(cd "$ctx" && find . -type f | LC_ALL=C sort | while read -r f; do
+		printf '%s\n' "$f"
+		cat "$f"
+	done) | sha256sum | cut -c1-16
+}
+
+# True when image is a stand-in built from another deploy/standins/<dir>
+# than the one here (a pulled image or the imported base: false).
+standins_stale() {
+	image=$1 dir=$2
+	built=$(docker image inspect -f '{{index .Config.Labels "org.lockservice.standin.context"}}' "$image" 2>/dev/null)
+	standin=$(docker image inspect -f '{{index .Config.Labels "org.lockservice.standin"}}' "$image" 2>/dev/null)
+	[ "$standin" = true ] && [ "$built" != "$(standins_context_hash "$dir")" ]
+}
+
 # Build a stand-in from deploy/standins/<dir>. Needs the base image.
 standins_build() {
 	image=$1 dir=$2
@@ -168,7 +189,8 @@ standins_build() {
 	[ -f "$ctx/Dockerfile" ] || { standins_log "no $ctx/Dockerfile"; return 1; }
 	standins_log "building stand-in $image from $ctx (Debian packages)"
 	DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0} timeout 600 docker build -q --network host \
-		--label "$STANDIN_LABEL" -t "$image" "$ctx" >/dev/null
+		--label "$STANDIN_LABEL" --label "org.lockservice.standin.context=$(standins_context_hash "$dir")" \
+		-t "$image" "$ctx" >/dev/null
 }
 
 # Make sure all three images exist: local, pulled, or stand-in.
@@ -177,9 +199,11 @@ standins_ensure() {
 	for pair in "$BASE_IMAGE:base" "$REDIS_IMAGE:redis" "$NGINX_IMAGE:nginx"; do
 		image=${pair%:*} kind=${pair##*:}
 		if [ "$force" != --force ] && standins_have "$image"; then
-			continue
-		fi
-		if [ "$force" != --force ] && standins_pull "$image"; then
+			if [ "$kind" = base ] || ! standins_stale "$image" "$kind"; then
+				continue
+			fi
+			standins_log "$image is a stand-in from an older deploy/standins/$kind"
+		elif [ "$force" != --force ] && standins_pull "$image"; then
 			standins_log "pulled $image"
 			continue
 		fi

@@ -27,10 +27,7 @@
 --                      expiry. TTL of both = the latest expiry plus its
 --                      lock delay: an ended lease stays until a script
 --                      reaps it (reap_shared), which starts its lock-delay
--- ARGV[1] key prefix   ARGV[2] hand-off window in ms (0: none)
--- ARGV[3] fence floor: the highest fence the calling instance has seen
--- ARGV[4] the name qualified by its kind ("lock:<name>"), as the instances'
---         registries know it
+-- ARGV[1..4] base.lua's (prefix, hand-off window, fence floor, "lock:<name>")
 -- ARGV[5] the calling instance's id  ARGV[6...] the script's own
 --
 -- A free lock goes to the first live queued waiter. When that waiter is
@@ -41,14 +38,8 @@
 -- answers the waiter from the reply, one round trip less and no message.
 -- A waiter elsewhere gets a hand-off to claim (see grant_head).
 --
--- A waiter id is "<instance>:<worker>:<n>". An instance is alive for this
--- name while the key "<queue key>:alive:<instance>" exists (in the name's
--- slot, so that a Redis Cluster runs the script on one node): the enqueue
--- below sets it and the instance refreshes it every second for each name
--- it has waiters parked on (TTL 3 s). Hand-offs to it are published on
--- <prefix>notify:<instance> as "g <waiter id>", and "w <name> <ms>" asks it
--- to look at the lock again in that many ms (its waiter may be next, and
--- the hand-off in front of it may lapse).
+-- Waiter ids, liveness and the "g <waiter id>" / "w <name> <ms>" messages:
+-- base.lua.
 --
 -- A shared lease lives in KEYS[7] and KEYS[8], an exclusive one in KEYS[1].
 -- When the name is free the head of the queue is served: an exclusive head
@@ -62,39 +53,16 @@
 -- fence is max(last + 1, Redis TIME in µs, floor + 1); the queue is FIFO
 -- across modes; a waiter is in the queue from its refusal until it is
 -- granted, its wait ends, it leaves, or its instance is found dead.
-local prefix, handoff_ms, floor = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local name, me = ARGV[4], ARGV[5]
-local now = redis.call("TIME")
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local me = ARGV[5]
 -- "<prefix>{<name>}:", for the keys only a lease knows (its forced marker).
 local base = string.sub(KEYS[1], 1, -5)
--- Ended shared leases reaped per script; what is left waits for the next.
-local REAP_MAX = 1000
-
--- n in decimal digits: ".." would write a fence (16 digits) as 1.7e+15.
-local function int(n)
-    return string.format("%.0f", n)
-end
-
-local function instance_of(id)
-    return string.match(id, "^([^:]+):")
-end
 
 local function next_fence()
-    local f = tonumber(redis.call("GET", KEYS[2]) or "0") + 1
-    if f < now_us then
-        f = now_us
-    end
-    if f <= floor then
-        f = floor + 1
-    end
-    return f
+    return fence_after(KEYS[2])
 end
 
--- The queued entry of id, or nil.
-local function entry_of(id)
-    local raw = redis.call("HGET", KEYS[4], id)
+-- The queued entry stored as raw (nil or false: none), or nil.
+local function parse_entry(raw)
     if not raw then
         return nil
     end
@@ -112,53 +80,29 @@ local function entry_of(id)
         owner = o}
 end
 
-local function alive(id, e)
-    return e ~= nil and e.deadline > now_ms and
-        redis.call("EXISTS", KEYS[3] .. ":alive:" .. instance_of(id)) == 1
+-- The queued entry of id, or nil.
+local function entry_of(id)
+    return parse_entry(redis.call("HGET", KEYS[4], id))
 end
 
--- Queues id at the tail (or right behind the head when behind_head); a
--- waiter queued already (an acquire retried after a lost connection) keeps
--- its place.
+local function alive(id, e)
+    return waits(KEYS[3], id, e)
+end
+
+-- Queues id (base.lua's queue_up) with entry e.
 local function enqueue(id, e, behind_head)
-    if redis.call("HEXISTS", KEYS[4], id) == 1 then
-        return
-    end
-    local head = behind_head and redis.call("LINDEX", KEYS[3], 0)
-    if head then
-        redis.call("LINSERT", KEYS[3], "AFTER", head, id)
-    else
-        redis.call("RPUSH", KEYS[3], id)
-    end
-    redis.call("HSET", KEYS[4], id, (e.shared and "s " or "") ..
+    queue_up(KEYS[3], KEYS[4], id, (e.shared and "s " or "") ..
         int(e.deadline) .. " " .. int(e.queued) .. " " .. int(e.ttl) .. " " ..
-        e.token .. " " .. int(e.delay) .. " " .. e.rid .. " " .. e.owner)
-    local keep = e.deadline - now_ms + 1000
-    for i = 3, 4 do
-        if redis.call("PTTL", KEYS[i]) < keep then
-            redis.call("PEXPIRE", KEYS[i], keep)
-        end
-    end
-    -- The caller is alive now, whatever its heartbeat says.
-    redis.call("SET", KEYS[3] .. ":alive:" .. instance_of(id), "1", "PX", 3000)
+        e.token .. " " .. int(e.delay) .. " " .. e.rid .. " " .. e.owner,
+        e.deadline, behind_head)
 end
 
 -- Tells the instance of the first live waiter to look again when the
 -- hand-off now pending may lapse; drops dead waiters on the way.
 local function watch_next(ms)
-    while true do
-        local id = redis.call("LINDEX", KEYS[3], 0)
-        if not id then
-            return
-        end
-        if alive(id, entry_of(id)) then
-            redis.call("PUBLISH", prefix .. "notify:" .. instance_of(id),
-                "w " .. name .. " " .. int(ms))
-            return
-        end
-        redis.call("LPOP", KEYS[3])
-        redis.call("HDEL", KEYS[4], id)
-    end
+    tell_first(KEYS[3], KEYS[4], entry_of, function()
+        return "w " .. name .. " " .. int(ms)
+    end)
 end
 
 -- What a lease keeps beside its hash while it runs for its TTL: the
@@ -174,9 +118,8 @@ end
 
 -- ---- shared holders -------------------------------------------------------
 
--- The shared lease of token, or nil; ended or not.
-local function shared_of(token)
-    local raw = redis.call("HGET", KEYS[7], token)
+-- The shared lease of token stored as raw (nil or false: none), or nil.
+local function parse_shared(token, raw)
     if not raw then
         return nil
     end
@@ -189,6 +132,20 @@ local function shared_of(token)
         ttl = tonumber(t), granted = tonumber(g), expires = tonumber(x),
         delay = tonumber(d), rid = rid, waiter = w ~= "-" and w or nil,
         owner = o}
+end
+
+-- The shared lease of token, or nil; ended or not.
+local function shared_of(token)
+    return parse_shared(token, redis.call("HGET", KEYS[7], token))
+end
+
+-- The stored records of the fields of hash key (HMGET; false for one
+-- missing), in one call: a status reading many holders or waiters.
+local function records(key, fields)
+    if #fields == 0 then
+        return {}
+    end
+    return redis.call("HMGET", key, unpack(fields))
 end
 
 -- The shared lease of token while it runs (or its hand-off is pending),

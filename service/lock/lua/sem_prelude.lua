@@ -25,14 +25,11 @@
 --                      <id>" -> the lease's token, TTL lease + 60 s;
 --                      release: "...:sem:rel:<id>" -> the permits it gave
 --                      back); unused without
--- ARGV[1] key prefix   ARGV[2] hand-off window in ms (0: none)
--- ARGV[3] fence floor: the highest fence the calling instance has seen
--- ARGV[4] the name qualified by its kind ("semaphore:<name>"), as the
---         instances' registries know it      ARGV[5...] the script's own
+-- ARGV[1..4] base.lua's (prefix, hand-off window, fence floor,
+--         "semaphore:<name>")      ARGV[5...] the script's own
 --
--- Waiter ids, liveness keys ("<queue key>:alive:<instance>", here KEYS[4]'s)
--- and the "g <waiter id>" / "w <name> <ms>" messages are the exclusive
--- lock's (prelude.lua).
+-- Waiter ids, liveness (here of KEYS[4], the queue) and the "g <waiter id>"
+-- / "w <name> <ms>" messages: base.lua.
 --
 -- Invariants: the permits held never exceed the limit in force, and every
 -- holder agreed to that limit; every grant is its own lease, with its own
@@ -41,32 +38,8 @@
 -- per name and stay below 2^53 (max(last + 1, Redis TIME in µs, floor +
 -- 1)); a waiter is in the queue from its refusal until it is granted, its
 -- wait ends, it leaves, or its instance is found dead.
-local prefix, handoff_ms, floor = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local name = ARGV[4]
-local now = redis.call("TIME")
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
--- Expired leases given back per script; what is left waits for the next.
-local REAP_MAX = 1000
-
--- n in decimal digits: ".." would write a fence (16 digits) as 1.7e+15.
-local function int(n)
-    return string.format("%.0f", n)
-end
-
-local function instance_of(id)
-    return string.match(id, "^([^:]+):")
-end
-
 local function next_fence()
-    local f = tonumber(redis.call("GET", KEYS[3]) or "0") + 1
-    if f < now_us then
-        f = now_us
-    end
-    if f <= floor then
-        f = floor + 1
-    end
-    return f
+    return fence_after(KEYS[3])
 end
 
 -- The lease stored as raw (a holders hash value) for token, with limit
@@ -220,34 +193,15 @@ local function entry_of(id)
 end
 
 local function alive(id, e)
-    return e ~= nil and e.deadline > now_ms and
-        redis.call("EXISTS", KEYS[4] .. ":alive:" .. instance_of(id)) == 1
+    return waits(KEYS[4], id, e)
 end
 
--- Queues id at the tail (or right behind the head when behind_head); a
--- waiter queued already (an acquire retried after a lost connection) keeps
--- its place.
+-- Queues id (base.lua's queue_up) with entry e.
 local function enqueue(id, e, behind_head)
-    if redis.call("HEXISTS", KEYS[5], id) == 1 then
-        return
-    end
-    local head = behind_head and redis.call("LINDEX", KEYS[4], 0)
-    if head then
-        redis.call("LINSERT", KEYS[4], "AFTER", head, id)
-    else
-        redis.call("RPUSH", KEYS[4], id)
-    end
-    redis.call("HSET", KEYS[5], id, e.token .. " " .. int(e.deadline) ..
+    queue_up(KEYS[4], KEYS[5], id, e.token .. " " .. int(e.deadline) ..
         " " .. int(e.queued) .. " " .. int(e.ttl) .. " " .. int(e.permits) ..
-        " " .. int(e.limit) .. " " .. e.rid .. " " .. e.owner)
-    local keep = e.deadline - now_ms + 1000
-    for i = 4, 5 do
-        if redis.call("PTTL", KEYS[i]) < keep then
-            redis.call("PEXPIRE", KEYS[i], keep)
-        end
-    end
-    -- The caller is alive now, whatever its heartbeat says.
-    redis.call("SET", KEYS[4] .. ":alive:" .. instance_of(id), "1", "PX", 3000)
+        " " .. int(e.limit) .. " " .. e.rid .. " " .. e.owner, e.deadline,
+        behind_head)
 end
 
 -- Whether e fits with used permits held under limit: nobody holds any
@@ -290,20 +244,9 @@ end
 -- again when the earliest lease may end: that expiry publishes nothing.
 -- Drops dead waiters on the way.
 local function watch_head()
-    while true do
-        local id = redis.call("LINDEX", KEYS[4], 0)
-        if not id then
-            return
-        end
-        if alive(id, entry_of(id)) then
-            local ms = earliest_pttl() or 0
-            redis.call("PUBLISH", prefix .. "notify:" .. instance_of(id),
-                "w " .. name .. " " .. int(ms))
-            return
-        end
-        redis.call("LPOP", KEYS[4])
-        redis.call("HDEL", KEYS[5], id)
-    end
+    tell_first(KEYS[4], KEYS[5], entry_of, function()
+        return "w " .. name .. " " .. int(earliest_pttl() or 0)
+    end)
 end
 
 -- Hands permits to as many waiters at the head of the queue as fit, in

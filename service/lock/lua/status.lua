@@ -51,8 +51,9 @@ else
         "+inf", "LIMIT", 0, listed)
     local total = redis.call("ZCOUNT", KEYS[8], "(" .. int(now_ms), "+inf")
     local pending = 0
-    for _, t in ipairs(live) do
-        local s = shared_of(t)
+    local raws = records(KEYS[7], live)
+    for i, t in ipairs(live) do
+        local s = parse_shared(t, raws[i])
         if s and not s.waiter then
             holders[#holders + 1] = {owner = s.owner, fence = s.fence,
                 ttl = s.expires - now_ms, count = s.count,
@@ -82,8 +83,9 @@ else
         local delay = redis.call("PTTL", KEYS[5])
         local ended = redis.call("ZRANGEBYSCORE", KEYS[8], "-inf",
             int(now_ms), "LIMIT", 0, listed)
-        for _, t in ipairs(ended) do
-            local s = shared_of(t)
+        local raws = records(KEYS[7], ended)
+        for i, t in ipairs(ended) do
+            local s = parse_shared(t, raws[i])
             if s and not s.waiter and s.expires + s.delay - now_ms > delay then
                 delay = s.expires + s.delay - now_ms
             end
@@ -102,8 +104,9 @@ for _, x in ipairs(holders) do
     r[#r + 1] = x.held
 end
 local ids = redis.call("LRANGE", KEYS[3], 0, listed - 1)
-for _, id in ipairs(ids) do
-    local e = entry_of(id)
+local raws = records(KEYS[4], ids)
+for i, _ in ipairs(ids) do
+    local e = parse_entry(raws[i])
     if e and e.deadline > now_ms then
         r[#r + 1] = e.owner
         r[#r + 1] = now_ms - e.queued
