@@ -48,8 +48,23 @@ function M.pop()
     return item
 end
 
+-- BENCH_ADDRS ("host:port host:port ..."; empty or unset: the URL's own):
+-- thread i connects to the i-th address, round robin, so that one wrk
+-- spreads its connections over several service instances (wrk gives every
+-- connection of a thread the thread's address).
 local threads = {}
+local addrs
 function M.setup(thread)
+    if addrs == nil then
+        addrs = {}
+        for hostport in (os.getenv("BENCH_ADDRS") or ""):gmatch("%S+") do
+            local host, port = hostport:match("^(.+):(%d+)$")
+            local found = host and wrk.lookup(host, port)
+            if not found or #found == 0 then error("BENCH_ADDRS: cannot resolve " .. hostport) end
+            table.insert(addrs, found[1])
+        end
+    end
+    if #addrs > 0 then thread.addr = addrs[#threads % #addrs + 1] end
     thread:set("thread_id", #threads + 1)
     table.insert(threads, thread)
 end

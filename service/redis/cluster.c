@@ -54,6 +54,7 @@ struct watcher {
     bool busy, again;
     uint64_t backoff_ms;
     bool failing;      /* warned about a failure, no map since */
+    unsigned failures; /* in a row: every candidate failed, Redis is down */
     bool complete;     /* the last map served every slot */
     bool lost;         /* the subscriber's node was lost */
     unsigned sub_turn; /* which master the subscriber goes to */
@@ -260,7 +261,7 @@ static void read_map(void);
 static void failed(const char *why)
 {
     char host[REDIS_HOST_MAX];
-    int port = 0;
+    int port = 0, ids[CLUSTER_NODES_MAX];
 
     candidate(w.ask, host, sizeof host, &port);
     if (!w.failing)
@@ -268,6 +269,10 @@ static void failed(const char *why)
     else
         log_debug("cluster: node %s:%d: %s", host, port, why);
     w.failing = true;
+    /* Every candidate failed in turn: no node answers. */
+    if (++w.failures >
+        w.url->host_count + cluster_masters(ids, CLUSTER_NODES_MAX))
+        metrics_set_redis_up(false);
     retire(w.query);
     w.query = NULL;
     w.ask++;
@@ -384,6 +389,7 @@ static void apply(const redisReply *r)
     atomic_store(&serves_all, w.complete);
     metrics_set_redis_up(w.complete);
     w.failing = false;
+    w.failures = 0;
     place_subscriber();
 }
 

@@ -70,11 +70,15 @@ static void check_url(const struct redis_url *u)
 }
 
 /* A redis-sentinel:// URL: at least one sentinel, each with a host and a
- * port, a master name, every string terminated. */
+ * port, a master name, every string terminated; a redis-cluster:// URL the
+ * same with no master name and database 0. */
 static void check_sentinels(const struct redis_url *u)
 {
     CHECK(u->host_count >= 1 && u->host_count <= REDIS_HOSTS_MAX);
-    CHECK(TERMINATED(u->master) && u->master[0] != '\0');
+    CHECK(TERMINATED(u->master));
+    CHECK(u->is_cluster ? u->master[0] == '\0' && u->db == 0
+                        : u->master[0] != '\0');
+    CHECK(u->is_cluster != u->is_sentinel);
     CHECK(TERMINATED(u->user) && TERMINATED(u->password) && u->db >= 0);
     for (unsigned i = 0; i < u->host_count; i++) {
         CHECK(TERMINATED(u->hosts[i].host));
@@ -186,8 +190,9 @@ static void fuzz_redis_url(const char *text)
     if (redis_url_parse(text, &u, err, sizeof(err)) == 0) {
         CHECK(strncmp(text, "redis://", 8) == 0 ||
               strncmp(text, "unix://", 7) == 0 ||
-              strncmp(text, "redis-sentinel://", 17) == 0);
-        if (u.is_sentinel) {
+              strncmp(text, "redis-sentinel://", 17) == 0 ||
+              strncmp(text, "redis-cluster://", 16) == 0);
+        if (u.is_sentinel || u.is_cluster) {
             check_sentinels(&u);
         } else {
             check_url(&u);
@@ -282,7 +287,7 @@ static void fuzz_argv(const char *data, size_t size)
         CHECK(cfg.api_keys_file[0] == '\0' && cfg.api_key_count == 0);
         CHECK(cfg.redis_password_file[0] == '\0');
         CHECK(cfg.warning_count == 0);
-        if (cfg.redis.is_sentinel)
+        if (cfg.redis.is_sentinel || cfg.redis.is_cluster)
             check_sentinels(&cfg.redis);
         else
             check_url(&cfg.redis);
