@@ -271,10 +271,6 @@ static int parse_hosts(const char *list, const char *end, int default_port,
             return -1;
         }
         out->host_count++;
-        if (comma != NULL && comma + 1 == end) {
-            errf(err, errlen, "a ',' with no host after it");
-            return -1;
-        }
         list = comma ? comma + 1 : end;
     }
     return 0;
