@@ -11,15 +11,6 @@
  * too_many_waiters; 503 shutting_down or backend_unavailable. Shared by the
  * lock API and the demo. */
 void reply_lock_failure(struct request *req, const struct lock_call *c);
-/* Before answering the grant in req->lock: false when the client has gone
- * (then answer nothing). A grant without a request_id that is not answered
- * is released when the request ends (nobody can know its token); with one,
- * it stays for the client's retry. */
-bool grant_answerable(struct request *req);
-/* Reads request_id: 1 to REQUEST_ID_MAX characters of the name alphabet,
- * into out ("" when absent). Returns 0, or -1 with *p filled. */
-struct field_problem;
-int field_request_id(json_t *obj, char *out, struct field_problem *p);
 
 /* The body GET /v1/locks/{name} (GET /v1/semaphores/{name}) answers for
  * the status call c, under name (as the client knows it). A new reference,

@@ -1,13 +1,13 @@
-/* locks.c -- /v1/locks/{name}: acquire, renew, release, status. */
+/* locks.c -- /v1/locks/{name}: acquire, renew, release, status, check,
+ * force release. What a lock's answers say is here (lock_leases); the
+ * routes both kinds answer alike run in lease.c. */
 #include "handlers.h"
+#include "lease.h"
 
 #include "log.h"
-#include "metrics.h"
 #include "request.h"
 
 #include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static json_t *lease_json(const char *name, const struct lock_call *c)
@@ -24,9 +24,11 @@ static json_t *lease_json(const char *name, const struct lock_call *c)
     return body;
 }
 
-static int64_t ceil_div(int64_t a, int64_t b)
+/* The 200 body of a release: the holds the lease has left. */
+static json_t *released_json(const char *name, const struct lock_call *c)
 {
-    return (a + b - 1) / b;
+    return json_pack("{s:s, s:b, s:I}", "name", name, "released", 1, "count",
+                     (json_int_t)c->reply.lease.count);
 }
 
 void reply_lock_failure(struct request *req, const struct lock_call *c)
@@ -59,7 +61,7 @@ void reply_lock_failure(struct request *req, const struct lock_call *c)
         reply_problem_ex(
             req, PROBLEM_LOCK_HELD,
             json_pack("{s:I}", "retry_after_ms", (json_int_t)retry),
-            retry > 0 ? ceil_div(retry, 1000) : 1,
+            lease_retry_after_s(retry),
             "lock '%s' is held; waited %" PRId64 " ms", req->param, c->wait_ms);
         return;
     case LOCK_NOT_HELD:
@@ -99,190 +101,11 @@ void reply_lock_failure(struct request *req, const struct lock_call *c)
     reply_backend_error(req, &c->err);
 }
 
-/* A granted acquire whose answer never reached its client (it hung up, or
- * the service stopped): nobody knows the token, so the hold goes at once
- * rather than when its TTL runs out. */
-static void forget_release(struct lock_call *c)
-{
-    free(c);
-}
-
-static void release_unanswered(struct request *req)
-{
-    struct lock_call *rel = calloc(1, sizeof *rel);
-
-    if (rel == NULL)
-        return; /* the lease ends with its TTL */
-    rel->kind = req->lock.kind;
-    memcpy(rel->name, req->lock.name, sizeof rel->name);
-    memcpy(rel->token, req->lock.token, sizeof rel->token);
-    rel->done = forget_release;
-    lock_call_release(rel);
-}
-
-bool grant_answerable(struct request *req)
-{
-    const struct lock_call *c = &req->lock;
-
-    /* With a request_id the client may come back for this lease: it
-     * stays. Without one, a lease nobody can know of goes at once. */
-    if (c->reply.replayed || c->request_id[0] != '\0')
-        return true;
-    req->undo = release_unanswered;
-    return !request_client_gone(req); /* gone: undo runs at the end */
-}
-
-static void acquired(struct request *req)
-{
-    struct lock_call *c = &req->lock;
-
-    if (c->reply.outcome == LOCK_OK && c->refusal == LOCK_REFUSAL_NONE) {
-        if (grant_answerable(req))
-            reply_json(req, 200, lease_json(req->param, c));
-        return;
-    }
-    reply_lock_failure(req, c);
-}
-
-int field_request_id(json_t *obj, char *out, struct field_problem *p)
-{
-    const char *rid;
-
-    if (field_string(obj, "request_id", false, REQUEST_ID_MAX, &rid, p) < 0)
-        return -1;
-    if (rid == NULL) {
-        out[0] = '\0';
-        return 0;
-    }
-    if (!lock_name_valid(rid, strlen(rid)) || strlen(rid) > REQUEST_ID_MAX) {
-        p->error = FIELD_INVALID_FIELD;
-        snprintf(p->detail, sizeof p->detail,
-                 "request_id must be 1 to %d characters of A-Z a-z 0-9 . _ "
-                 ": -",
-                 REQUEST_ID_MAX);
-        return -1;
-    }
-    memcpy(out, rid, strlen(rid) + 1);
-    return 0;
-}
-
-void handle_lock_acquire(struct request *req)
-{
-    static const char *const fields[] = {
-        "ttl_ms", "wait_ms",    "owner",         "token",
-        "mode",   "request_id", "lock_delay_ms", NULL};
-    const struct config *cfg = req->cfg;
-    struct field_problem prob;
-    const char *owner, *token, *mode;
-    int64_t ttl_ms, wait_ms, delay_ms;
-    char rid[REQUEST_ID_MAX + 1];
-    struct lock_call *c;
-
-    if (fields_known(req->json, fields, &prob) < 0 ||
-        field_int(req->json, "ttl_ms", 30000, 1, cfg->max_ttl_ms, &ttl_ms,
-                  &prob) < 0 ||
-        field_int(req->json, "wait_ms", 0, 0, cfg->max_wait_ms, &wait_ms,
-                  &prob) < 0 ||
-        field_string(req->json, "owner", false, OWNER_MAX, &owner, &prob) < 0 ||
-        field_token(req->json, "token", false, &token, &prob) < 0 ||
-        field_string(req->json, "mode", false, 16, &mode, &prob) < 0 ||
-        field_request_id(req->json, rid, &prob) < 0 ||
-        field_int(req->json, "lock_delay_ms", cfg->lock_delay_ms, 0, 60000,
-                  &delay_ms, &prob) < 0) {
-        reply_field_problem(req, &prob);
-        return;
-    }
-    if (mode != NULL && strcmp(mode, "exclusive") != 0 &&
-        strcmp(mode, "shared") != 0) {
-        reply_problem(req, PROBLEM_INVALID_FIELD,
-                      "mode must be \"exclusive\" or \"shared\"");
-        return;
-    }
-    c = request_lock_call(req, &lock_kind_exclusive, req->name);
-    c->ttl_ms = ttl_ms;
-    c->wait_ms = wait_ms;
-    c->delay_ms = delay_ms;
-    c->shared = mode != NULL && strcmp(mode, "shared") == 0;
-    memcpy(c->request_id, rid, sizeof rid);
-    c->owner = owner; /* borrowed from req->json, which outlives the call */
-    if (token != NULL)
-        memcpy(c->token, token, TOKEN_HEX_LEN + 1);
-    request_suspend(req, acquired);
-    lock_call_acquire(c);
-}
-
-static void renewed(struct request *req)
-{
-    struct lock_call *c = &req->lock;
-
-    if (c->reply.outcome != LOCK_OK) {
-        reply_lock_failure(req, c);
-        return;
-    }
-    reply_json(req, 200, lease_json(req->param, c));
-}
-
-void handle_lock_renew(struct request *req)
-{
-    static const char *const fields[] = {"token", "ttl_ms", NULL};
-    struct field_problem prob;
-    const char *token;
-    int64_t ttl_ms;
-    struct lock_call *c;
-
-    if (fields_known(req->json, fields, &prob) < 0 ||
-        field_token(req->json, "token", true, &token, &prob) < 0 ||
-        field_int(req->json, "ttl_ms", 0, 1, req->cfg->max_ttl_ms, &ttl_ms,
-                  &prob) < 0) {
-        reply_field_problem(req, &prob);
-        return;
-    }
-    c = request_lock_call(req, &lock_kind_exclusive, req->name);
-    memcpy(c->token, token, TOKEN_HEX_LEN + 1);
-    c->ttl_ms = ttl_ms;
-    request_suspend(req, renewed);
-    lock_call_renew(c);
-}
-
-static void released(struct request *req)
-{
-    struct lock_call *c = &req->lock;
-
-    if (c->reply.outcome != LOCK_OK) {
-        reply_lock_failure(req, c);
-        return;
-    }
-    reply_json(req, 200,
-               json_pack("{s:s, s:b, s:I}", "name", req->param, "released", 1,
-                         "count", (json_int_t)c->reply.lease.count));
-}
-
-void handle_lock_release(struct request *req)
-{
-    static const char *const fields[] = {"token", "request_id", NULL};
-    struct field_problem prob;
-    const char *token;
-    char rid[REQUEST_ID_MAX + 1];
-    struct lock_call *c;
-
-    if (fields_known(req->json, fields, &prob) < 0 ||
-        field_token(req->json, "token", true, &token, &prob) < 0 ||
-        field_request_id(req->json, rid, &prob) < 0) {
-        reply_field_problem(req, &prob);
-        return;
-    }
-    c = request_lock_call(req, &lock_kind_exclusive, req->name);
-    memcpy(c->token, token, TOKEN_HEX_LEN + 1);
-    memcpy(c->request_id, rid, sizeof rid);
-    request_suspend(req, released);
-    lock_call_release(c);
-}
-
 /* The status body: the version 1 members for the holder (the exclusive
  * one, or the first shared one), then every holder listed, the queue, and
  * what keeps a free lock unavailable. A free lock nobody waits for is
  * {"name","held":false} as in version 1. Never a token. */
-static json_t *status_json(const char *name, const struct lock_call *c)
+json_t *lock_status_json(const char *name, const struct lock_call *c)
 {
     const struct lock_reply *r = &c->reply;
     const struct lease *l = &r->lease;
@@ -339,24 +162,95 @@ static json_t *status_json(const char *name, const struct lock_call *c)
     return body;
 }
 
-static void status_read(struct request *req)
+/* The audit lines of a force release: one per lease it ended (each names
+ * holder i of n), or one saying the lock was not held. */
+static void audit_force(const struct request *req)
 {
-    const struct lock_call *c = &req->lock;
+    const struct lock_reply *r = &req->lock.reply;
+    const char *key = req->key.name[0] ? req->key.name : "-";
 
-    if (c->reply.outcome == LOCK_UNAVAILABLE) {
-        reply_backend_error(req, &c->err);
+    if (r->forced > 0)
+        for (size_t i = 0; i < r->nholders; i++)
+            log_warn("audit: force release of lock '%s' (key %s): holder "
+                     "%zu of %" PRId64 " owner '%s' fence %" PRId64,
+                     req->name, key, i + 1, r->forced, r->holders[i].owner,
+                     r->holders[i].fence);
+    else
+        log_warn("audit: force release of lock '%s' (key %s): not held",
+                 req->name, key);
+}
+
+static const struct lease_kind lock_leases = {
+    .kind = &lock_kind_exclusive,
+    .lease_json = lease_json,
+    .released_json = released_json,
+    .status_json = lock_status_json,
+    .reply_failure = reply_lock_failure,
+    .audit_force = audit_force,
+};
+
+void handle_lock_acquire(struct request *req)
+{
+    static const char *const fields[] = {
+        "ttl_ms", "wait_ms",    "owner",         "token",
+        "mode",   "request_id", "lock_delay_ms", NULL};
+    const struct config *cfg = req->cfg;
+    struct field_problem prob;
+    const char *owner, *token, *mode;
+    int64_t ttl_ms, wait_ms, delay_ms;
+    char rid[REQUEST_ID_MAX + 1];
+    struct lock_call *c;
+
+    if (fields_known(req->json, fields, &prob) < 0 ||
+        field_int(req->json, "ttl_ms", 30000, 1, cfg->max_ttl_ms, &ttl_ms,
+                  &prob) < 0 ||
+        field_int(req->json, "wait_ms", 0, 0, cfg->max_wait_ms, &wait_ms,
+                  &prob) < 0 ||
+        field_string(req->json, "owner", false, OWNER_MAX, &owner, &prob) < 0 ||
+        field_token(req->json, "token", false, &token, &prob) < 0 ||
+        field_string(req->json, "mode", false, 16, &mode, &prob) < 0 ||
+        field_request_id(req->json, rid, &prob) < 0 ||
+        field_int(req->json, "lock_delay_ms", cfg->lock_delay_ms, 0, 60000,
+                  &delay_ms, &prob) < 0) {
+        reply_field_problem(req, &prob);
         return;
     }
-    reply_json(req, 200, status_json(req->param, c));
+    if (mode != NULL && strcmp(mode, "exclusive") != 0 &&
+        strcmp(mode, "shared") != 0) {
+        reply_problem(req, PROBLEM_INVALID_FIELD,
+                      "mode must be \"exclusive\" or \"shared\"");
+        return;
+    }
+    c = lease_call(req, &lock_leases);
+    c->ttl_ms = ttl_ms;
+    c->wait_ms = wait_ms;
+    c->delay_ms = delay_ms;
+    c->shared = mode != NULL && strcmp(mode, "shared") == 0;
+    memcpy(c->request_id, rid, sizeof rid);
+    c->owner = owner; /* borrowed from req->json, which outlives the call */
+    if (token != NULL)
+        memcpy(c->token, token, TOKEN_HEX_LEN + 1);
+    lease_acquire(req);
+}
+
+void handle_lock_renew(struct request *req)
+{
+    lease_renew(req, &lock_leases);
+}
+
+void handle_lock_release(struct request *req)
+{
+    lease_release(req, &lock_leases);
 }
 
 void handle_lock_status(struct request *req)
 {
-    struct lock_call *c =
-        request_lock_call(req, &lock_kind_exclusive, req->name);
+    lease_status(req, &lock_leases);
+}
 
-    request_suspend(req, status_read);
-    lock_call_status(c);
+void handle_lock_force_release(struct request *req)
+{
+    lease_force_release(req, &lock_leases);
 }
 
 static void checked(struct request *req)
@@ -377,7 +271,7 @@ static void checked(struct request *req)
         reply_lock_failure(req, c);
         return;
     }
-    reply_json(req, 200, status_json(req->param, c));
+    reply_json(req, 200, lock_status_json(req->param, c));
 }
 
 void handle_lock_check(struct request *req)
@@ -396,42 +290,4 @@ void handle_lock_check(struct request *req)
     memcpy(c->token, token, TOKEN_HEX_LEN + 1);
     request_suspend(req, checked);
     lock_call_status(c);
-}
-
-static void forced(struct request *req)
-{
-    const struct lock_call *c = &req->lock;
-
-    if (c->reply.outcome != LOCK_OK) {
-        reply_backend_error(req, &c->err);
-        return;
-    }
-    metrics_force_release();
-    if (c->reply.forced > 0)
-        for (size_t i = 0; i < c->reply.nholders; i++)
-            log_warn("audit: force release of lock '%s' (key %s): holder "
-                     "%zu of %" PRId64 " owner '%s' fence %" PRId64,
-                     req->name, req->key.name[0] ? req->key.name : "-", i + 1,
-                     c->reply.forced, c->reply.holders[i].owner,
-                     c->reply.holders[i].fence);
-    else
-        log_warn("audit: force release of lock '%s' (key %s): not held",
-                 req->name, req->key.name[0] ? req->key.name : "-");
-    reply_json(req, 200,
-               json_pack("{s:s, s:b, s:I}", "name", req->param, "released", 1,
-                         "holders", (json_int_t)c->reply.forced));
-}
-
-void handle_lock_force_release(struct request *req)
-{
-    struct lock_call *c =
-        request_lock_call(req, &lock_kind_exclusive, req->name);
-
-    request_suspend(req, forced);
-    lock_call_force(c);
-}
-
-json_t *lock_status_json(const char *name, const struct lock_call *c)
-{
-    return status_json(name, c);
 }

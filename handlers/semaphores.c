@@ -1,14 +1,14 @@
 /* semaphores.c -- /v1/semaphores/{name}: acquire, renew, release, status,
- * force release. */
+ * force release. What a semaphore's answers say is here
+ * (semaphore_leases); the routes both kinds answer alike run in lease.c. */
 #include "handlers.h"
+#include "lease.h"
 
 #include "log.h"
-#include "metrics.h"
 #include "request.h"
 
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static json_t *lease_json(const char *name, const struct lock_call *c)
@@ -25,9 +25,11 @@ static json_t *lease_json(const char *name, const struct lock_call *c)
     return body;
 }
 
-static int64_t ceil_div(int64_t a, int64_t b)
+/* The 200 body of a release: the permits it gave back. */
+static json_t *released_json(const char *name, const struct lock_call *c)
 {
-    return (a + b - 1) / b;
+    return json_pack("{s:s, s:b, s:I}", "name", name, "released", 1, "permits",
+                     (json_int_t)c->reply.lease.permits);
 }
 
 /* The reply for a semaphore call that did not succeed: 409 no_permits
@@ -50,7 +52,7 @@ static void reply_semaphore_failure(struct request *req,
         reply_problem_ex(
             req, PROBLEM_NO_PERMITS,
             json_pack("{s:I}", "retry_after_ms", (json_int_t)retry),
-            retry > 0 ? ceil_div(retry, 1000) : 1,
+            lease_retry_after_s(retry),
             "semaphore '%s' has fewer than %" PRId64 " of %" PRId64
             " permits free; waited %" PRId64 " ms",
             req->param, c->permits, c->limit, c->wait_ms);
@@ -86,17 +88,73 @@ static void reply_semaphore_failure(struct request *req,
     reply_lock_failure(req, c);
 }
 
-static void acquired(struct request *req)
+/* The status body: the limit in force and the permits used, every holder
+ * (up to LOCK_LIST_MAX, soonest expiry first) and the queue in order.
+ * Never a token. */
+json_t *semaphore_status_json(const char *name, const struct lock_call *c)
 {
-    struct lock_call *c = &req->lock;
+    const struct lock_reply *r = &c->reply;
+    json_t *body, *holders, *queue;
 
-    if (c->reply.outcome == LOCK_OK && c->refusal == LOCK_REFUSAL_NONE) {
-        if (grant_answerable(req))
-            reply_json(req, 200, lease_json(req->param, c));
-        return;
+    body = json_pack("{s:s, s:I, s:I}", "name", name, "limit",
+                     (json_int_t)r->limit, "used", (json_int_t)r->used);
+    holders = json_array();
+    queue = json_array();
+    if (body == NULL || holders == NULL || queue == NULL) {
+        json_decref(body);
+        json_decref(holders);
+        json_decref(queue);
+        return NULL;
     }
-    reply_semaphore_failure(req, c);
+    for (size_t i = 0; i < r->nholders; i++) {
+        const struct lock_holder *h = &r->holders[i];
+        json_array_append_new(holders,
+                              json_pack("{s:s, s:I, s:I, s:I, s:I}", "owner",
+                                        h->owner, "fence", (json_int_t)h->fence,
+                                        "ttl_ms", (json_int_t)h->ttl_ms,
+                                        "permits", (json_int_t)h->permits,
+                                        "held_ms", (json_int_t)h->held_ms));
+    }
+    for (size_t i = 0; i < r->queued; i++)
+        json_array_append_new(
+            queue, json_pack("{s:s, s:s, s:I, s:I}", "owner", r->queue[i].owner,
+                             "mode", "semaphore", "permits",
+                             (json_int_t)r->queue[i].permits, "waited_ms",
+                             (json_int_t)r->queue[i].waited_ms));
+    json_object_set_new(body, "holders", holders);
+    json_object_set_new(body, "holder_count", json_integer(r->holder_count));
+    json_object_set_new(body, "waiting", json_integer(r->waiting));
+    json_object_set_new(body, "queue", queue);
+    return body;
 }
+
+/* The audit lines of a force release: one with the name, the API key and
+ * how many leases ended, then one per lease it names (an owner may take
+ * 512 bytes, a log line at most 1 KiB). */
+static void audit_force(const struct request *req)
+{
+    const struct lock_reply *r = &req->lock.reply;
+    const char *key = req->key.name[0] ? req->key.name : "-";
+
+    log_warn("audit: force release of semaphore '%s' (key %s): %" PRId64
+             " holder%s%s",
+             req->name, key, r->forced, r->forced == 1 ? "" : "s",
+             (int64_t)r->nholders < r->forced ? " (the first ones named below)"
+                                              : "");
+    for (size_t i = 0; i < r->nholders; i++)
+        log_warn("audit: force release of semaphore '%s' (key %s) ended "
+                 "holder owner '%s' fence %" PRId64,
+                 req->name, key, r->holders[i].owner, r->holders[i].fence);
+}
+
+static const struct lease_kind semaphore_leases = {
+    .kind = &lock_kind_semaphore,
+    .lease_json = lease_json,
+    .released_json = released_json,
+    .status_json = semaphore_status_json,
+    .reply_failure = reply_semaphore_failure,
+    .audit_force = audit_force,
+};
 
 /* Reads limit, required, in 1..max. Returns 0, or -1 with *p filled. */
 static int field_limit(json_t *obj, int64_t max, int64_t *out,
@@ -134,182 +192,32 @@ void handle_semaphore_acquire(struct request *req)
         reply_field_problem(req, &prob);
         return;
     }
-    c = request_lock_call(req, &lock_kind_semaphore, req->name);
+    c = lease_call(req, &semaphore_leases);
     c->limit = limit;
     c->permits = permits;
     c->ttl_ms = ttl_ms;
     c->wait_ms = wait_ms;
     memcpy(c->request_id, rid, sizeof rid);
     c->owner = owner; /* borrowed from req->json, which outlives the call */
-    request_suspend(req, acquired);
-    lock_call_acquire(c);
-}
-
-static void renewed(struct request *req)
-{
-    struct lock_call *c = &req->lock;
-
-    if (c->reply.outcome != LOCK_OK) {
-        reply_semaphore_failure(req, c);
-        return;
-    }
-    reply_json(req, 200, lease_json(req->param, c));
+    lease_acquire(req);
 }
 
 void handle_semaphore_renew(struct request *req)
 {
-    static const char *const fields[] = {"token", "ttl_ms", NULL};
-    struct field_problem prob;
-    const char *token;
-    int64_t ttl_ms;
-    struct lock_call *c;
-
-    if (fields_known(req->json, fields, &prob) < 0 ||
-        field_token(req->json, "token", true, &token, &prob) < 0 ||
-        field_int(req->json, "ttl_ms", 0, 1, req->cfg->max_ttl_ms, &ttl_ms,
-                  &prob) < 0) {
-        reply_field_problem(req, &prob);
-        return;
-    }
-    c = request_lock_call(req, &lock_kind_semaphore, req->name);
-    memcpy(c->token, token, TOKEN_HEX_LEN + 1);
-    c->ttl_ms = ttl_ms;
-    request_suspend(req, renewed);
-    lock_call_renew(c);
-}
-
-static void released(struct request *req)
-{
-    struct lock_call *c = &req->lock;
-
-    if (c->reply.outcome != LOCK_OK) {
-        reply_semaphore_failure(req, c);
-        return;
-    }
-    reply_json(req, 200,
-               json_pack("{s:s, s:b, s:I}", "name", req->param, "released", 1,
-                         "permits", (json_int_t)c->reply.lease.permits));
+    lease_renew(req, &semaphore_leases);
 }
 
 void handle_semaphore_release(struct request *req)
 {
-    static const char *const fields[] = {"token", "request_id", NULL};
-    struct field_problem prob;
-    const char *token;
-    char rid[REQUEST_ID_MAX + 1];
-    struct lock_call *c;
-
-    if (fields_known(req->json, fields, &prob) < 0 ||
-        field_token(req->json, "token", true, &token, &prob) < 0 ||
-        field_request_id(req->json, rid, &prob) < 0) {
-        reply_field_problem(req, &prob);
-        return;
-    }
-    c = request_lock_call(req, &lock_kind_semaphore, req->name);
-    memcpy(c->token, token, TOKEN_HEX_LEN + 1);
-    memcpy(c->request_id, rid, sizeof rid);
-    request_suspend(req, released);
-    lock_call_release(c);
-}
-
-/* The status body: the limit in force and the permits used, every holder
- * (up to LOCK_LIST_MAX, soonest expiry first) and the queue in order.
- * Never a token. */
-static json_t *status_json(const char *name, const struct lock_reply *r)
-{
-    json_t *body, *holders, *queue;
-
-    body = json_pack("{s:s, s:I, s:I}", "name", name, "limit",
-                     (json_int_t)r->limit, "used", (json_int_t)r->used);
-    holders = json_array();
-    queue = json_array();
-    if (body == NULL || holders == NULL || queue == NULL) {
-        json_decref(body);
-        json_decref(holders);
-        json_decref(queue);
-        return NULL;
-    }
-    for (size_t i = 0; i < r->nholders; i++) {
-        const struct lock_holder *h = &r->holders[i];
-        json_array_append_new(holders,
-                              json_pack("{s:s, s:I, s:I, s:I, s:I}", "owner",
-                                        h->owner, "fence", (json_int_t)h->fence,
-                                        "ttl_ms", (json_int_t)h->ttl_ms,
-                                        "permits", (json_int_t)h->permits,
-                                        "held_ms", (json_int_t)h->held_ms));
-    }
-    for (size_t i = 0; i < r->queued; i++)
-        json_array_append_new(
-            queue, json_pack("{s:s, s:s, s:I, s:I}", "owner", r->queue[i].owner,
-                             "mode", "semaphore", "permits",
-                             (json_int_t)r->queue[i].permits, "waited_ms",
-                             (json_int_t)r->queue[i].waited_ms));
-    json_object_set_new(body, "holders", holders);
-    json_object_set_new(body, "holder_count", json_integer(r->holder_count));
-    json_object_set_new(body, "waiting", json_integer(r->waiting));
-    json_object_set_new(body, "queue", queue);
-    return body;
-}
-
-static void status_read(struct request *req)
-{
-    const struct lock_call *c = &req->lock;
-
-    if (c->reply.outcome == LOCK_UNAVAILABLE) {
-        reply_backend_error(req, &c->err);
-        return;
-    }
-    reply_json(req, 200, status_json(req->param, &c->reply));
+    lease_release(req, &semaphore_leases);
 }
 
 void handle_semaphore_status(struct request *req)
 {
-    struct lock_call *c =
-        request_lock_call(req, &lock_kind_semaphore, req->name);
-
-    request_suspend(req, status_read);
-    lock_call_status(c);
-}
-
-/* The audit lines of a force release: one with the name, the API key and
- * how many leases ended, then one per lease it names (an owner may take
- * 512 bytes, a log line at most 1 KiB). */
-static void forced(struct request *req)
-{
-    const struct lock_call *c = &req->lock;
-    const char *key = req->key.name[0] ? req->key.name : "-";
-
-    if (c->reply.outcome != LOCK_OK) {
-        reply_backend_error(req, &c->err);
-        return;
-    }
-    metrics_force_release();
-    log_warn("audit: force release of semaphore '%s' (key %s): %" PRId64
-             " holder%s%s",
-             req->name, key, c->reply.forced, c->reply.forced == 1 ? "" : "s",
-             (int64_t)c->reply.nholders < c->reply.forced
-                 ? " (the first ones named below)"
-                 : "");
-    for (size_t i = 0; i < c->reply.nholders; i++)
-        log_warn("audit: force release of semaphore '%s' (key %s) ended "
-                 "holder owner '%s' fence %" PRId64,
-                 req->name, key, c->reply.holders[i].owner,
-                 c->reply.holders[i].fence);
-    reply_json(req, 200,
-               json_pack("{s:s, s:b, s:I}", "name", req->param, "released", 1,
-                         "holders", (json_int_t)c->reply.forced));
+    lease_status(req, &semaphore_leases);
 }
 
 void handle_semaphore_force_release(struct request *req)
 {
-    struct lock_call *c =
-        request_lock_call(req, &lock_kind_semaphore, req->name);
-
-    request_suspend(req, forced);
-    lock_call_force(c);
-}
-
-json_t *semaphore_status_json(const char *name, const struct lock_call *c)
-{
-    return status_json(name, &c->reply);
+    lease_force_release(req, &semaphore_leases);
 }

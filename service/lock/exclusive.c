@@ -7,8 +7,6 @@
 
 #include "embedded.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,34 +19,21 @@ static struct redis_script leave = REDIS_SCRIPT(embedded_leave_lua, 0);
 static struct redis_script poke = REDIS_SCRIPT(embedded_poke_lua, 0);
 static struct redis_script force = REDIS_SCRIPT(embedded_force_lua, 0);
 
+/* prelude.lua's KEYS: the lock's five, the request record, then the
+ * shared holders and their expiries. */
+static const struct codec_keys keys = {
+    .first = {KEY_LOCK, KEY_FENCE, KEY_QUEUE, KEY_WAITERS, KEY_DELAY},
+    .acq = "acq",
+    .rel = "rel",
+    .more = {KEY_SHARED, KEY_SHARED_EXPIRY},
+    .nmore = 2,
+};
+
 static void encode(enum lock_op op, const struct lock_args *a,
                    const struct lock_context *ctx, struct lock_argv *out)
 {
-    static const enum key_kind keys[] = {KEY_LOCK, KEY_FENCE, KEY_QUEUE,
-                                         KEY_WAITERS, KEY_DELAY};
-    static const enum key_kind shared_keys[] = {KEY_SHARED, KEY_SHARED_EXPIRY};
-    /* KEYS[6]: the record of the call's request_id (release keeps its
-     * own); any other call names the acquire record of no id. */
-    const char *record = op == LOCK_OP_RELEASE ? "rel" : "acq";
-
-    out->argc = 0;
-    out->nnumbers = 0;
-    out->nkeys = 8;
-    for (int i = 0; i < 5; i++)
-        codec_arg(out, out->keys[i], key_for(out->keys[i], keys[i], a->name));
-    codec_arg(out, out->keys[5],
-              key_for_record(out->keys[5], record, a->name,
-                             op == LOCK_OP_ACQUIRE || op == LOCK_OP_RELEASE
-                                 ? codec_or_dash(a->request_id)
-                                 : "-"));
-    for (int i = 0; i < 2; i++)
-        codec_arg(out, out->keys[6 + i],
-                  key_for(out->keys[6 + i], shared_keys[i], a->name));
-    codec_arg_str(out, ctx->prefix);
-    codec_arg_int(out, ctx->handoff_ms);
-    codec_arg_int(out, ctx->fence_floor);
-    codec_arg_str(out, ctx->qname);
-    codec_arg_str(out, ctx->instance);
+    codec_context_args(out, op, a, ctx, &keys);
+    codec_arg_str(out, ctx->instance); /* ARGV[5], prelude.lua's own */
     switch (op) {
     case LOCK_OP_ACQUIRE:
         codec_arg_str(out, a->token);
@@ -149,11 +134,8 @@ static bool decode_status_op(int64_t st, const redisReply *r,
     out->lease.shared = mode == 1;
     out->lease.ttl_ms = out->pttl_ms;
     out->fence_seen = out->lease.fence;
-    if (listed > 0) {
-        out->holders = calloc((size_t)listed, sizeof *out->holders);
-        if (out->holders == NULL)
-            return false;
-    }
+    if (!codec_alloc_lists(out, (size_t)listed, nq))
+        return false;
     for (size_t i = 0; i < (size_t)listed; i++, at += 5) {
         struct lock_holder *h = &out->holders[i];
         if (!codec_get_str(r, at, h->owner, sizeof h->owner) ||
@@ -165,13 +147,7 @@ static bool decode_status_op(int64_t st, const redisReply *r,
         h->permits = 1;
         h->shared = mode == 1;
         out->nholders++;
-        if (h->fence > out->fence_seen)
-            out->fence_seen = h->fence;
-    }
-    if (nq > 0) {
-        out->queue = calloc(nq, sizeof *out->queue);
-        if (out->queue == NULL)
-            return false;
+        codec_see_fence(out, h->fence);
     }
     for (size_t i = 0; i < nq; i++, at += 3) {
         struct lock_queued *q = &out->queue[i];
@@ -205,19 +181,7 @@ static bool decode_force(int64_t st, const redisReply *r,
     out->forced = st;
     if (st == 0)
         return n == 1;
-    out->holders = calloc(n, sizeof *out->holders);
-    if (out->holders == NULL)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        struct lock_holder *h = &out->holders[i];
-        if (!codec_get_str(r, 1 + 2 * i, h->owner, sizeof h->owner) ||
-            !codec_get_int(r, 2 + 2 * i, &h->fence))
-            return false;
-        out->nholders++;
-        if (h->fence > out->fence_seen)
-            out->fence_seen = h->fence;
-    }
-    return true;
+    return codec_get_forced(r, n, out);
 }
 
 /* Decodes status code st of op. Returns false for a shape op never
@@ -323,8 +287,7 @@ static bool take_direct(const redisReply *r, redisReply *rest,
             !codec_get_int(d, 2 * i + 1, &g->fence) || g->fence <= 0)
             return false;
         out->ndirects++;
-        if (g->fence > out->fence_seen)
-            out->fence_seen = g->fence;
+        codec_see_fence(out, g->fence);
     }
     rest->elements = n - 1;
     return true;
@@ -335,21 +298,16 @@ static int decode(enum lock_op op, const redisReply *r, struct lock_reply *out)
     redisReply rest;
     int64_t direct_fence;
 
-    lock_reply_free(out);
-    memset(out, 0, sizeof *out);
+    codec_reply_clear(out);
     if (r->type == REDIS_REPLY_ARRAY && take_direct(r, &rest, out) &&
         codec_is_int(&rest, 0)) {
         direct_fence = out->fence_seen;
         if (decode_status(op, rest.element[0]->integer, &rest, out)) {
-            if (direct_fence > out->fence_seen)
-                out->fence_seen = direct_fence;
+            codec_see_fence(out, direct_fence);
             return 0;
         }
     }
-    lock_reply_free(out);
-    memset(out, 0, sizeof *out);
-    out->outcome = LOCK_UNAVAILABLE;
-    return -1;
+    return codec_reply_unknown(out);
 }
 
 const struct lock_kind lock_kind_exclusive = {

@@ -51,7 +51,8 @@ struct lock_args {
     bool shared;            /* locks: acquire, claim: a shared lease */
 };
 
-/* What every script gets first (prelude.lua's ARGV[1..4]). */
+/* What every script gets first (ARGV[1..4], codec_context_args); instance
+ * is the lock scripts' ARGV[5]. */
 struct lock_context {
     const char *prefix;
     const char *qname;    /* "<kind>:<name>", for the instances' wake-ups */

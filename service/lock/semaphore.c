@@ -9,9 +9,6 @@
 
 #include "embedded.h"
 
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static struct redis_script acquire = REDIS_SCRIPT(embedded_sem_acquire_lua, 0);
@@ -25,29 +22,18 @@ static struct redis_script force = REDIS_SCRIPT(embedded_sem_force_lua, 0);
 
 /* ---- encoding ---------------------------------------------------------*/
 
+/* sem_prelude.lua's KEYS: the semaphore's five, then the request record. */
+static const struct codec_keys keys = {
+    .first = {KEY_SEM, KEY_SEM_EXPIRY, KEY_SEM_FENCE, KEY_SEM_QUEUE,
+              KEY_SEM_WAITERS},
+    .acq = "sem:acq",
+    .rel = "sem:rel",
+};
+
 static void encode(enum lock_op op, const struct lock_args *a,
                    const struct lock_context *ctx, struct lock_argv *out)
 {
-    static const enum key_kind keys[] = {KEY_SEM, KEY_SEM_EXPIRY, KEY_SEM_FENCE,
-                                         KEY_SEM_QUEUE, KEY_SEM_WAITERS};
-    /* KEYS[6]: the record of the call's request_id (release keeps its
-     * own); any other call names the acquire record of no id. */
-    const char *record = op == LOCK_OP_RELEASE ? "sem:rel" : "sem:acq";
-
-    out->argc = 0;
-    out->nnumbers = 0;
-    out->nkeys = 6;
-    for (int i = 0; i < 5; i++)
-        codec_arg(out, out->keys[i], key_for(out->keys[i], keys[i], a->name));
-    codec_arg(out, out->keys[5],
-              key_for_record(out->keys[5], record, a->name,
-                             op == LOCK_OP_ACQUIRE || op == LOCK_OP_RELEASE
-                                 ? codec_or_dash(a->request_id)
-                                 : "-"));
-    codec_arg_str(out, ctx->prefix);
-    codec_arg_int(out, ctx->handoff_ms);
-    codec_arg_int(out, ctx->fence_floor);
-    codec_arg_str(out, ctx->qname);
+    codec_context_args(out, op, a, ctx, &keys);
     switch (op) {
     case LOCK_OP_ACQUIRE:
         codec_arg_str(out, a->token);
@@ -229,11 +215,8 @@ static bool decode_status(const redisReply *r, struct lock_reply *out)
     if (nq > LOCK_LIST_MAX)
         return false;
     out->outcome = out->holder_count > 0 ? LOCK_OK : LOCK_FREE;
-    if (hs->elements > 0) {
-        out->holders = calloc(hs->elements, sizeof *out->holders);
-        if (out->holders == NULL)
-            return false;
-    }
+    if (!codec_alloc_lists(out, hs->elements, nq))
+        return false;
     for (size_t i = 0; i < hs->elements; i++) {
         struct lock_holder *h = &out->holders[out->nholders];
         /* A holder gone between the two reads of the script: skipped. */
@@ -242,13 +225,7 @@ static bool decode_status(const redisReply *r, struct lock_reply *out)
         if (!parse_holder(hs->element[i], now_ms, h))
             return false;
         out->nholders++;
-        if (h->fence > out->fence_seen)
-            out->fence_seen = h->fence;
-    }
-    if (nq > 0) {
-        out->queue = calloc(nq, sizeof *out->queue);
-        if (out->queue == NULL)
-            return false;
+        codec_see_fence(out, h->fence);
     }
     for (size_t i = 0; i < nq; i++) {
         bool live;
@@ -272,21 +249,7 @@ static bool decode_force(const redisReply *r, struct lock_reply *out)
     if (n > LOCK_LIST_MAX || (int64_t)n > out->forced)
         return false;
     out->outcome = LOCK_OK;
-    if (n > 0) {
-        out->holders = calloc(n, sizeof *out->holders);
-        if (out->holders == NULL)
-            return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct lock_holder *h = &out->holders[i];
-        if (!codec_get_str(r, 1 + 2 * i, h->owner, sizeof h->owner) ||
-            !codec_get_int(r, 2 + 2 * i, &h->fence))
-            return false;
-        out->nholders++;
-        if (h->fence > out->fence_seen)
-            out->fence_seen = h->fence;
-    }
-    return true;
+    return codec_get_forced(r, n, out);
 }
 
 /* Decodes reply r of op, whose first element is the integer st. Returns
@@ -372,15 +335,11 @@ static bool decode_op(enum lock_op op, int64_t st, const redisReply *r,
  * the same reply. */
 static int decode(enum lock_op op, const redisReply *r, struct lock_reply *out)
 {
-    lock_reply_free(out);
-    memset(out, 0, sizeof *out);
+    codec_reply_clear(out);
     if (r->type == REDIS_REPLY_ARRAY && codec_is_int(r, 0) &&
         decode_op(op, r->element[0]->integer, r, out))
         return 0;
-    lock_reply_free(out);
-    memset(out, 0, sizeof *out);
-    out->outcome = LOCK_UNAVAILABLE;
-    return -1;
+    return codec_reply_unknown(out);
 }
 
 const struct lock_kind lock_kind_semaphore = {
