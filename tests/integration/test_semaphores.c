@@ -617,7 +617,7 @@ static void test_release_serves_several(void)
     if (!hold(&h, a.url, name, 3, 3, 30000, "h"))
         return;
     for (int i = 0; i < 3; i++) {
-        char owner[8];
+        char owner[16];
         snprintf(owner, sizeof owner, "w%d", i);
         waiter_start(&w[i], i % 2 ? b.url : a.url, name, 1, 3, scaled(20000),
                      owner);
