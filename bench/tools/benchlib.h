@@ -1,7 +1,8 @@
 /* benchlib.h -- small helpers shared by the C load tools in bench/tools/:
  * a monotonic clock in microseconds, a latency histogram with 1% log buckets
  * (the same bucketing as bench/common.lua), "BENCH key=value" output lines
- * (parsed by bench/run) and argument templates read from files.
+ * (parsed by bench/run), argument templates read from files, and the
+ * options every tool takes.
  *
  * Header-only (static functions) so each tool is one cc invocation. */
 #ifndef BENCHLIB_H
@@ -9,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +146,39 @@ static inline size_t fill_name(char *dst, size_t cap, const char *src,
     }
     dst[len] = '\0';
     return len;
+}
+
+/* Where a tool goes and for how long: -H host, -p port, -D database, -c
+ * connections, -d seconds. */
+struct bench_opts {
+    const char *host;
+    int port, db, conns;
+    double secs;
+};
+
+/* Takes getopt's option opt (argument arg) into o when it is one of the
+ * above. Returns whether it was. */
+static inline bool bench_opt(struct bench_opts *o, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'H':
+        o->host = arg;
+        return true;
+    case 'p':
+        o->port = (int)strtol(arg, NULL, 10);
+        return true;
+    case 'D':
+        o->db = (int)strtol(arg, NULL, 10);
+        return true;
+    case 'c':
+        o->conns = (int)strtol(arg, NULL, 10);
+        return true;
+    case 'd':
+        o->secs = strtod(arg, NULL);
+        return true;
+    default:
+        return false;
+    }
 }
 
 #endif

@@ -194,31 +194,17 @@ static void select_db(struct conn *k)
 
 int main(int argc, char **argv)
 {
-    int nconns = 8, opt;
-    double rate = 1000, secs = 10;
+    int nconns, opt;
+    double rate = 1000, secs;
+    struct bench_opts o = {host, 0, 0, 8, 10};
 
     while ((opt = getopt(argc, argv, "m:H:p:D:r:c:d:n:s:o:")) != -1) {
         switch (opt) {
         case 'm':
             http_mode = strcmp(optarg, "http") == 0;
             break;
-        case 'H':
-            host = optarg;
-            break;
-        case 'p':
-            port = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'D':
-            db = (int)strtol(optarg, NULL, 10);
-            break;
         case 'r':
             rate = strtod(optarg, NULL);
-            break;
-        case 'c':
-            nconns = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'd':
-            secs = strtod(optarg, NULL);
             break;
         case 'n':
             prefix = optarg;
@@ -230,9 +216,15 @@ int main(int argc, char **argv)
             hist_path = optarg;
             break;
         default:
-            goto usage;
+            if (!bench_opt(&o, opt, optarg))
+                goto usage;
         }
     }
+    host = o.host;
+    port = o.port;
+    db = o.db;
+    nconns = o.conns;
+    secs = o.secs;
     if (port <= 0 || rate <= 0 || nconns < 1)
         goto usage;
     if (http_mode) {

@@ -197,36 +197,28 @@ static void *worker_main(void *arg)
 
 int main(int argc, char **argv)
 {
-    int nconns = 64, nthreads = 1, opt;
-    double secs = 10;
+    int nconns, nthreads = 1, opt;
+    double secs;
+    struct bench_opts o = {host, 0, 0, 64, 10};
 
     while ((opt = getopt(argc, argv, "H:p:D:c:t:d:n:")) != -1) {
         switch (opt) {
-        case 'H':
-            host = optarg;
-            break;
-        case 'p':
-            port = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'D':
-            db = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'c':
-            nconns = (int)strtol(optarg, NULL, 10);
-            break;
         case 't':
             nthreads = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'd':
-            secs = strtod(optarg, NULL);
             break;
         case 'n':
             prefix = optarg;
             break;
         default:
-            goto usage;
+            if (!bench_opt(&o, opt, optarg))
+                goto usage;
         }
     }
+    host = o.host;
+    port = o.port;
+    db = o.db;
+    nconns = o.conns;
+    secs = o.secs;
     if (argc - optind != 2 || port <= 0 || nconns < 1 || nthreads < 1 ||
         nthreads > nconns)
         goto usage;

@@ -85,33 +85,25 @@ static void *client_main(void *arg)
 
 int main(int argc, char **argv)
 {
-    int n = 64, opt;
-    double secs = 10;
+    int n, opt;
+    double secs;
+    struct bench_opts o = {host, 0, 0, 64, 10};
 
     while ((opt = getopt(argc, argv, "H:p:D:c:d:k:")) != -1) {
         switch (opt) {
-        case 'H':
-            host = optarg;
-            break;
-        case 'p':
-            port = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'D':
-            db = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'c':
-            n = (int)strtol(optarg, NULL, 10);
-            break;
-        case 'd':
-            secs = strtod(optarg, NULL);
-            break;
         case 'k':
             key = optarg;
             break;
         default:
-            goto usage;
+            if (!bench_opt(&o, opt, optarg))
+                goto usage;
         }
     }
+    host = o.host;
+    port = o.port;
+    db = o.db;
+    n = o.conns;
+    secs = o.secs;
     if (port <= 0 || n < 2)
         goto usage;
 
