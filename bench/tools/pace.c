@@ -38,6 +38,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+static struct bench_opts target = {"127.0.0.1", 0, 0, 8, 10};
+
 struct conn {
     int fd;
     int busy;
@@ -53,9 +55,7 @@ struct conn {
 static int http_mode;
 static const char *method, *path_tpl, *body_tpl = "";
 static struct tpl resp_tpl;
-static const char *host = "127.0.0.1";
 static const char *prefix = "pl";
-static int port, db;
 static unsigned long errors, late;
 static double spin_us = 100;
 static const char *hist_path;
@@ -66,10 +66,10 @@ static int connect_to(void)
     int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (fd < 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
+    sa.sin_port = htons((uint16_t)target.port);
+    if (fd < 0 || inet_pton(AF_INET, target.host, &sa.sin_addr) != 1 ||
         connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        fprintf(stderr, "pace: connect %s:%d: %s\n", host, port,
+        fprintf(stderr, "pace: connect %s:%d: %s\n", target.host, target.port,
                 strerror(errno));
         exit(1);
     }
@@ -104,7 +104,7 @@ static void send_request(struct conn *k, int idx)
                          "%s %s HTTP/1.1\r\nHost: %s:%d\r\n"
                          "Content-Type: application/json\r\n"
                          "Content-Length: %zu\r\n\r\n%s",
-                         method, path, host, port, bl, body);
+                         method, path, target.host, target.port, bl, body);
         if (n < 0 || (size_t)n >= sizeof req)
             exit(2);
         write_all(k->fd, req, (size_t)n);
@@ -184,19 +184,18 @@ static int on_readable(struct conn *k)
 static void select_db(struct conn *k)
 {
     char cmd[64];
-    int n = snprintf(cmd, sizeof cmd, "SELECT %d\r\n", db);
+    int n = snprintf(cmd, sizeof cmd, "SELECT %d\r\n", target.db);
     write_all(k->fd, cmd, (size_t)n);
     if (!on_readable(k) || errors > 0) {
-        fprintf(stderr, "pace: SELECT %d failed\n", db);
+        fprintf(stderr, "pace: SELECT %d failed\n", target.db);
         exit(1);
     }
 }
 
 int main(int argc, char **argv)
 {
-    int nconns, opt;
-    double rate = 1000, secs;
-    struct bench_opts o = {host, 0, 0, 8, 10};
+    int opt;
+    double rate = 1000;
 
     while ((opt = getopt(argc, argv, "m:H:p:D:r:c:d:n:s:o:")) != -1) {
         switch (opt) {
@@ -216,16 +215,11 @@ int main(int argc, char **argv)
             hist_path = optarg;
             break;
         default:
-            if (!bench_opt(&o, opt, optarg))
+            if (!bench_opt(&target, opt, optarg))
                 goto usage;
         }
     }
-    host = o.host;
-    port = o.port;
-    db = o.db;
-    nconns = o.conns;
-    secs = o.secs;
-    if (port <= 0 || rate <= 0 || nconns < 1)
+    if (target.port <= 0 || rate <= 0 || target.conns < 1)
         goto usage;
     if (http_mode) {
         if (argc - optind < 2 || argc - optind > 3)
@@ -242,35 +236,35 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* wake on time, not 50 us late */
 
-    struct conn *ks = calloc((size_t)nconns, sizeof *ks);
-    struct pollfd *pfd = calloc((size_t)nconns, sizeof *pfd);
+    struct conn *ks = calloc((size_t)target.conns, sizeof *ks);
+    struct pollfd *pfd = calloc((size_t)target.conns, sizeof *pfd);
     struct hist sched_h = {{0}, 0}, svc_h = {{0}, 0};
     double gap = 1e6 / rate, t0, t_end;
     unsigned long answered = 0;
 
-    for (int i = 0; i < nconns; i++) {
+    for (int i = 0; i < target.conns; i++) {
         ks[i].fd = connect_to();
         ks[i].in = malloc(INCAP);
         ks[i].reader = redisReaderCreate();
-        if (!http_mode && db != 0)
+        if (!http_mode && target.db != 0)
             select_db(&ks[i]);
     }
     t0 = now_us() + 100000;
-    t_end = t0 + secs * 1e6;
-    for (int i = 0; i < nconns; i++)
+    t_end = t0 + target.secs * 1e6;
+    for (int i = 0; i < target.conns; i++)
         ks[i].next = t0 + i * gap;
 
     for (;;) {
         double now = now_us(), wake = t_end + 5e6;
         int busy = 0;
-        for (int i = 0; i < nconns; i++) {
+        for (int i = 0; i < target.conns; i++) {
             struct conn *k = &ks[i];
             if (!k->busy && k->next < t_end && k->next <= now) {
                 k->sched = k->next;
                 k->sent = now;
                 if (now - k->sched > 1000)
                     late++;
-                k->next += nconns * gap;
+                k->next += target.conns * gap;
                 k->busy = 1;
                 send_request(k, i);
             }
@@ -298,11 +292,11 @@ int main(int argc, char **argv)
         long long ns = (long long)(wait * 1e3);
         struct timespec ts = {(time_t)(ns / 1000000000),
                               (long)(ns % 1000000000)};
-        if (ppoll(pfd, (nfds_t)nconns, &ts, NULL) < 0 && errno != EINTR) {
+        if (ppoll(pfd, (nfds_t)target.conns, &ts, NULL) < 0 && errno != EINTR) {
             perror("pace: ppoll");
             return 1;
         }
-        for (int i = 0; i < nconns; i++) {
+        for (int i = 0; i < target.conns; i++) {
             struct conn *k = &ks[i];
             if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
@@ -315,10 +309,10 @@ int main(int argc, char **argv)
             k->busy = 0;
         }
     }
-    emit("duration_s", secs);
+    emit("duration_s", target.secs);
     emit("ops", (double)answered);
-    emit("ops_per_s", (double)answered / secs);
-    emit("rps", (double)answered / secs);
+    emit("ops_per_s", (double)answered / target.secs);
+    emit("rps", (double)answered / target.secs);
     emit_hist_ms("", &sched_h);
     if (hist_path != NULL) {
         FILE *f = fopen(hist_path, "w");
@@ -334,7 +328,7 @@ int main(int argc, char **argv)
     emit_hist_ms("svc_", &svc_h);
     emit("late", (double)late);
     emit("errors", (double)errors);
-    for (int i = 0; i < nconns; i++) {
+    for (int i = 0; i < target.conns; i++) {
         close(ks[i].fd);
         free(ks[i].in);
         redisReaderFree(ks[i].reader);

@@ -27,6 +27,8 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+static struct bench_opts target = {"127.0.0.1", 0, 0, 64, 10};
+
 struct conn {
     redisContext *c;
     int releasing; /* 0: the acquire is in flight, 1: the release */
@@ -44,8 +46,6 @@ struct worker {
     struct hist hist;
 };
 
-static const char *host = "127.0.0.1";
-static int port, db;
 static const char *prefix = "rp";
 static struct tpl tpl_acquire, tpl_release;
 static double t_end;
@@ -54,16 +54,16 @@ static atomic_int error_printed;
 /* Connects blocking (simple), then switches the socket to non-blocking. */
 static redisContext *connect_nb(void)
 {
-    redisContext *c = redisConnect(host, port);
+    redisContext *c = redisConnect(target.host, target.port);
     if (c == NULL || c->err) {
-        fprintf(stderr, "redis_pairs: connect %s:%d: %s\n", host, port,
-                c ? c->errstr : "out of memory");
+        fprintf(stderr, "redis_pairs: connect %s:%d: %s\n", target.host,
+                target.port, c ? c->errstr : "out of memory");
         exit(1);
     }
-    if (db != 0) {
-        redisReply *r = redisCommand(c, "SELECT %d", db);
+    if (target.db != 0) {
+        redisReply *r = redisCommand(c, "SELECT %d", target.db);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "redis_pairs: SELECT %d failed\n", db);
+            fprintf(stderr, "redis_pairs: SELECT %d failed\n", target.db);
             exit(1);
         }
         freeReplyObject(r);
@@ -197,9 +197,7 @@ static void *worker_main(void *arg)
 
 int main(int argc, char **argv)
 {
-    int nconns, nthreads = 1, opt;
-    double secs;
-    struct bench_opts o = {host, 0, 0, 64, 10};
+    int nthreads = 1, opt;
 
     while ((opt = getopt(argc, argv, "H:p:D:c:t:d:n:")) != -1) {
         switch (opt) {
@@ -210,17 +208,12 @@ int main(int argc, char **argv)
             prefix = optarg;
             break;
         default:
-            if (!bench_opt(&o, opt, optarg))
+            if (!bench_opt(&target, opt, optarg))
                 goto usage;
         }
     }
-    host = o.host;
-    port = o.port;
-    db = o.db;
-    nconns = o.conns;
-    secs = o.secs;
-    if (argc - optind != 2 || port <= 0 || nconns < 1 || nthreads < 1 ||
-        nthreads > nconns)
+    if (argc - optind != 2 || target.port <= 0 || target.conns < 1 ||
+        nthreads < 1 || nthreads > target.conns)
         goto usage;
     tpl_read(&tpl_acquire, argv[optind]);
     tpl_read(&tpl_release, argv[optind + 1]);
@@ -228,13 +221,13 @@ int main(int argc, char **argv)
     struct worker *ws = calloc((size_t)nthreads, sizeof *ws);
     for (int i = 0; i < nthreads; i++) {
         ws[i].index = i;
-        ws[i].nconns = nconns / nthreads + (i < nconns % nthreads);
+        ws[i].nconns = target.conns / nthreads + (i < target.conns % nthreads);
         ws[i].conns = calloc((size_t)ws[i].nconns, sizeof *ws[i].conns);
         for (int j = 0; j < ws[i].nconns; j++)
             ws[i].conns[j].c = connect_nb();
     }
     double t0 = now_us();
-    t_end = t0 + secs * 1e6;
+    t_end = t0 + target.secs * 1e6;
     for (int i = 0; i < nthreads; i++)
         pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]);
     struct hist all = {{0}, 0};
@@ -247,11 +240,11 @@ int main(int argc, char **argv)
         errors += ws[i].errors;
         hist_merge(&all, &ws[i].hist);
     }
-    emit("duration_s", secs);
+    emit("duration_s", target.secs);
     emit("pairs", (double)pairs);
     emit("ops", (double)pairs);
-    emit("ops_per_s", (double)pairs / secs);
-    emit("rps", 2.0 * (double)pairs / secs);
+    emit("ops_per_s", (double)pairs / target.secs);
+    emit("rps", 2.0 * (double)pairs / target.secs);
     emit_hist_ms("", &all);
     emit("refused", (double)refused);
     emit("not_released", (double)notrel);

@@ -19,8 +19,8 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-static const char *host = "127.0.0.1";
-static int port, db;
+static struct bench_opts target = {"127.0.0.1", 0, 0, 64, 10};
+
 static const char *key = "bench:token-ring";
 static atomic_int stop, ready;
 static atomic_ulong handoffs;
@@ -37,15 +37,16 @@ struct client {
 /* Connects and selects db; exits on failure. */
 static redisContext *connect_db(void)
 {
-    redisContext *c = redisConnect(host, port);
+    redisContext *c = redisConnect(target.host, target.port);
     redisReply *r;
     if (c == NULL || c->err) {
-        fprintf(stderr, "token_ring: connect %s:%d failed\n", host, port);
+        fprintf(stderr, "token_ring: connect %s:%d failed\n", target.host,
+                target.port);
         exit(1);
     }
-    r = redisCommand(c, "SELECT %d", db);
+    r = redisCommand(c, "SELECT %d", target.db);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "token_ring: SELECT %d failed\n", db);
+        fprintf(stderr, "token_ring: SELECT %d failed\n", target.db);
         exit(1);
     }
     freeReplyObject(r);
@@ -85,9 +86,7 @@ static void *client_main(void *arg)
 
 int main(int argc, char **argv)
 {
-    int n, opt;
-    double secs;
-    struct bench_opts o = {host, 0, 0, 64, 10};
+    int opt;
 
     while ((opt = getopt(argc, argv, "H:p:D:c:d:k:")) != -1) {
         switch (opt) {
@@ -95,45 +94,40 @@ int main(int argc, char **argv)
             key = optarg;
             break;
         default:
-            if (!bench_opt(&o, opt, optarg))
+            if (!bench_opt(&target, opt, optarg))
                 goto usage;
         }
     }
-    host = o.host;
-    port = o.port;
-    db = o.db;
-    n = o.conns;
-    secs = o.secs;
-    if (port <= 0 || n < 2)
+    if (target.port <= 0 || target.conns < 2)
         goto usage;
 
-    struct client *cs = calloc((size_t)n, sizeof *cs);
-    for (int i = 0; i < n; i++)
+    struct client *cs = calloc((size_t)target.conns, sizeof *cs);
+    for (int i = 0; i < target.conns; i++)
         cs[i].c = connect_db();
     redisContext *ctl = connect_db();
     freeReplyObject(redisCommand(ctl, "DEL %s", key));
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < target.conns; i++)
         pthread_create(&cs[i].tid, NULL, client_main, &cs[i]);
-    while (atomic_load(&ready) < n)
+    while (atomic_load(&ready) < target.conns)
         usleep(1000);
     usleep(200000); /* every client blocked in BLPOP */
 
     atomic_store(&t_push, now_us());
     freeReplyObject(redisCommand(ctl, "LPUSH %s token", key));
     double t0 = now_us();
-    usleep((useconds_t)(secs * 1e6));
+    usleep((useconds_t)(target.secs * 1e6));
     unsigned long done = atomic_load(&handoffs);
     double elapsed = (now_us() - t0) / 1e6;
     atomic_store(&stop, 1);
 
     struct hist all = {{0}, 0};
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < target.conns; i++) {
         pthread_join(cs[i].tid, NULL);
         hist_merge(&all, &cs[i].hist);
     }
     freeReplyObject(redisCommand(ctl, "DEL %s", key));
     redisFree(ctl);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < target.conns; i++)
         redisFree(cs[i].c);
     free(cs);
     emit("duration_s", elapsed);
