@@ -289,33 +289,24 @@ static void failed(const char *why)
  * stays a master and was not lost, else the next. */
 static void place_subscriber(void)
 {
+    int ids[CLUSTER_NODES_MAX], port;
+    size_t n = cluster_masters(ids, CLUSTER_NODES_MAX);
     struct redis_endpoint e;
     char host[REDIS_HOST_MAX];
-    int port;
     uint32_t gen;
-    bool keep = false, lost = w.lost;
+    bool lost = w.lost;
 
-    pthread_mutex_lock(&mu);
-    size_t n = master_count;
-    pthread_mutex_unlock(&mu);
     if (n == 0)
         return;
     w.lost = false;
-    if (!lost && redis_endpoint_get(&e)) {
-        int ids[CLUSTER_NODES_MAX];
-        size_t m = cluster_masters(ids, CLUSTER_NODES_MAX);
-        for (size_t i = 0; i < m && !keep; i++)
-            keep = cluster_node_addr(ids[i], host, sizeof host, &port, &gen) &&
-                   port == e.port && strcmp(host, e.host) == 0;
-    }
-    if (keep)
-        return;
+    if (!lost && redis_endpoint_get(&e))
+        for (size_t i = 0; i < n; i++)
+            if (cluster_node_addr(ids[i], host, sizeof host, &port, &gen) &&
+                port == e.port && strcmp(host, e.host) == 0)
+                return; /* still a master */
     if (lost)
         w.sub_turn++;
-    int ids[CLUSTER_NODES_MAX];
-    size_t m = cluster_masters(ids, CLUSTER_NODES_MAX);
-    if (m > 0 &&
-        cluster_node_addr(ids[w.sub_turn % m], host, sizeof host, &port, &gen))
+    if (cluster_node_addr(ids[w.sub_turn % n], host, sizeof host, &port, &gen))
         redis_endpoint_set(host, port);
 }
 
