@@ -41,7 +41,8 @@ struct routed {
     const char **argv;
     size_t *lens;
     unsigned slot;
-    int hops;
+    int hops;             /* MOVED followed */
+    int ask_node;         /* the node an ASK named (-1: none) */
     bool asking;          /* the next send goes behind an ASKING */
     uint64_t deadline_ns; /* TRYAGAIN goes again until then */
     int node;             /* command_at: the node; else -1 */
@@ -270,7 +271,7 @@ static bool redirected(struct routed *k, const struct redis_error *err)
     int port;
     bool ask = strncmp(err->detail, "ASK ", 4) == 0;
 
-    if (k->node >= 0 || k->hops >= REDIRECTS_MAX)
+    if (k->node >= 0)
         return false;
     if (strncmp(err->detail, "TRYAGAIN", 8) == 0) {
         if (clock_now_ns() + MS_TO_NS(TRYAGAIN_MS) >= k->deadline_ns)
@@ -284,15 +285,20 @@ static bool redirected(struct routed *k, const struct redis_error *err)
     if ((!ask && strncmp(err->detail, "MOVED ", 6) != 0) ||
         !parse_redirect(err->detail, &slot, host, sizeof host, &port))
         return false;
-    k->hops++;
+    /* A slot migrates for as long as it takes (bounded by the deadline);
+     * MOVED going round in circles is a map that does not settle. */
+    if (ask ? clock_now_ns() >= k->deadline_ns : k->hops >= REDIRECTS_MAX)
+        return false;
     metrics_redis_redirect(ask);
     if (ask) {
-        int id = cluster_node_id(host, port);
-        if (id < 0)
+        k->ask_node = cluster_node_id(host, port);
+        if (k->ask_node < 0)
             return false;
         k->asking = true;
-        send_to(k, id);
+        send_to(k, k->ask_node);
     } else {
+        k->hops++;
+        k->ask_node = -1;
         cluster_moved(slot, host, port);
         k->slot = slot;
         send_routed(k);
@@ -327,7 +333,14 @@ static void on_retry(struct timer *t)
     r->retry_head = r->retry_tail = NULL;
     while (k != NULL) {
         struct routed *next = k->next;
-        send_routed(k);
+        /* Half migrated: where the ASK sent it, until the slot has moved
+         * (then the ASKING is harmless) or a MOVED says otherwise. */
+        if (k->ask_node >= 0) {
+            k->asking = true;
+            send_to(k, k->ask_node);
+        } else {
+            send_routed(k);
+        }
         k = next;
     }
 }
@@ -367,6 +380,7 @@ static struct routed *routed_new(struct redis_route *r, enum routed_kind kind,
         data += lens[i];
     }
     k->node = -1;
+    k->ask_node = -1;
     k->deadline_ns = clock_now_ns() + MS_TO_NS(conf->redis_timeout_ms);
     return k;
 }

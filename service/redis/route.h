@@ -5,8 +5,9 @@
  * In a cluster a command that comes back MOVED goes on to the node named
  * (and the slot map learns it), one that comes back ASK goes there behind
  * an ASKING, and one that comes back TRYAGAIN (a slot half migrated) goes
- * again 20 ms later, until --redis-timeout-ms has passed; at most five
- * redirects a command. Its callback sees only the final answer. Commands
+ * again 20 ms later (to the ASK's node while the slot migrates), until
+ * --redis-timeout-ms has passed; at most five MOVED a command. Its
+ * callback sees only the final answer. Commands
  * to one node keep their order; commands to different nodes need not.
  *
  * The callbacks are conn.h's. Used by its worker's thread only. */
