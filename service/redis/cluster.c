@@ -278,9 +278,7 @@ static void failed(const char *why)
     w.ask++;
     w.busy = false;
     w.again = false;
-    w.backoff_ms = w.backoff_ms == 0 ? BACKOFF_FIRST_MS : 2 * w.backoff_ms;
-    if (w.backoff_ms > BACKOFF_MAX_MS)
-        w.backoff_ms = BACKOFF_MAX_MS;
+    backoff_next(&w.backoff_ms, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
     loop_timer_arm(&w.t.loop, &w.refresh,
                    clock_now_ns() + MS_TO_NS(w.backoff_ms));
 }

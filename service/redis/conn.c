@@ -983,9 +983,7 @@ static void on_reconnect(struct timer *t)
 
 static void schedule_reconnect(struct redis_conn *c)
 {
-    c->backoff_ms = c->backoff_ms == 0 ? BACKOFF_FIRST_MS : 2 * c->backoff_ms;
-    if (c->backoff_ms > BACKOFF_MAX_MS)
-        c->backoff_ms = BACKOFF_MAX_MS;
+    backoff_next(&c->backoff_ms, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
     loop_timer_arm(c->loop, &c->reconnect,
                    clock_now_ns() + MS_TO_NS(c->backoff_ms));
 }

@@ -73,9 +73,7 @@ static void failed(const char *why)
     w.ask = (w.ask + 1) % w.url->host_count;
     w.busy = false;
     w.again = false;
-    w.backoff_ms = w.backoff_ms == 0 ? BACKOFF_FIRST_MS : 2 * w.backoff_ms;
-    if (w.backoff_ms > BACKOFF_MAX_MS)
-        w.backoff_ms = BACKOFF_MAX_MS;
+    backoff_next(&w.backoff_ms, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
     loop_timer_arm(&w.t.loop, &w.retry,
                    clock_now_ns() + MS_TO_NS(w.backoff_ms));
 }
