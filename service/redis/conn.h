@@ -17,7 +17,9 @@
  * ROLE says master, reports a READONLY reply or a replica to the sentinel
  * watcher (redis_endpoint_suspect), and drops and reconnects as soon as
  * the endpoint moves; a connection to a fixed address (a sentinel) does
- * none of that.
+ * none of that, nor does a Redis Cluster node's (redis_conn_new_node),
+ * which serves like one to the endpoint but stays at its node (route.h
+ * follows the cluster's redirects).
  *
  * Used by its worker's thread only. */
 #ifndef LOCKSERVICE_REDIS_CONN_H
