@@ -1837,11 +1837,6 @@ bool replicas_synced(const struct redis_proc *master, int n, double ms)
 {
     double end = now_ms() + ms * time_scale();
 
-    /* A write (a PUBLISH: it is replicated and leaves no key) that the
-     * replicas must acknowledge too: just after a full sync a replica is
-     * "online" at the master's offset while the master still waits for
-     * its first REPLCONF ACK to stream to it, and a WAIT would time out. */
-    free(redis_cli(master, "PUBLISH lockservice-harness:sync-probe 1"));
     do {
         if (replicas_caught_up(master) >= n)
             return true;

@@ -227,9 +227,8 @@ int sentinel_start(struct redis_proc *s, const struct redis_proc *master,
 int sentinel_start_conf(struct redis_proc *s, const struct redis_proc *master,
                         const char *name, int quorum, const char *extra_conf);
 /* Polls INFO replication on master until n replicas are online and have
- * acknowledged the master's whole stream, a write made now included (so
- * the master streams to them: WAIT would count them), for up to ms *
- * time_scale(). True when they did. */
+ * acknowledged the master's whole stream, for up to ms * time_scale().
+ * True when they did. */
 bool replicas_synced(const struct redis_proc *master, int n, double ms);
 
 /* ---- Additions for Redis Cluster (issue 13 item 4) ---- */
